@@ -1,0 +1,61 @@
+"""The Channel contract: a messenger adapter parses platform events and sends replies."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter
+
+from bot.messages import IncomingMessage, OutgoingReply
+
+
+@dataclass(frozen=True)
+class Inbox:
+    """What an adapter may call: everything it learns from the platform goes through here."""
+
+    # A customer message (text, button press, attachment...). Returns the engine's TurnResult.
+    receive: Callable[[IncomingMessage], Awaitable[Any]]
+    # The customer blocked the bot (Telegram 'kicked', a 403): stop sending. Args: channel, customer id.
+    customer_blocked: Callable[[str, str], Awaitable[None]]
+    # A platform delivery receipt. Args: channel, platform message id, status (sent/delivered/read/failed), error.
+    delivery_status: Callable[[str, str, str, str | None], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class DeliveryTarget:
+    """Where a reply goes: the chat on the channel, plus what a channel may need to render it."""
+
+    channel: str
+    chat_id: str
+    customer_id: str
+    conversation_id: int
+    language: str | None = None
+    message_id: int | None = None  # our stored outbound message id
+
+
+class Channel(ABC):
+    """One messenger. Knows nothing of the KB or the queue: it only translates."""
+
+    name: str
+
+    @abstractmethod
+    async def send(self, target: DeliveryTarget, reply: OutgoingReply) -> str | None:
+        """Deliver one reply; return the platform's message id. Raise SendError on failure."""
+
+    async def start(self, inbox: Inbox) -> None:  # noqa: B027 - optional hook
+        """Start receiving (polling loops); webhook channels receive through `router`."""
+
+    async def stop(self) -> None:  # noqa: B027 - optional hook
+        """Stop receiving and release connections."""
+
+    def router(self, inbox: Inbox) -> APIRouter | None:
+        """Return the HTTP routes (webhooks) this channel serves, if any."""
+        return None
+
+    def free_form_window(self) -> timedelta | None:
+        """Return how long after the customer's last message free text may be sent (None: always)."""
+        return None

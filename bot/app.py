@@ -1,0 +1,137 @@
+"""The running service: settings, database, intent layer, engine, outbox and channels wired together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+
+from bot.adapters.base import Channel, Inbox
+from bot.config import Settings
+from bot.engine import ConversationEngine, TurnResult
+from bot.errors import ContentError
+from bot.handoff.base import Handoff
+from bot.handoff.queue import WaitingQueue
+from bot.messages import IncomingMessage
+from bot.nlu.encoders import Encoder, load_encoder
+from bot.nlu.matcher import Matcher
+from bot.outbox import Outbox
+from bot.storage.database import Database
+from bot.storage.repositories import ConversationRepository, MessageRepository
+from bot.yamlfile import content_files
+
+log = logging.getLogger(__name__)
+
+
+class SupportBot:
+    """One object to pass around instead of globals; `start` and `close` bracket its life."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        channels: list[Channel] | None = None,
+        encoder: Encoder | None = None,
+        handoff: Handoff | None = None,
+        database: Database | None = None,
+    ) -> None:
+        self.settings = settings
+        self.database = database or Database(settings.database_url, echo=settings.database.echo)
+        self.channels: dict[str, Channel] = {c.name: c for c in channels or []}
+        self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="nlu")
+        self._encoder = encoder
+        self._matcher: Matcher | None = None
+        self.handoff: Handoff = handoff or WaitingQueue()
+        self.engine = ConversationEngine(settings, self.database, self.matcher, self.handoff, self.executor)
+        self.outbox = Outbox(self.database, self.channels, settings.outbox)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._content_stamp: tuple[tuple[str, float], ...] = ()
+
+    def matcher(self) -> Matcher:
+        if self._matcher is None:
+            raise RuntimeError("SupportBot.start() has not loaded the knowledge base yet")
+        return self._matcher
+
+    def add_channel(self, channel: Channel) -> None:
+        self.channels[channel.name] = channel
+
+    async def start(self, background: bool = False, progress: bool = True) -> None:
+        """Migrate the database, load the KB and the model; with background, run outbox and channels."""
+        await self.database.migrate()
+        loop = asyncio.get_running_loop()
+        if self._encoder is None:
+            model, threads = self.settings.embedding.model, self.settings.embedding.threads
+            self._encoder = await loop.run_in_executor(self.executor, load_encoder, model, threads)
+        self._matcher = await loop.run_in_executor(
+            self.executor, lambda: Matcher.load(self.settings, self._encoder, progress)
+        )
+        self._content_stamp = self._stamp()
+        if background:
+            self._tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
+            self._tasks.append(asyncio.create_task(self._watch_content(), name="kb-watch"))
+            for channel in self.channels.values():
+                await channel.start(self.inbox)
+
+    async def receive(self, message: IncomingMessage) -> TurnResult:
+        """Handle one inbound message and deliver its replies right away (the outbox retries failures)."""
+        result = await self.engine.handle(message)
+        if result.replies and result.conversation_id is not None:
+            await self.outbox.deliver(result.conversation_id)
+        return result
+
+    @property
+    def inbox(self) -> Inbox:
+        """The callbacks adapters use; they never see the engine, the queue or the database."""
+        return Inbox(self.receive, self.customer_blocked, self.delivery_status)
+
+    async def customer_blocked(self, channel: str, customer_id: str) -> None:
+        """Record that the customer blocked the bot and stop every pending send to them."""
+        async with self.database.session() as session:
+            await ConversationRepository(session).mark_blocked(channel, customer_id)
+
+    async def delivery_status(self, channel: str, platform_message_id: str, status: str, error: str | None) -> None:
+        """Record a platform receipt (sent, delivered, read, failed) against our outgoing message."""
+        async with self.database.session() as session:
+            await MessageRepository(session).record_delivery_status(channel, platform_message_id, status, error)
+
+    async def reload_content(self) -> None:
+        """Reload kb/ and intents/ without a restart; keep the old content if the new one is broken."""
+        loop = asyncio.get_running_loop()
+        try:
+            matcher = await loop.run_in_executor(
+                self.executor, lambda: Matcher.load(self.settings, self._encoder, False)
+            )
+        except ContentError as exc:
+            log.error("knowledge base not reloaded, keeping the previous one:\n%s", exc)
+            return
+        self._matcher = matcher
+        log.info("knowledge base reloaded: %d entries", len(matcher.kb.entries))
+
+    def _stamp(self) -> tuple[tuple[str, float], ...]:
+        stamps = []
+        for folder in (self.settings.kb.path, self.settings.intents.path):
+            with suppress(ContentError, OSError):
+                for path in content_files(self.settings.resolve(folder)):
+                    stamps.append((str(path), path.stat().st_mtime))
+        return tuple(stamps)
+
+    async def _watch_content(self, interval: float = 2.0) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            stamp = self._stamp()
+            if stamp != self._content_stamp:
+                self._content_stamp = stamp
+                await self.reload_content()
+
+    async def close(self) -> None:
+        for channel in self.channels.values():
+            with suppress(Exception):
+                await channel.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        await self.database.close()
+        self.executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,170 @@
+"""The `supportbot` command line: run, chat, kb check / build."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import uuid
+from typing import Any
+
+import click
+
+from bot.config import Settings, load_settings
+from bot.errors import SupportBotError
+
+
+class _Context:
+    def __init__(self, config: str | None) -> None:
+        self.config = config
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config)
+        return self._settings
+
+
+pass_context = click.make_pass_decorator(_Context)
+
+
+@click.group()
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False),
+    envvar="SUPPORTBOT_CONFIG",
+    help="Config file (default: ./config.yaml; env SUPPORTBOT_CONFIG).",
+)
+@click.pass_context
+def cli(ctx: click.Context, config: str | None) -> None:
+    """supportbot: answer FAQ questions by meaning, hand the rest to people."""
+    ctx.obj = _Context(config)
+
+
+@cli.command()
+@click.option("--host", default=None, help="Address to listen on (default: server.host, 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port (default: server.port, 8080).")
+@pass_context
+def run(ctx: _Context, host: str | None, port: int | None) -> None:
+    """Start the service: webhooks, agent API, pages and /healthz."""
+    import uvicorn
+
+    from bot.adapters.registry import enabled_channels
+    from bot.app import SupportBot
+    from bot.web import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = ctx.settings
+    bot = SupportBot(settings, channels=enabled_channels(settings))
+    app = create_app(bot)
+    host = host or settings.server.host
+    port = port or settings.server.port
+    click.echo(f"supportbot: serving on http://{host}:{port} (database {settings.database_url})", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def _reply_json(text: str, buttons: list[dict[str, str]], result: Any) -> str:
+    decision = result.decision
+    return json.dumps(
+        {
+            "text": text,
+            "buttons": buttons,
+            "decision": decision.public_kind if decision else "fallback",
+            "entry": decision.label if decision else None,
+            "score": round(decision.score, 4) if decision else None,
+            "state": result.state,
+            "conversation_id": result.conversation_id,
+        },
+        ensure_ascii=False,
+    )
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per reply.")
+@click.option("--customer", default=None, help="Customer id (default: a new one each session).")
+@click.option("--lang", default=None, help="Language hint, as a messenger would send it (e.g. ru).")
+@pass_context
+def chat(ctx: _Context, as_json: bool, customer: str | None, lang: str | None) -> None:
+    """Talk to the bot in the terminal; reads stdin line by line when it is not a terminal."""
+    from bot.adapters.terminal import TerminalChannel
+    from bot.app import SupportBot
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    settings = ctx.settings
+    terminal = TerminalChannel(stream=None if as_json else sys.stdout)
+    bot = SupportBot(settings, channels=[terminal])
+    customer_id = customer or f"terminal-{uuid.uuid4().hex[:8]}"
+    interactive = sys.stdin.isatty()
+
+    async def session() -> None:
+        await bot.start()
+        try:
+            if interactive:
+                click.echo("Type your question (Ctrl-D to quit). Numbers pick a button.", err=True)
+            while True:
+                if interactive:
+                    click.echo("you> ", nl=False, err=True)
+                line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+                if not line:
+                    break
+                message = terminal.parse(line, customer_id=customer_id, language=lang)
+                result = await bot.receive(message)
+                if as_json:
+                    for _, reply in result.replies:
+                        buttons = [{"title": b.title, "payload": b.payload} for b in reply.buttons]
+                        click.echo(_reply_json(reply.text, buttons, result))
+                    if result.replies:
+                        terminal.last_buttons = {
+                            str(i): b.payload for i, b in enumerate(result.replies[-1][1].buttons, start=1)
+                        }
+        finally:
+            await bot.close()
+
+    asyncio.run(session())
+
+
+@cli.group()
+def kb() -> None:
+    """Knowledge-base tools: check, build."""
+
+
+@kb.command("check")
+@pass_context
+def kb_check(ctx: _Context) -> None:
+    """Validate kb/ and intents/: YAML errors with file:line, duplicates, missing languages."""
+    from bot.content_check import check_content
+
+    report = check_content(ctx.settings)
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    for problem in report.problems:
+        click.echo(f"error: {problem}", err=True)
+    if report.problems:
+        click.echo(f"{len(report.problems)} problem(s) found", err=True)
+        sys.exit(1)
+    click.echo(f"ok: {report.entries} KB entries, {report.intents} intents, {report.examples} examples")
+
+
+@kb.command("build")
+@pass_context
+def kb_build(ctx: _Context) -> None:
+    """Embed the KB and intents and cache the search index (done at start-up too)."""
+    from bot.nlu.matcher import Matcher
+
+    matcher = Matcher.load(ctx.settings)
+    click.echo(
+        f"index ready: {len(matcher.index.items)} sentences, model {matcher.encoder.model_id}, "
+        f"cache {ctx.settings.resolve(ctx.settings.embedding.cache_dir)}"
+    )
+
+
+def main() -> None:
+    """Entry point: turn our errors into one clear line and exit code 2."""
+    try:
+        cli(standalone_mode=True)
+    except SupportBotError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)

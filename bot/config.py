@@ -1,0 +1,207 @@
+"""One typed settings object built from config.yaml plus environment overrides."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+# Well-known variables that operators expect to work without our prefix.
+_ENV_ALIASES: dict[str, tuple[str, ...]] = {
+    "DATABASE_URL": ("database", "url"),
+    "TELEGRAM_BOT_TOKEN": ("channels", "telegram", "token"),
+    "TELEGRAM_WEBHOOK_SECRET": ("channels", "telegram", "webhook_secret"),
+    "WHATSAPP_ACCESS_TOKEN": ("channels", "whatsapp", "access_token"),
+    "WHATSAPP_PHONE_NUMBER_ID": ("channels", "whatsapp", "phone_number_id"),
+    "WHATSAPP_APP_SECRET": ("channels", "whatsapp", "app_secret"),
+    "WHATSAPP_VERIFY_TOKEN": ("channels", "whatsapp", "verify_token"),
+}
+
+
+class KBSettings(BaseModel):
+    path: Path = Path("kb")
+    languages: list[str] = ["en", "ru", "pl", "uk"]
+    default_language: str = "en"
+
+
+class IntentsSettings(BaseModel):
+    path: Path = Path("intents")
+    # What the bot does when a conversational intent wins: reply with a canned text, or hand off.
+    actions: dict[str, Literal["respond", "handoff"]] = {
+        "greet": "respond",
+        "thanks": "respond",
+        "goodbye": "respond",
+        "compliment": "respond",
+        "back_to_bot": "respond",
+        "human_request": "handoff",
+        "complaint": "handoff",
+    }
+
+
+class DatabaseSettings(BaseModel):
+    url: str = "sqlite+aiosqlite:///var/supportbot.db"
+    echo: bool = False
+
+
+class EmbeddingSettings(BaseModel):
+    model: str = "builtin:multilingual-e5-small"
+    cache_dir: Path = Path("var/index")
+    max_tokens: int = 512  # e5 reads 512 tokens; longer text is split into parts
+    threads: int = 1  # encoder threads; the event loop never runs the encoder itself
+
+
+class PolicySettings(BaseModel):
+    # None = the back end's default; `kb calibrate` writes calibrated values to calibration_file.
+    answer_threshold: float | None = None
+    clarify_threshold: float | None = None
+    clarify_margin: float | None = None
+    calibration_file: Path | None = Path("var/calibration.yaml")
+    max_misses: int = 2  # misses in a row before the bot hands off by itself
+    max_message_chars: int = 4000  # longer messages are stored whole but only this much is read by the bot
+
+
+class ServerSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+class TelegramSettings(BaseModel):
+    token: str | None = None
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    api_base: str = "https://api.telegram.org"
+
+
+class WhatsAppSettings(BaseModel):
+    access_token: str | None = None
+    phone_number_id: str | None = None
+    app_secret: str | None = None
+    verify_token: str | None = None
+    graph_api_base: str = "https://graph.facebook.com/v21.0"
+    reengagement_template: str | None = None
+
+
+class WebchatSettings(BaseModel):
+    enabled: bool = True
+    rate_limit_per_minute: int = 30
+
+
+class ChannelsSettings(BaseModel):
+    telegram: TelegramSettings = TelegramSettings()
+    whatsapp: WhatsAppSettings = WhatsAppSettings()
+    webchat: WebchatSettings = WebchatSettings()
+
+
+class OutboxSettings(BaseModel):
+    max_attempts: int = 8
+    base_backoff_seconds: float = 1.0
+    poll_interval_seconds: float = 2.0
+
+
+class HandoffSettings(BaseModel):
+    agent_reply_timeout: float = 180.0
+    timezone: str = "UTC"
+    business_hours: dict[str, str] = {}  # "mon": "09:00-18:00"; empty = always open
+
+
+class Settings(BaseSettings):
+    """Everything configurable; see the shipped config.yaml for documentation of every key."""
+
+    model_config = SettingsConfigDict(env_prefix="SUPPORTBOT_", env_nested_delimiter="__", extra="forbid")
+
+    kb: KBSettings = KBSettings()
+    intents: IntentsSettings = IntentsSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    policy: PolicySettings = PolicySettings()
+    server: ServerSettings = ServerSettings()
+    channels: ChannelsSettings = ChannelsSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    handoff: HandoffSettings = HandoffSettings()
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file, so one image can run with different secrets.
+        return env_settings, init_settings
+
+    def resolve(self, path: Path) -> Path:
+        """Return `path` resolved against the config file's folder."""
+        return path if path.is_absolute() else (self.base_dir / path)
+
+    @property
+    def database_url(self) -> str:
+        """Return the database URL with a relative SQLite path resolved against base_dir."""
+        url = self.database.url
+        for prefix in ("sqlite+aiosqlite:///", "sqlite:///"):
+            if url.startswith(prefix):
+                rest = url[len(prefix) :]
+                if rest and rest != ":memory:" and not rest.startswith("/"):
+                    return prefix + str((self.base_dir / rest).resolve())
+        return url
+
+
+def _set_path(data: dict[str, Any], keys: tuple[str, ...], value: str) -> None:
+    node = data
+    for key in keys[:-1]:
+        if not isinstance(node.get(key), dict):
+            node[key] = {}
+        node = node[key]
+    node[keys[-1]] = value
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build Settings from `path` (or SUPPORTBOT_CONFIG, or ./config.yaml) and the environment."""
+    if path is None:
+        path = os.environ.get("SUPPORTBOT_CONFIG")
+    if path is None and Path("config.yaml").exists():
+        path = "config.yaml"
+    data: dict[str, Any] = {}
+    base_dir = Path.cwd()
+    if path is not None:
+        file = Path(path)
+        if not file.exists():
+            raise ConfigError(f"config file not found: {file} (pass --config or set SUPPORTBOT_CONFIG)")
+        try:
+            loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{file}: invalid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{file}: the top level must be a mapping of sections")
+        data = loaded or {}
+        base_dir = file.resolve().parent
+    for env_name, keys in _ENV_ALIASES.items():
+        if os.environ.get(env_name):
+            _set_path(data, keys, os.environ[env_name])
+    data = _deep_merge(data, overrides)
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        where = f" in {path}" if path else ""
+        raise ConfigError(f"invalid configuration{where}:\n{exc}") from exc
+    settings.base_dir = base_dir
+    return settings

@@ -1,0 +1,51 @@
+"""`supportbot kb check`: everything wrong with kb/ and intents/, each with file:line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot.config import Settings
+from bot.intents import load_intents
+from bot.knowledge import load_knowledge_base
+
+
+@dataclass
+class ContentReport:
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    entries: int = 0
+    intents: int = 0
+    examples: int = 0
+
+
+def check_content(settings: Settings) -> ContentReport:
+    """Load both content folders and collect every problem and warning."""
+    kb = load_knowledge_base(settings.resolve(settings.kb.path), settings.kb.languages)
+    intents = load_intents(settings.resolve(settings.intents.path))
+    report = ContentReport(problems=kb.problems + intents.problems, warnings=list(kb.warnings))
+    report.entries = len(kb.entries)
+    report.intents = len(intents.intents)
+    report.examples = sum(len(i.examples) for i in intents.intents)
+    questions: dict[str, str] = {}
+    for entry in kb.entries:
+        for lang, texts in entry.questions.items():
+            for text in texts:
+                key = text.casefold()
+                if key in questions and questions[key] != entry.id:
+                    report.problems.append(
+                        f"{entry.source}: question {text!r} ({lang}) is also under entry {questions[key]!r}"
+                    )
+                questions.setdefault(key, entry.id)
+    known = set(settings.intents.actions)
+    for intent in intents.conversational:
+        if intent.name not in known:
+            report.warnings.append(
+                f"{intent.source}: intent {intent.name!r} has no action in config.yaml intents.actions "
+                "(the bot will reply with a fallback)"
+            )
+    for name in known:
+        if intents.get(name) is None:
+            report.warnings.append(
+                f"config.yaml intents.actions names {name!r}, but no intents file defines it"
+            )
+    return report

@@ -1,0 +1,320 @@
+"""The conversation engine: store, deduplicate, run the state machine, decide, queue replies."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.config import Settings
+from bot.handoff.base import Handoff
+from bot.handoff.context import build_context
+from bot.knowledge import KBEntry
+from bot.messages import Button, IncomingMessage, OutgoingReply
+from bot.nlu.language import choose_language
+from bot.nlu.matcher import Matcher
+from bot.nlu.policy import Decision
+from bot.phrases import PHRASES, phrase
+from bot.states import HUMAN_STATES, State
+from bot.storage.database import Database
+from bot.storage.models import Conversation, Message
+from bot.storage.repositories import ConversationRepository, MessageRepository
+
+START_PAYLOAD = "start"  # a messenger's "start" (Telegram /start): greeting plus a menu of topics
+HUMAN_PAYLOAD = "human"
+BOT_PAYLOAD = "bot"
+ENTRY_PAYLOAD = "entry:"
+FEEDBACK_PAYLOAD = "fb:"
+READABLE_ATTACHMENTS = frozenset({"photo", "document", "voice", "audio", "video", "location", "contact"})
+
+
+@dataclass
+class TurnResult:
+    """What one inbound message led to: the replies queued, the decision and the new state."""
+
+    conversation_id: int | None
+    state: str
+    decision: Decision | None = None
+    replies: list[tuple[int, OutgoingReply]] = field(default_factory=list)
+    duplicate: bool = False
+    edited: bool = False
+
+
+@dataclass
+class _Plan:
+    replies: list[OutgoingReply] = field(default_factory=list)
+    handoff_reason: str | None = None
+    back_to_bot: bool = False
+    miss: bool = False
+    reset_misses: bool = False
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+class ConversationEngine:
+    """Turns one IncomingMessage into stored replies; knows no messenger and no agent UI."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        matcher: Callable[[], Matcher],
+        handoff: Handoff,
+        executor: Executor | None = None,
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self._matcher = matcher
+        self.handoff = handoff
+        self._executor = executor
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    def _lock_for(self, message: IncomingMessage) -> asyncio.Lock:
+        key = (message.channel, message.customer_id)
+        if len(self._locks) > 10_000:  # forget idle customers
+            self._locks = {k: v for k, v in self._locks.items() if v.locked()}
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    async def handle(self, message: IncomingMessage) -> TurnResult:
+        """Store the message, then answer it, queue it for a human, or pass it to the agent."""
+        async with self._lock_for(message):
+            stored = await self._store_inbound(message)
+            if isinstance(stored, TurnResult):
+                return stored
+            conversation_id, message_id, state, language = stored
+            decision: Decision | None = None
+            if state == State.BOT or (state in HUMAN_STATES and self._may_leave_queue(message)):
+                decision = await self._understand(message)
+            return await self._act(conversation_id, message_id, message, decision, language)
+
+    async def _store_inbound(self, message: IncomingMessage) -> TurnResult | tuple[int, int, str, str]:
+        async with self.database.session() as session:
+            conversations = ConversationRepository(session)
+            messages = MessageRepository(session)
+            if message.edited:
+                row = await messages.apply_edit(message)
+                if row is not None:
+                    conversation = await conversations.get(row.conversation_id)
+                    return TurnResult(
+                        row.conversation_id, conversation.state if conversation else "", edited=True
+                    )
+            customer = await conversations.upsert_customer(message)
+            conversation = await conversations.active_conversation(customer, message.chat_id)
+            row = await messages.add_inbound(conversation, message)
+            if row is None:
+                return TurnResult(conversation.id, conversation.state, duplicate=True)
+            language = choose_language(
+                message.text,
+                message.language_hint,
+                conversation.language,
+                self.settings.kb.languages,
+                self.settings.kb.default_language,
+            )
+            conversation.language = language
+            customer.language = customer.language or language
+            await session.flush()
+            return conversation.id, row.id, conversation.state, language
+
+    def _may_leave_queue(self, message: IncomingMessage) -> bool:
+        return message.payload == BOT_PAYLOAD or bool(message.text.strip())
+
+    async def _understand(self, message: IncomingMessage) -> Decision | None:
+        if message.payload or not message.text.strip():
+            return None
+        loop = asyncio.get_running_loop()
+        matcher = self._matcher()
+        return await loop.run_in_executor(self._executor, functools.partial(matcher.understand, message.text))
+
+    async def _act(
+        self,
+        conversation_id: int,
+        message_id: int,
+        message: IncomingMessage,
+        decision: Decision | None,
+        language: str,
+    ) -> TurnResult:
+        async with self.database.session() as session:
+            conversations = ConversationRepository(session)
+            messages = MessageRepository(session)
+            conversation = await conversations.get(conversation_id, lock=True)
+            inbound = await session.get(Message, message_id)
+            assert conversation is not None and inbound is not None
+            if decision is not None:
+                inbound.decision = decision.summary()
+            if conversation.state in HUMAN_STATES:
+                plan = self._plan_human_state(conversation, message, decision, language)
+                if not plan.back_to_bot:
+                    await self.handoff.customer_message(session, conversation, inbound)
+                    if plan.handoff_reason is None:
+                        return TurnResult(conversation.id, conversation.state, decision)
+            else:
+                plan = self._plan_bot_state(conversation, message, decision, language)
+            for kind, data in plan.events:
+                await conversations.add_event(conversation.id, kind, "customer", data)
+            if plan.back_to_bot:
+                await conversations.transition(conversation, State.BOT, "customer", "back_to_bot")
+                await self.handoff.cancelled(session, conversation)
+            if plan.reset_misses:
+                conversation.bot_misses = 0
+            if plan.miss:
+                conversation.bot_misses += 1
+                if conversation.bot_misses >= self.settings.policy.max_misses:
+                    plan.replies = []
+                    plan.handoff_reason = "repeated_misses"
+            summary = decision.summary() if decision else None
+            if plan.handoff_reason and conversation.state == State.BOT:
+                plan.replies.append(
+                    await self._hand_off(session, conversation, plan.handoff_reason, language)
+                )
+                if summary is not None:
+                    summary = {**summary, "decision": "handoff", "reason": plan.handoff_reason}
+                else:
+                    summary = {
+                        "decision": "handoff",
+                        "kind": "handoff",
+                        "label": None,
+                        "score": 0.0,
+                        "reason": plan.handoff_reason,
+                    }
+                inbound.decision = summary
+            if len(message.text) > self.settings.policy.max_message_chars and plan.replies:
+                first = plan.replies[0]
+                note = phrase("long_message", language)
+                plan.replies[0] = OutgoingReply(f"{first.text}\n\n{note}", first.buttons, first.attachments)
+            stored = []
+            for reply in plan.replies:
+                row = await messages.add_outbound(conversation, reply, decision=summary)
+                stored.append((row.id, reply))
+            final_decision = decision
+            if plan.handoff_reason and (decision is None or decision.kind != "handoff"):
+                final_decision = Decision(
+                    "handoff",
+                    decision.label if decision else None,
+                    decision.score if decision else 0.0,
+                    plan.handoff_reason,
+                    candidates=decision.candidates if decision else (),
+                )
+            return TurnResult(conversation.id, conversation.state, final_decision, stored)
+
+    def _plan_human_state(
+        self, conversation: Conversation, message: IncomingMessage, decision: Decision | None, language: str
+    ) -> _Plan:
+        plan = _Plan()
+        wants_bot = message.payload == BOT_PAYLOAD or (
+            decision is not None and decision.kind == "respond" and decision.label == "back_to_bot"
+        )
+        if wants_bot and conversation.state == State.WAITING:
+            plan.back_to_bot = True
+            plan.replies.append(OutgoingReply(phrase("back_to_bot", language)))
+        return plan
+
+    def _plan_bot_state(
+        self, conversation: Conversation, message: IncomingMessage, decision: Decision | None, language: str
+    ) -> _Plan:
+        plan = _Plan()
+        matcher = self._matcher()
+        default = self.settings.kb.default_language
+        payload = message.payload or ""
+        if payload == START_PAYLOAD:
+            buttons = [
+                Button(entry.title_in(language, default)[:64], f"{ENTRY_PAYLOAD}{entry.id}")
+                for entry in matcher.kb.top_topics()
+            ]
+            buttons.append(Button(phrase("offer_human", language), HUMAN_PAYLOAD))
+            plan.replies.append(OutgoingReply(phrase("greet", language), tuple(buttons)))
+        elif payload == HUMAN_PAYLOAD:
+            plan.handoff_reason = "human_button"
+        elif payload.startswith(ENTRY_PAYLOAD) and matcher.kb.get(payload[len(ENTRY_PAYLOAD) :]):
+            entry = matcher.kb.get(payload[len(ENTRY_PAYLOAD) :])
+            assert entry is not None
+            plan.replies.append(self._answer(entry, language))
+            plan.reset_misses = True
+            plan.events.append(("clarification_chosen", {"entry": entry.id}))
+        elif payload.startswith(FEEDBACK_PAYLOAD):
+            _, vote, entry_id = [*payload.split(":", 2), "", ""][:3]
+            plan.events.append(("answer_feedback", {"vote": vote, "entry": entry_id}))
+            plan.replies.append(OutgoingReply(phrase("feedback_thanks", language)))
+            if vote == "down":
+                plan.replies[-1] = OutgoingReply(
+                    phrase("answer_then_human", language),
+                    (Button(phrase("offer_human", language), HUMAN_PAYLOAD),),
+                )
+        elif decision is None:
+            plan.replies.append(self._no_text_reply(message, language))
+        elif decision.kind == "handoff":
+            plan.handoff_reason = decision.label or decision.reason
+        elif decision.kind == "answer" and decision.label and matcher.kb.get(decision.label):
+            entry = matcher.kb.get(decision.label)
+            assert entry is not None
+            plan.replies.append(self._answer(entry, language))
+            plan.reset_misses = True
+        elif decision.kind == "clarify":
+            buttons = [
+                Button(entry.title_in(language, default)[:64], f"{ENTRY_PAYLOAD}{entry.id}")
+                for entry in (matcher.kb.get(option) for option in decision.options)
+                if entry is not None
+            ]
+            buttons.append(Button(phrase("offer_human", language), HUMAN_PAYLOAD))
+            plan.replies.append(OutgoingReply(phrase("clarify", language), tuple(buttons)))
+            plan.reset_misses = True
+        elif decision.kind == "respond" and decision.label in PHRASES:
+            plan.replies.append(OutgoingReply(phrase(decision.label, language)))
+            plan.reset_misses = True
+        else:
+            key = decision.reason if decision.reason in ("empty", "no_text") else "fallback"
+            offer: tuple[Button, ...] = ()
+            if key == "fallback":
+                offer = (Button(phrase("offer_human", language), HUMAN_PAYLOAD),)
+            plan.replies.append(OutgoingReply(phrase(key, language), offer))
+            plan.miss = key == "fallback"
+        return plan
+
+    def _no_text_reply(self, message: IncomingMessage, language: str) -> OutgoingReply:
+        kinds = [a.kind for a in message.attachments]
+        if kinds and all(kind in READABLE_ATTACHMENTS for kind in kinds):
+            return OutgoingReply(phrase("attachment_received", language, kind=", ".join(kinds)))
+        if kinds:
+            return OutgoingReply(phrase("unsupported", language))
+        if message.payload:  # a button we no longer know (old message): read as a miss, not an error
+            return OutgoingReply(
+                phrase("fallback", language), (Button(phrase("offer_human", language), HUMAN_PAYLOAD),)
+            )
+        return OutgoingReply(phrase("empty", language))
+
+    def _answer(self, entry: KBEntry, language: str) -> OutgoingReply:
+        text = entry.answer_in(language, self.settings.kb.default_language)
+        if entry.handoff:
+            return OutgoingReply(
+                f"{text}\n\n{phrase('answer_then_human', language)}",
+                (Button(phrase("offer_human", language), HUMAN_PAYLOAD),),
+            )
+        return OutgoingReply(
+            text,
+            (
+                Button("👍", f"{FEEDBACK_PAYLOAD}up:{entry.id}"),
+                Button("👎", f"{FEEDBACK_PAYLOAD}down:{entry.id}"),
+            ),
+        )
+
+    async def _hand_off(
+        self, session: Any, conversation: Conversation, reason: str, language: str
+    ) -> OutgoingReply:
+        conversations = ConversationRepository(session)
+        await conversations.transition(conversation, State.WAITING, "bot", reason)
+        await session.flush()
+        customer = await conversations.customer(conversation.customer_id)
+        assert customer is not None
+        transcript = await MessageRepository(session).transcript(conversation.id)
+        context = build_context(conversation, customer, transcript, reason)
+        ticket = await self.handoff.enqueue(session, conversation, context, reason)
+        key = "handoff_after_misses" if reason == "repeated_misses" else "handoff"
+        text = phrase(key, language, position=ticket.position)
+        if key == "handoff_after_misses":
+            text = f"{text} {phrase('handoff', language, position=ticket.position)}"
+        return OutgoingReply(text, (Button(_cancel_title(language), BOT_PAYLOAD),))
+
+
+def _cancel_title(language: str) -> str:
+    return {"ru": "Отмена", "uk": "Скасувати", "pl": "Anuluj"}.get(language, "Cancel")

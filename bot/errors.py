@@ -1,0 +1,40 @@
+"""One exception hierarchy; messages say what was wrong and how to fix it."""
+
+from __future__ import annotations
+
+
+class SupportBotError(Exception):
+    """Base class for every error supportbot raises on purpose."""
+
+
+class ConfigError(SupportBotError):
+    """The configuration file or an environment override is invalid."""
+
+
+class ContentError(SupportBotError):
+    """A knowledge-base or intents file is invalid; carries file:line problems."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class EncoderError(SupportBotError):
+    """The embedding back end could not be loaded."""
+
+
+class StorageError(SupportBotError):
+    """The database is unreachable or in an unexpected state."""
+
+
+class ChannelError(SupportBotError):
+    """A messenger adapter failed to parse or send."""
+
+
+class SendError(ChannelError):
+    """Sending failed; `retry_after` is set when the platform asked us to wait."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.permanent = permanent

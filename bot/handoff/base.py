@@ -1,0 +1,38 @@
+"""The seam between the conversation engine and the live-agent side."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.storage.models import Conversation, Message
+
+
+@dataclass(frozen=True)
+class QueueTicket:
+    """What the customer is told on handoff: their place in the queue and, if known, the wait."""
+
+    position: int
+    estimated_wait_seconds: float | None = None
+
+
+class Handoff(Protocol):
+    """What the engine needs from the handoff side; the queue knows nothing of messengers."""
+
+    async def enqueue(
+        self, session: AsyncSession, conversation: Conversation, context: dict[str, Any], reason: str
+    ) -> QueueTicket:
+        """Put a conversation (already in state waiting) in the queue; return its ticket."""
+        ...
+
+    async def customer_message(
+        self, session: AsyncSession, conversation: Conversation, message: Message
+    ) -> None:
+        """A customer wrote while waiting or with an agent: route it to the human side."""
+        ...
+
+    async def cancelled(self, session: AsyncSession, conversation: Conversation) -> None:
+        """The customer left the queue (back to the bot)."""
+        ...

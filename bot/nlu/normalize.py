@@ -1,0 +1,60 @@
+"""Prepare customer text for matching: drop what carries no meaning, cap what the model reads."""
+
+from __future__ import annotations
+
+import re
+
+_URL = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")
+_ORDER_NO = re.compile(r"(?:#|№|\bnr\.?\s*|\bno\.?\s*)?\b\d[\d\- ]{3,}\d\b", re.IGNORECASE)
+_EMOJI = re.compile(
+    "[\U0001f000-\U0001faff\U00002600-\U000027bf\U0000fe0f\U0000200d\U00002300-\U000023ff\U0001f1e6-\U0001f1ff]+"
+)
+_SPACE = re.compile(r"\s+")
+_REPEAT = re.compile(r"([!?.])\1+")
+_SENTENCE = re.compile(r"(?<=[.!?…\n])\s+")
+
+
+def has_words(text: str) -> bool:
+    """Return True when the text holds at least one letter or digit."""
+    return any(ch.isalnum() for ch in text)
+
+
+def normalize_for_matching(text: str) -> str:
+    """Strip URLs, e-mails, order/phone numbers and emoji; fold case and spaces."""
+    text = _URL.sub(" ", text)
+    text = _EMAIL.sub(" ", text)
+    text = _ORDER_NO.sub(" ", text)
+    text = _EMOJI.sub(" ", text)
+    text = _REPEAT.sub(r"\1", text)
+    text = _SPACE.sub(" ", text).strip()
+    if text.isupper():
+        text = text.lower()
+    return text
+
+
+def split_long(text: str, max_chars: int = 400, max_parts: int = 8) -> list[str]:
+    """Split a long message into sentence groups of at most `max_chars` (at most `max_parts`)."""
+    if len(text) <= max_chars:
+        return [text]
+    parts: list[str] = []
+    current = ""
+    for sentence in _SENTENCE.split(text):
+        while len(sentence) > max_chars:  # a run-on sentence: cut on a space near the limit
+            cut = sentence.rfind(" ", 0, max_chars)
+            cut = cut if cut > max_chars // 2 else max_chars
+            if current:
+                parts.append(current)
+                current = ""
+            parts.append(sentence[:cut].strip())
+            sentence = sentence[cut:].strip()
+        if current and len(current) + 1 + len(sentence) > max_chars:
+            parts.append(current)
+            current = sentence
+        else:
+            current = f"{current} {sentence}".strip()
+        if len(parts) >= max_parts:
+            break
+    if current and len(parts) < max_parts:
+        parts.append(current)
+    return [p for p in parts if has_words(p)][:max_parts]

@@ -1,0 +1,293 @@
+"""Repositories: the only code that knows how conversations, messages and events are stored."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.messages import IncomingMessage, OutgoingReply
+from bot.states import State, check_transition
+from bot.storage.models import Conversation, Customer, Event, Message, utcnow
+
+
+def dedupe_key(message: IncomingMessage) -> str | None:
+    if not message.platform_message_id:
+        return None
+    return f"{message.channel}:{message.chat_id}:{message.platform_message_id}"[:300]
+
+
+@dataclass
+class ConversationRepository:
+    """Customers, their conversations and the audit events of state changes."""
+
+    session: AsyncSession
+
+    async def upsert_customer(self, message: IncomingMessage) -> Customer:
+        """Return the customer for this channel id, creating or refreshing the profile."""
+        query = select(Customer).where(
+            Customer.channel == message.channel, Customer.external_id == message.customer_id
+        )
+        customer = (await self.session.execute(query)).scalar_one_or_none()
+        if customer is None:
+            try:
+                async with self.session.begin_nested():
+                    customer = Customer(channel=message.channel, external_id=message.customer_id, profile={})
+                    self.session.add(customer)
+            except IntegrityError:  # created concurrently by another worker
+                customer = (await self.session.execute(query)).scalar_one()
+        for field in ("display_name", "username", "phone"):
+            value = getattr(message, field)
+            if value and getattr(customer, field) != value:
+                setattr(customer, field, value)
+        if customer.blocked:
+            customer.blocked = False  # they wrote to us again, so they unblocked the bot
+        return customer
+
+    async def active_conversation(self, customer: Customer, chat_id: str, lock: bool = True) -> Conversation:
+        """Return the customer's open conversation on this channel, or start one with the bot."""
+        query = (
+            select(Conversation)
+            .where(Conversation.customer_id == customer.id, Conversation.state != State.RESOLVED)
+            .order_by(Conversation.id.desc())
+            .limit(1)
+        )
+        if lock:
+            query = query.with_for_update()
+        conversation = (await self.session.execute(query)).scalar_one_or_none()
+        if conversation is None:
+            conversation = Conversation(
+                customer_id=customer.id,
+                channel=customer.channel,
+                chat_id=chat_id,
+                state=State.BOT,
+                language=customer.language,
+                handoff_context={},
+                bot_misses=0,
+            )
+            self.session.add(conversation)
+            await self.session.flush()
+            await self.add_event(conversation.id, "conversation_started", "customer", {})
+        elif conversation.chat_id != chat_id:
+            conversation.chat_id = chat_id
+        return conversation
+
+    async def get(self, conversation_id: int, lock: bool = False) -> Conversation | None:
+        query = select(Conversation).where(Conversation.id == conversation_id)
+        if lock:
+            query = query.with_for_update()
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def customer(self, customer_id: int) -> Customer | None:
+        return await self.session.get(Customer, customer_id)
+
+    async def transition(
+        self, conversation: Conversation, target: State, actor: str, reason: str, **data: Any
+    ) -> None:
+        """Move the conversation to `target`, checking the state machine, and audit the move."""
+        source = conversation.state
+        conversation.state = check_transition(source, target)
+        now = utcnow()
+        if target == State.WAITING:
+            conversation.waiting_since = conversation.waiting_since or now
+        elif target == State.WITH_AGENT:
+            conversation.waiting_since = None
+        elif target == State.RESOLVED:
+            conversation.resolved_at = now
+            conversation.waiting_since = None
+        elif target == State.BOT:
+            conversation.waiting_since = None
+            conversation.assigned_agent_id = None
+            conversation.bot_misses = 0
+        await self.add_event(
+            conversation.id,
+            "state_changed",
+            actor,
+            {"from": source, "to": str(target), "reason": reason, **data},
+        )
+
+    async def add_event(
+        self, conversation_id: int | None, kind: str, actor: str, data: dict[str, Any]
+    ) -> Event:
+        event = Event(conversation_id=conversation_id, kind=kind, actor=actor, data=data)
+        self.session.add(event)
+        await self.session.flush()
+        return event
+
+    async def events(self, conversation_id: int) -> Sequence[Event]:
+        query = select(Event).where(Event.conversation_id == conversation_id).order_by(Event.id)
+        return (await self.session.execute(query)).scalars().all()
+
+    async def mark_blocked(self, channel: str, external_id: str) -> None:
+        """Mark the customer as having blocked the bot; fail their pending replies."""
+        query = select(Customer).where(Customer.channel == channel, Customer.external_id == external_id)
+        customer = (await self.session.execute(query)).scalar_one_or_none()
+        if customer is None:
+            return
+        customer.blocked = True
+        ids = (
+            (await self.session.execute(select(Conversation.id).where(Conversation.customer_id == customer.id)))
+            .scalars()
+            .all()
+        )
+        await MessageRepository(self.session).stop_sending_to(ids, "customer blocked the bot")
+        await self.add_event(ids[-1] if ids else None, "customer_blocked", "customer", {"channel": channel})
+
+    async def count_in_state(self, state: State) -> int:
+        query = select(func.count()).select_from(Conversation).where(Conversation.state == state)
+        return int((await self.session.execute(query)).scalar_one())
+
+
+@dataclass
+class MessageRepository:
+    """Inbound messages (deduplicated) and outbound ones (the outbox)."""
+
+    session: AsyncSession
+
+    async def add_inbound(self, conversation: Conversation, message: IncomingMessage) -> Message | None:
+        """Store an inbound message; return None when this platform message was already stored."""
+        key = dedupe_key(message)
+        if key is not None:
+            existing = await self.session.execute(select(Message.id).where(Message.dedupe_key == key))
+            if existing.first() is not None:
+                return None
+        row = Message(
+            conversation_id=conversation.id,
+            direction="in",
+            sender="customer",
+            text=message.text,
+            payload=message.payload,
+            attachments=[a.to_dict() for a in message.attachments],
+            buttons=[],
+            dedupe_key=key,
+            platform_message_id=message.platform_message_id,
+            status="received",
+            created_at=message.timestamp,
+        )
+        try:
+            async with self.session.begin_nested():
+                self.session.add(row)
+        except IntegrityError:  # the same delivery raced in through another worker
+            return None
+        conversation.last_customer_message_at = message.timestamp
+        return row
+
+    async def apply_edit(self, message: IncomingMessage) -> Message | None:
+        """Update the stored text of an edited message; return it, or None if we never saw it."""
+        key = dedupe_key(message)
+        if key is None:
+            return None
+        row = (
+            await self.session.execute(select(Message).where(Message.dedupe_key == key))
+        ).scalar_one_or_none()
+        if row is not None:
+            row.text = message.text
+            row.edited_at = utcnow()
+        return row
+
+    async def set_decision(self, message: Message, decision: dict[str, Any]) -> None:
+        message.decision = decision
+
+    async def add_outbound(
+        self,
+        conversation: Conversation,
+        reply: OutgoingReply,
+        sender: str = "bot",
+        decision: dict[str, Any] | None = None,
+        agent_id: int | None = None,
+    ) -> Message:
+        """Store a reply in the outbox (status pending) before anything tries to send it."""
+        row = Message(
+            conversation_id=conversation.id,
+            direction="out",
+            sender=sender,
+            text=reply.text,
+            buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons],
+            attachments=[a.to_dict() for a in reply.attachments],
+            decision=decision,
+            agent_id=agent_id,
+            status="pending",
+            attempts=0,
+            next_attempt_at=utcnow(),
+        )
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def transcript(self, conversation_id: int, limit: int = 200) -> Sequence[Message]:
+        query = (
+            select(Message)
+            .where(Message.conversation_id == conversation_id)
+            .order_by(Message.id.desc())
+            .limit(limit)
+        )
+        rows = (await self.session.execute(query)).scalars().all()
+        return list(reversed(rows))
+
+    async def due_outbound(
+        self, now: datetime, limit: int = 50, conversation_id: int | None = None
+    ) -> Sequence[Message]:
+        """Return pending outbound messages whose next attempt is due, oldest first."""
+        query = select(Message).where(Message.status == "pending", Message.next_attempt_at <= now)
+        if conversation_id is not None:
+            query = query.where(Message.conversation_id == conversation_id)
+        query = query.order_by(Message.id).limit(limit).with_for_update(skip_locked=True)
+        return (await self.session.execute(query)).scalars().all()
+
+    async def mark_sent(self, message: Message, platform_message_id: str | None) -> None:
+        message.status = "sent"
+        message.sent_at = utcnow()
+        message.platform_message_id = platform_message_id
+        message.attempts += 1
+        message.last_error = None
+
+    async def mark_attempt_failed(
+        self, message: Message, error: str, retry_in: float | None, give_up: bool
+    ) -> None:
+        message.attempts += 1
+        message.last_error = error[:2000]
+        if give_up:
+            message.status = "failed"
+            message.next_attempt_at = None
+        else:
+            message.next_attempt_at = utcnow() + timedelta(seconds=retry_in or 1.0)
+
+    async def record_delivery_status(
+        self, channel: str, platform_message_id: str, status: str, error: str | None
+    ) -> Message | None:
+        """Attach a platform receipt to the outgoing message it is about."""
+        query = (
+            select(Message)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(
+                Conversation.channel == channel,
+                Message.direction == "out",
+                Message.platform_message_id == platform_message_id,
+            )
+        )
+        row = (await self.session.execute(query)).scalars().first()
+        if row is not None:
+            row.delivery_status = status
+            if error:
+                row.last_error = error[:2000]
+        return row
+
+    async def count(self, conversation_id: int | None = None) -> int:
+        query = select(func.count()).select_from(Message)
+        if conversation_id is not None:
+            query = query.where(Message.conversation_id == conversation_id)
+        return int((await self.session.execute(query)).scalar_one())
+
+    async def stop_sending_to(self, conversation_ids: Sequence[int], reason: str) -> None:
+        """Fail every pending reply of these conversations (e.g. the customer blocked the bot)."""
+        if conversation_ids:
+            await self.session.execute(
+                update(Message)
+                .where(Message.conversation_id.in_(conversation_ids), Message.status == "pending")
+                .values(status="failed", last_error=reason, next_attempt_at=None)
+            )

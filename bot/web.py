@@ -1,0 +1,58 @@
+"""The HTTP service: health check, and the routes channels and later the agent API add."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from bot import __version__
+from bot.app import SupportBot
+
+
+def create_app(bot: SupportBot, start: bool = True) -> FastAPI:
+    """Return the FastAPI app; its lifespan starts and stops `bot` unless start is False."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if start:
+            await bot.start(background=True)
+        try:
+            yield
+        finally:
+            if start:
+                await bot.close()
+
+    app = FastAPI(title="supportbot", version=__version__, lifespan=lifespan)
+    app.state.bot = bot
+    for channel in bot.channels.values():
+        router = channel.router(bot.inbox)
+        if router is not None:
+            app.include_router(router)
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        """Report whether the database answers and the knowledge base is loaded."""
+        checks: dict[str, object] = {"version": __version__}
+        healthy = True
+        try:
+            async with bot.database.session() as session:
+                await session.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"error: {type(exc).__name__}"
+            healthy = False
+        try:
+            matcher = bot.matcher()
+            checks["kb_entries"] = len(matcher.kb.entries)
+            checks["model"] = matcher.encoder.model_id
+        except RuntimeError:
+            checks["kb_entries"] = 0
+            healthy = False
+        checks["status"] = "ok" if healthy else "degraded"
+        return JSONResponse(checks, status_code=200 if healthy else 503)
+
+    return app

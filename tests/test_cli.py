@@ -1,0 +1,100 @@
+"""The real `supportbot` executable, as a newcomer runs it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import REPO, free_port
+
+SUPPORTBOT = str(Path(sys.executable).parent / "supportbot")
+
+
+def write_config(tmp_path: Path, index_cache: Path) -> Path:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"kb: {{path: {REPO / 'kb'}}}\n"
+        f"intents: {{path: {REPO / 'intents'}}}\n"
+        "database: {url: 'sqlite+aiosqlite:///var/bot.db'}\n"
+        f"embedding: {{cache_dir: {index_cache}}}\n",
+        encoding="utf-8",
+    )
+    return config
+
+
+def test_chat_json_answers_then_hands_off(tmp_path: Path, index_cache: Path) -> None:
+    config = write_config(tmp_path, index_cache)
+    done = subprocess.run(
+        [SUPPORTBOT, "--config", str(config), "chat", "--json"],
+        input="Сколько идёт доставка?\nI want to talk to a human\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    replies = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["decision"] for r in replies] == ["answer", "handoff"]
+    assert replies[0]["entry"] == "delivery_time" and replies[0]["state"] == "bot"
+    assert "доставк" in replies[0]["text"].lower()
+    assert replies[1]["state"] == "waiting"
+    with sqlite3.connect(tmp_path / "var" / "bot.db") as db:  # relative to the config file's folder
+        states = db.execute("SELECT state FROM conversations").fetchall()
+    assert states == [("waiting",)]
+
+
+def test_kb_check_passes_on_demo_content() -> None:
+    done = subprocess.run(
+        [SUPPORTBOT, "--config", str(REPO / "config.yaml"), "kb", "check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ok:")
+
+
+def test_missing_config_is_a_clear_error(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [SUPPORTBOT, "--config", str(tmp_path / "nope.yaml"), "kb", "check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "config file not found" in done.stderr
+
+
+@pytest.mark.slow
+def test_run_serves_healthz(tmp_path: Path, index_cache: Path) -> None:
+    config = write_config(tmp_path, index_cache)
+    port = free_port()
+    process = subprocess.Popen(
+        [SUPPORTBOT, "--config", str(config), "run", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                if response.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            assert time.monotonic() < deadline, "supportbot run did not answer /healthz"
+            time.sleep(0.3)
+        body = response.json()
+        assert body["status"] == "ok" and body["database"] == "ok" and body["kb_entries"] >= 40
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
