@@ -38,7 +38,9 @@ class SupportBot:
         self.settings = settings
         self.database = database or Database(settings.database_url, echo=settings.database.echo)
         self.channels: dict[str, Channel] = {c.name: c for c in channels or []}
-        self.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="nlu")
+        self.executor = ThreadPoolExecutor(
+            max_workers=max(2, settings.embedding.workers), thread_name_prefix="nlu"
+        )
         self._encoder = encoder
         self._matcher: Matcher | None = None
         self.handoff: Handoff = handoff or WaitingQueue()
@@ -60,8 +62,10 @@ class SupportBot:
         await self.database.migrate()
         loop = asyncio.get_running_loop()
         if self._encoder is None:
-            model, threads = self.settings.embedding.model, self.settings.embedding.threads
-            self._encoder = await loop.run_in_executor(self.executor, load_encoder, model, threads)
+            embedding = self.settings.embedding
+            self._encoder = await loop.run_in_executor(
+                self.executor, load_encoder, embedding.model, embedding.threads, embedding.workers
+            )
         self._matcher = await loop.run_in_executor(
             self.executor, lambda: Matcher.load(self.settings, self._encoder, progress)
         )
@@ -89,10 +93,14 @@ class SupportBot:
         async with self.database.session() as session:
             await ConversationRepository(session).mark_blocked(channel, customer_id)
 
-    async def delivery_status(self, channel: str, platform_message_id: str, status: str, error: str | None) -> None:
+    async def delivery_status(
+        self, channel: str, platform_message_id: str, status: str, error: str | None
+    ) -> None:
         """Record a platform receipt (sent, delivered, read, failed) against our outgoing message."""
         async with self.database.session() as session:
-            await MessageRepository(session).record_delivery_status(channel, platform_message_id, status, error)
+            await MessageRepository(session).record_delivery_status(
+                channel, platform_message_id, status, error
+            )
 
     async def reload_content(self) -> None:
         """Reload kb/ and intents/ without a restart; keep the old content if the new one is broken."""

@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import click
@@ -126,18 +127,92 @@ def chat(ctx: _Context, as_json: bool, customer: str | None, lang: str | None) -
     asyncio.run(session())
 
 
+@cli.command("eval")
+@click.option(
+    "--train", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="CSV: text,intent[,lang]."
+)
+@click.option(
+    "--test", "test_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="CSV to score."
+)
+@click.option(
+    "--val", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="CSV to calibrate on."
+)
+@click.option("--clinc", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="CLINC150 JSON.")
+@click.option("--oos-label", default="oos", show_default=True, help="Label of out-of-scope rows.")
+@click.option(
+    "--wrong-answer-cost", default=2.0, show_default=True, help="How much worse a wrong answer is than none."
+)
+@pass_context
+def eval_command(
+    ctx: _Context,
+    train: Path | None,
+    test_file: Path | None,
+    val: Path | None,
+    clinc: Path | None,
+    oos_label: str,
+    wrong_answer_cost: float,
+) -> None:
+    """Score the intent layer on labelled messages; the last stdout line is one JSON object.
+
+    Without --train the configured KB and intents are used. Without --val the thresholds come from
+    cross-validation over the training data, never from the test file.
+    """
+    from bot.evaluation import evaluate, load_clinc, load_csv
+
+    if clinc is not None:
+        train_rows, val_rows, test_rows = load_clinc(clinc)
+    elif test_file is not None:
+        test_rows = load_csv(test_file, oos_label)
+        train_rows = load_csv(train, oos_label) if train else []
+        val_rows = load_csv(val, oos_label) if val else []
+    else:
+        raise click.UsageError("give --test FILE (with optional --train/--val) or --clinc FILE")
+    result = evaluate(
+        ctx.settings, test_rows, train_rows or None, val_rows or None, wrong_answer_cost=wrong_answer_cost
+    )
+    click.echo(json.dumps(result, ensure_ascii=False))
+
+
+@cli.command()
+@click.option("--entries", default=200, show_default=True, help="Synthetic KB entries (5 questions each).")
+@click.option("--messages", default=500, show_default=True, help="Messages to push through the engine.")
+@click.option("--concurrency", default=20, show_default=True, help="Concurrent conversations.")
+@click.option("--search-only", is_flag=True, help="Only time the vector search over random unit vectors.")
+@click.option("--database", "database_url", default=None, help="Database URL (default: a temp SQLite file).")
+@pass_context
+def bench(
+    ctx: _Context, entries: int, messages: int, concurrency: int, search_only: bool, database_url: str | None
+) -> None:
+    """Measure latency and throughput of the whole engine; the last stdout line is JSON."""
+    from bot.benchmark import bench_search_only, run_bench
+
+    if search_only:
+        click.echo(json.dumps(bench_search_only(entries)))
+        return
+    settings = ctx.settings
+    if database_url:
+        settings = settings.model_copy(deep=True)
+        settings.database.url = database_url
+    click.echo(json.dumps(run_bench(settings, entries, messages, concurrency), ensure_ascii=False))
+
+
 @cli.group()
 def kb() -> None:
     """Knowledge-base tools: check, build."""
 
 
 @kb.command("check")
+@click.option(
+    "--no-similarity", is_flag=True, help="Skip the embedding check for entries that are too close."
+)
 @pass_context
-def kb_check(ctx: _Context) -> None:
+def kb_check(ctx: _Context, no_similarity: bool) -> None:
     """Validate kb/ and intents/: YAML errors with file:line, duplicates, missing languages."""
-    from bot.content_check import check_content
+    from bot.content_check import check_content, similarity_warnings
 
     report = check_content(ctx.settings)
+    if not report.problems and not no_similarity:
+        report.warnings.extend(similarity_warnings(ctx.settings))
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
     for problem in report.problems:
@@ -146,6 +221,42 @@ def kb_check(ctx: _Context) -> None:
         click.echo(f"{len(report.problems)} problem(s) found", err=True)
         sys.exit(1)
     click.echo(f"ok: {report.entries} KB entries, {report.intents} intents, {report.examples} examples")
+
+
+@kb.command("calibrate")
+@click.option(
+    "--wrong-answer-cost", default=2.0, show_default=True, help="How much worse a wrong answer is than none."
+)
+@pass_context
+def kb_calibrate(ctx: _Context, wrong_answer_cost: float) -> None:
+    """Pick answer/clarify thresholds by cross-validation over the KB and intents (oos included)."""
+    import yaml
+
+    from bot.nlu.calibration import cross_validate, search_thresholds
+    from bot.nlu.matcher import Matcher
+
+    settings = ctx.settings
+    if settings.policy.calibration_file is None:
+        raise click.UsageError("policy.calibration_file is empty in the config: nowhere to write")
+    matcher = Matcher.load(settings)
+    records = cross_validate(matcher.index, use_head=matcher.head is not None)
+    actions = dict(settings.intents.actions)
+    thresholds, score = search_thresholds(records, actions, matcher.thresholds, wrong_answer_cost)
+    path = settings.resolve(settings.policy.calibration_file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {
+        "model_id": matcher.encoder.model_id,
+        "answer": round(thresholds.answer, 4),
+        "clarify": round(thresholds.clarify, 4),
+        "margin": round(thresholds.margin, 4),
+        "min_similarity": round(thresholds.min_similarity, 4),
+        "classifier": matcher.head is not None,
+        "kb_fingerprint": matcher.kb.fingerprint()[:16],
+        "measured_on": f"{len(records)} KB questions and intent examples, 5-fold cross-validation",
+        "mean_utility": round(score, 4),
+    }
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    click.echo(json.dumps({**data, "file": str(path)}, ensure_ascii=False))
 
 
 @kb.command("build")

@@ -53,7 +53,8 @@ class EmbeddingSettings(BaseModel):
     model: str = "builtin:multilingual-e5-small"
     cache_dir: Path = Path("var/index")
     max_tokens: int = 512  # e5 reads 512 tokens; longer text is split into parts
-    threads: int = 1  # encoder threads; the event loop never runs the encoder itself
+    threads: int = 1  # threads inside one encoder call
+    workers: int = 2  # messages embedded in parallel (one model handle each); the event loop never embeds
 
 
 class PolicySettings(BaseModel):
@@ -61,6 +62,10 @@ class PolicySettings(BaseModel):
     answer_threshold: float | None = None
     clarify_threshold: float | None = None
     clarify_margin: float | None = None
+    min_similarity: float | None = None  # the best matching sentence must be at least this close (cosine)
+    classifier: bool = (
+        True  # a softmax head over the embeddings ranks entries; false = nearest neighbour only
+    )
     calibration_file: Path | None = Path("var/calibration.yaml")
     max_misses: int = 2  # misses in a row before the bot hands off by itself
     max_message_chars: int = 4000  # longer messages are stored whole but only this much is read by the bot

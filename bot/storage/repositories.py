@@ -131,7 +131,11 @@ class ConversationRepository:
             return
         customer.blocked = True
         ids = (
-            (await self.session.execute(select(Conversation.id).where(Conversation.customer_id == customer.id)))
+            (
+                await self.session.execute(
+                    select(Conversation.id).where(Conversation.customer_id == customer.id)
+                )
+            )
             .scalars()
             .all()
         )

@@ -1,0 +1,191 @@
+"""`supportbot bench`: latency and throughput of the whole engine, and vector search at scale."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+from tqdm import tqdm
+
+from bot.adapters.base import Channel, DeliveryTarget
+from bot.app import SupportBot
+from bot.config import Settings
+from bot.intents import IntentSet
+from bot.knowledge import KBEntry, KnowledgeBase
+from bot.messages import IncomingMessage, OutgoingReply
+from bot.nlu.encoders import Encoder, load_encoder
+from bot.nlu.index import SemanticIndex, cache_key
+from bot.nlu.matcher import Matcher, index_items, load_thresholds, train_head
+
+_WORDS = (
+    "order delivery parcel payment card refund return size account password invoice discount code courier "
+    "store price shipping address cancel change track warranty gift loyalty points email phone stock colour "
+    "jacket shoes dress lamp sofa voucher receipt balance bonus branch locker express weekend holiday"
+).split()
+
+
+class _NullChannel(Channel):
+    """Accepts every reply instantly, so the figures measure supportbot, not a messenger."""
+
+    name = "bench"
+
+    async def send(self, target: DeliveryTarget, reply: OutgoingReply) -> str | None:
+        return None
+
+
+def _rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    return round(float(np.percentile(values, q)), 2)
+
+
+def synthetic_kb(entries: int, seed: int = 7) -> KnowledgeBase:
+    """Build `entries` entries of 5 questions each from a small shop vocabulary (deterministic)."""
+    rng = random.Random(seed)
+    kb = KnowledgeBase()
+    for i in range(entries):
+        topic = rng.sample(_WORDS, 3)
+        questions = [
+            f"{rng.choice(['how', 'when', 'where', 'why', 'can i'])} {' '.join(rng.sample(topic, 3))} {i}"
+            for _ in range(5)
+        ]
+        kb.entries.append(KBEntry(f"entry_{i}", {"en": questions}, {"en": f"Answer {i}."}))
+    return kb
+
+
+def bench_search_only(entries: int, dim: int = 384, queries: int = 1000) -> dict[str, Any]:
+    """Time the vector search alone over `entries` random unit vectors (exact, and HNSW past 200k)."""
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((entries, dim), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    probe = vectors[rng.choice(entries, queries)] + 0.05 * rng.standard_normal(
+        (queries, dim), dtype=np.float32
+    )
+    probe /= np.linalg.norm(probe, axis=1, keepdims=True)
+    exact = faiss.IndexFlatIP(dim)
+    started = time.perf_counter()
+    exact.add(vectors)
+    build = time.perf_counter() - started
+    timings = []
+    for row in probe:
+        started = time.perf_counter()
+        exact.search(row[None, :], 5)
+        timings.append((time.perf_counter() - started) * 1000)
+    return {
+        "entries": entries,
+        "dim": dim,
+        "search_ms_p50": _percentile(timings, 50),
+        "search_ms_p99": _percentile(timings, 99),
+        "index_build_s": round(build, 3),
+        "index": "exact (faiss IndexFlatIP)",
+        "rss_mb": _rss_mb(),
+    }
+
+
+def build_matcher(
+    settings: Settings, encoder: Encoder, entries: int, progress: bool
+) -> tuple[Matcher, float]:
+    """Return a matcher over a synthetic KB of `entries` entries, and its build time in seconds."""
+    kb = synthetic_kb(entries)
+    intents = IntentSet()
+    items = index_items(kb, intents)
+    started = time.perf_counter()
+    index = SemanticIndex.build(encoder, items, None, progress=progress)
+    head = train_head(index, None, cache_key(encoder, items)) if settings.policy.classifier else None
+    elapsed = time.perf_counter() - started
+    return Matcher(settings, encoder, kb, intents, index, load_thresholds(settings, encoder), head), elapsed
+
+
+async def _engine_run(
+    settings: Settings, matcher: Matcher, messages: int, concurrency: int, progress: bool
+) -> dict[str, Any]:
+    bot = SupportBot(settings, channels=[_NullChannel()], encoder=matcher.encoder)
+    await bot.start(progress=False)
+    bot._matcher = matcher  # the synthetic KB, not the configured one
+    questions = [q for e in matcher.kb.entries for q in e.questions["en"]]
+    rng = random.Random(3)
+    # paraphrase-like variety: shuffle words so most messages miss the exact-text cache
+    texts = [
+        " ".join(rng.sample(q.split(), len(q.split())))
+        for q in (rng.choice(questions) for _ in range(messages))
+    ]
+    run = time.time_ns()
+
+    async def send(customer: str, number: int, text: str) -> float:
+        message = IncomingMessage(
+            channel="bench",
+            chat_id=customer,
+            customer_id=customer,
+            text=text,
+            platform_message_id=f"{number}",
+        )
+        started = time.perf_counter()
+        await bot.receive(message)
+        return (time.perf_counter() - started) * 1000
+
+    try:
+        sequential = [
+            await send(f"{run}-seq", i, text)
+            for i, text in enumerate(
+                tqdm(texts[:200], desc="one at a time", file=sys.stderr, disable=not progress)
+            )
+        ]
+        bar = tqdm(total=messages, desc=f"{concurrency} conversations", file=sys.stderr, disable=not progress)
+
+        async def conversation(index: int) -> None:
+            for number, text in enumerate(texts[index::concurrency]):
+                await send(f"{run}-{index}", number, text)
+                bar.update(1)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(conversation(i) for i in range(concurrency)))
+        elapsed = time.perf_counter() - started
+        bar.close()
+    finally:
+        await bot.close()
+    return {
+        "latency_p50_ms": _percentile(sequential, 50),
+        "latency_p99_ms": _percentile(sequential, 99),
+        "msgs_per_s": round(messages / elapsed, 1),
+    }
+
+
+def run_bench(
+    settings: Settings, entries: int, messages: int, concurrency: int, progress: bool = True
+) -> dict[str, Any]:
+    """Build a synthetic KB, push messages through the whole engine (storage included) and time it."""
+    encoder = load_encoder(settings.embedding.model, settings.embedding.threads, settings.embedding.workers)
+    matcher, build_seconds = build_matcher(settings, encoder, entries, progress)
+    probe = encoder.encode(["where is my parcel"])
+    search = []
+    for _ in range(200):
+        started = time.perf_counter()
+        matcher.index.search(probe)
+        search.append((time.perf_counter() - started) * 1000)
+    with tempfile.TemporaryDirectory() as tmp:
+        if settings.database_url.startswith("sqlite"):
+            settings = settings.model_copy(deep=True)
+            settings.database.url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+        engine = asyncio.run(_engine_run(settings, matcher, messages, concurrency, progress))
+    return {
+        "model": encoder.model_id,
+        "entries": entries,
+        "messages": messages,
+        "concurrency": concurrency,
+        **engine,
+        "search_ms_p50": _percentile(search, 50),
+        "index_build_s": round(build_seconds, 2),
+        "rss_mb": _rss_mb(),
+        "database": settings.database_url.split("://")[0],
+    }

@@ -1,0 +1,189 @@
+"""`supportbot eval`: run labelled messages through the live decision policy and report quality."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from bot.config import Settings
+from bot.errors import ContentError
+from bot.intents import OOS_INTENT, Intent, IntentSet
+from bot.knowledge import KBEntry, KnowledgeBase
+from bot.nlu.calibration import Record, cross_validate, is_correct, search_thresholds
+from bot.nlu.encoders import Encoder, Thresholds, default_thresholds, load_encoder
+from bot.nlu.human_request import is_human_request
+from bot.nlu.index import SemanticIndex, cache_key
+from bot.nlu.language import detect_language
+from bot.nlu.matcher import Matcher, index_items, load_content, train_head
+from bot.nlu.policy import Decision
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    intent: str
+    lang: str | None = None
+
+
+def load_csv(path: Path, oos_label: str) -> list[Example]:
+    """Read a CSV with a header holding `text` and `intent` (and optionally `lang`)."""
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = {"text", "intent"} - set(reader.fieldnames or [])
+            if missing:
+                raise ContentError([f"{path}:1: CSV header lacks {', '.join(sorted(missing))}"])
+            rows = []
+            for number, row in enumerate(reader, start=2):
+                text, intent = (row.get("text") or "").strip(), (row.get("intent") or "").strip()
+                if not text or not intent:
+                    raise ContentError([f"{path}:{number}: empty text or intent"])
+                rows.append(
+                    Example(text, OOS_INTENT if intent == oos_label else intent, row.get("lang") or None)
+                )
+            return rows
+    except OSError as exc:
+        raise ContentError([f"{path}: {exc}"]) from exc
+
+
+def load_clinc(path: Path) -> tuple[list[Example], list[Example], list[Example]]:
+    """Read CLINC150 JSON: train+oos_train, val+oos_val, test+oos_test (English)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+
+    def split(*names: str) -> list[Example]:
+        return [
+            Example(t, OOS_INTENT if i == "oos" else i, "en") for name in names for t, i in data.get(name, [])
+        ]
+
+    return split("train", "oos_train"), split("val", "oos_val"), split("test", "oos_test")
+
+
+def matcher_from_examples(
+    settings: Settings, encoder: Encoder, train: Sequence[Example], progress: bool
+) -> Matcher:
+    """Turn training examples into KB entries (one per intent) plus the oos examples."""
+    grouped: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    oos: list[str] = []
+    for example in train:
+        if example.intent == OOS_INTENT:
+            oos.append(example.text)
+            continue
+        lang = example.lang or detect_language(example.text)[0] or settings.kb.default_language
+        grouped[example.intent][lang].append(example.text)
+    kb = KnowledgeBase(
+        entries=[
+            KBEntry(intent, {k: list(v) for k, v in questions.items()}, {"en": intent}, source="train")
+            for intent, questions in grouped.items()
+        ]
+    )
+    intents = IntentSet([Intent(OOS_INTENT, tuple(dict.fromkeys(oos)))] if oos else [])
+    cache = settings.resolve(settings.embedding.cache_dir)
+    items = index_items(kb, intents)
+    index = SemanticIndex.build(encoder, items, cache, progress=progress)
+    head = train_head(index, cache, cache_key(encoder, items)) if settings.policy.classifier else None
+    return Matcher(settings, encoder, kb, intents, index, default_thresholds(encoder, head is not None), head)
+
+
+def _records(
+    matcher: Matcher, examples: Sequence[Example], desc: str, progress: bool
+) -> tuple[list[Record], list[float]]:
+    records, latencies = [], []
+    for example in tqdm(examples, desc=desc, file=sys.stderr, disable=not progress, unit="msg"):
+        started = time.perf_counter()
+        candidates = matcher.candidates(example.text)
+        latencies.append((time.perf_counter() - started) * 1000)
+        records.append(Record(example.intent, candidates, example.lang))
+    return records, latencies
+
+
+def report(
+    matcher: Matcher, examples: Sequence[Example], records: Sequence[Record], latencies: Sequence[float]
+) -> dict[str, Any]:
+    """Compute the metrics of the live policy (rules included) on scored examples."""
+    decisions: list[Decision] = []
+    for example, record in zip(examples, records, strict=True):
+        if not example.text.strip():
+            decisions.append(Decision("fallback", reason="empty"))
+        elif is_human_request(example.text):
+            decisions.append(Decision("handoff", "human_request", 1.0, "explicit_request"))
+        else:
+            decisions.append(matcher.decide(record.candidates))
+    in_scope = [
+        (e, r, d) for e, r, d in zip(examples, records, decisions, strict=True) if e.intent != OOS_INTENT
+    ]
+    oos = [(e, d) for e, d in zip(examples, decisions, strict=True) if e.intent == OOS_INTENT]
+    rejected = [(e, d) for e, d in zip(examples, decisions, strict=True) if d.kind in ("fallback", "handoff")]
+    answered = [(e, d) for e, d in zip(examples, decisions, strict=True) if d.kind in ("answer", "respond")]
+    per_language: dict[str, list[bool]] = defaultdict(list)
+    for example, _, decision in in_scope:
+        per_language[example.lang or "?"].append(is_correct(decision, example.intent))
+
+    def share(values: Sequence[bool]) -> float | None:
+        return round(float(np.mean(values)), 4) if values else None
+
+    return {
+        "in_scope_accuracy": share([is_correct(d, e.intent) for e, _, d in in_scope]),
+        "oos_recall": share([d.kind in ("fallback", "handoff") for _, d in oos]),
+        "oos_precision": share([e.intent == OOS_INTENT for e, _ in rejected]),
+        "answer_precision": share([d.label == e.intent for e, d in answered]),
+        "top3_recall": share(
+            [e.intent in [c.label for c in r.candidates if c.kind == "kb"][:3] for e, r, _ in in_scope]
+        ),
+        "clarify_rate": share([d.kind == "clarify" for d in decisions]),
+        "answer_rate": share([d.kind in ("answer", "respond") for d in decisions]),
+        "per_language": {lang: share(values) for lang, values in sorted(per_language.items())},
+        "latency_ms_p50": round(float(np.percentile(latencies, 50)), 2) if latencies else None,
+        "latency_ms_p95": round(float(np.percentile(latencies, 95)), 2) if latencies else None,
+        "model": matcher.encoder.model_id,
+        "thresholds": {
+            "answer": round(matcher.thresholds.answer, 4),
+            "clarify": round(matcher.thresholds.clarify, 4),
+            "margin": round(matcher.thresholds.margin, 4),
+            "min_similarity": round(matcher.thresholds.min_similarity, 4),
+        },
+        "classifier": matcher.head is not None,
+        "counts": {"in_scope": len(in_scope), "oos": len(oos), "intents": len(matcher.kb.entries)},
+    }
+
+
+def evaluate(
+    settings: Settings,
+    test: Sequence[Example],
+    train: Sequence[Example] | None = None,
+    val: Sequence[Example] | None = None,
+    progress: bool = True,
+    wrong_answer_cost: float = 2.0,
+) -> dict[str, Any]:
+    """Build the intent layer from `train` (or the configured KB), calibrate, and score `test`."""
+    encoder = load_encoder(settings.embedding.model, settings.embedding.threads, settings.embedding.workers)
+    if train:
+        matcher = matcher_from_examples(settings, encoder, train, progress)
+    else:
+        load_content(settings)  # fail early with file:line problems
+        matcher = Matcher.load(settings, encoder, progress)
+    source = "defaults"
+    if val:
+        val_records, _ = _records(matcher, val, "scoring val", progress)
+        source = "val"
+    else:
+        val_records = cross_validate(matcher.index, use_head=matcher.head is not None)
+        source = "train cross-validation" if val_records else "defaults"
+    thresholds: Thresholds = matcher.thresholds
+    if val_records:
+        actions = dict(settings.intents.actions)
+        thresholds, _ = search_thresholds(val_records, actions, matcher.thresholds, wrong_answer_cost)
+    matcher.thresholds = thresholds
+    records, latencies = _records(matcher, test, "scoring test", progress)
+    result = report(matcher, test, records, latencies)
+    result["thresholds_from"] = source
+    return result

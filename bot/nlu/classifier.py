@@ -1,0 +1,104 @@
+"""A softmax classifier head over the embeddings, trained on the KB questions and intent examples.
+
+Raw cosines of e5 bunch up between 0.8 and 0.95; a linear head over standardised embeddings separates
+entries far better and gives a probability the policy can threshold. Training takes about a second for
+the demo KB (pure numpy, Adam, full batch).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+_EPOCHS = 200
+_LEARNING_RATE = 0.1
+_L2 = 1e-4
+_VERSION = "softmax-v1"
+
+
+@dataclass
+class SoftmaxHead:
+    """Weights of a linear softmax over standardised embeddings, one class per label."""
+
+    classes: list[tuple[str, str]]  # (kind, label)
+    weights: np.ndarray
+    bias: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def fit(cls, vectors: np.ndarray, classes: Sequence[tuple[str, str]], targets: np.ndarray) -> SoftmaxHead:
+        """Train on `vectors` (n x d) with integer `targets` indexing `classes`."""
+        mean = vectors.mean(axis=0)
+        scale = vectors.std(axis=0) + 1e-6
+        x = ((vectors - mean) / scale).astype(np.float32)
+        n, dim = x.shape
+        count = len(classes)
+        onehot = np.zeros((n, count), dtype=np.float32)
+        onehot[np.arange(n), targets] = 1.0
+        weights = np.zeros((dim, count), dtype=np.float32)
+        bias = np.zeros(count, dtype=np.float32)
+        moments = [np.zeros_like(weights), np.zeros_like(weights), np.zeros_like(bias), np.zeros_like(bias)]
+        for step in range(1, _EPOCHS + 1):
+            probs = _softmax(x @ weights + bias)
+            grad = (probs - onehot) / n
+            grad_w = x.T @ grad + _L2 * weights
+            grad_b = grad.sum(axis=0)
+            for param, g, m, v in (
+                (weights, grad_w, moments[0], moments[1]),
+                (bias, grad_b, moments[2], moments[3]),
+            ):
+                m *= 0.9
+                m += 0.1 * g
+                v *= 0.999
+                v += 0.001 * g * g
+                param -= _LEARNING_RATE * (m / (1 - 0.9**step)) / (np.sqrt(v / (1 - 0.999**step)) + 1e-8)
+        return cls(list(classes), weights, bias, mean.astype(np.float32), scale.astype(np.float32))
+
+    def predict(self, vectors: np.ndarray) -> np.ndarray:
+        """Return class probabilities (rows sum to 1)."""
+        x = (vectors - self.mean) / self.scale
+        return _softmax(x @ self.weights + self.bias)
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(
+            tmp,
+            weights=self.weights,
+            bias=self.bias,
+            mean=self.mean,
+            scale=self.scale,
+            classes=np.array([f"{k}\0{label}" for k, label in self.classes]),
+        )
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> SoftmaxHead | None:
+        try:
+            with np.load(path) as data:
+                classes = [tuple(str(c).split("\0", 1)) for c in data["classes"]]
+                return cls(
+                    [(k, label) for k, label in classes],
+                    data["weights"],
+                    data["bias"],
+                    data["mean"],
+                    data["scale"],
+                )
+        except (OSError, KeyError, ValueError):
+            return None
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    logits = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def head_cache_key(index_key: str) -> str:
+    return hashlib.sha256(
+        f"{index_key}\0{_VERSION}\0{_EPOCHS}\0{_LEARNING_RATE}\0{_L2}".encode()
+    ).hexdigest()[:24]

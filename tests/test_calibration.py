@@ -1,0 +1,58 @@
+"""Calibration replays the live policy exactly, and picks thresholds from data."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from bot.nlu.calibration import (
+    Record,
+    _features,
+    _vectorised_utility,
+    confusable_entries,
+    search_thresholds,
+    utility,
+)
+from bot.nlu.encoders import Thresholds
+from bot.nlu.index import Candidate
+from bot.nlu.policy import decide
+
+ACTIONS = {"greet": "respond", "complaint": "handoff"}
+LABELS = [("kb", f"e{i}") for i in range(6)] + [("intent", "greet"), ("intent", "complaint"), ("intent", "oos")]
+
+
+def random_record(rng: random.Random) -> Record:
+    picks = rng.sample(LABELS, k=rng.randint(1, len(LABELS)))
+    scores = sorted((rng.random() for _ in picks), reverse=True)
+    candidates = [Candidate(label, kind, s, "", None, rng.uniform(0.7, 1.0)) for (kind, label), s in zip(picks, scores)]
+    gold = rng.choice([label for _, label in LABELS])
+    return Record(gold, candidates)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_vectorised_utility_matches_the_live_policy(seed: int) -> None:
+    rng = random.Random(seed)
+    records = [random_record(rng) for _ in range(300)]
+    features = _features(records, ACTIONS)
+    for _ in range(20):
+        answer = rng.random()
+        t = Thresholds(answer, answer - rng.random() * 0.3, rng.random() * 0.2, rng.uniform(0.6, 0.95))
+        expected = sum(utility(decide(r.candidates, t, ACTIONS), r.gold, 2.0) for r in records) / len(records)
+        assert _vectorised_utility(features, t, 2.0) == pytest.approx(expected)
+
+
+def test_search_finds_thresholds_that_separate_in_and_out_of_scope() -> None:
+    records = [Record("a", [Candidate("a", "kb", 0.9, "", None, 0.95), Candidate("b", "kb", 0.05, "")])] * 50
+    records += [Record("oos", [Candidate("b", "kb", 0.35, "", None, 0.8), Candidate("a", "kb", 0.3, "")])] * 50
+    best, score = search_thresholds(records, ACTIONS, Thresholds(0.5, 0.3, 0.1))
+    assert score == pytest.approx(1.0)
+    assert decide(records[0].candidates, best, ACTIONS).kind == "answer"
+    assert decide(records[-1].candidates, best, ACTIONS).kind == "fallback"
+
+
+def test_confusable_entries_are_reported() -> None:
+    records = [Record("a", [Candidate("b", "kb", 0.9, ""), Candidate("a", "kb", 0.8, "")])] * 3
+    records += [Record("a", [Candidate("a", "kb", 0.9, "")])] * 2
+    [confusion] = confusable_entries(records)
+    assert (confusion.first, confusion.second, confusion.confused, confusion.total) == ("a", "b", 3, 5)
