@@ -19,13 +19,20 @@ from bot.nlu.index import Candidate
 from bot.nlu.policy import decide
 
 ACTIONS = {"greet": "respond", "complaint": "handoff"}
-LABELS = [("kb", f"e{i}") for i in range(6)] + [("intent", "greet"), ("intent", "complaint"), ("intent", "oos")]
+LABELS = [("kb", f"e{i}") for i in range(6)] + [
+    ("intent", "greet"),
+    ("intent", "complaint"),
+    ("intent", "oos"),
+]
 
 
 def random_record(rng: random.Random) -> Record:
     picks = rng.sample(LABELS, k=rng.randint(1, len(LABELS)))
     scores = sorted((rng.random() for _ in picks), reverse=True)
-    candidates = [Candidate(label, kind, s, "", None, rng.uniform(0.7, 1.0)) for (kind, label), s in zip(picks, scores)]
+    candidates = [
+        Candidate(label, kind, s, "", None, rng.uniform(0.7, 1.0))
+        for (kind, label), s in zip(picks, scores, strict=True)
+    ]
     gold = rng.choice([label for _, label in LABELS])
     return Record(gold, candidates)
 
@@ -44,7 +51,9 @@ def test_vectorised_utility_matches_the_live_policy(seed: int) -> None:
 
 def test_search_finds_thresholds_that_separate_in_and_out_of_scope() -> None:
     records = [Record("a", [Candidate("a", "kb", 0.9, "", None, 0.95), Candidate("b", "kb", 0.05, "")])] * 50
-    records += [Record("oos", [Candidate("b", "kb", 0.35, "", None, 0.8), Candidate("a", "kb", 0.3, "")])] * 50
+    records += [
+        Record("oos", [Candidate("b", "kb", 0.35, "", None, 0.8), Candidate("a", "kb", 0.3, "")])
+    ] * 50
     best, score = search_thresholds(records, ACTIONS, Thresholds(0.5, 0.3, 0.1))
     assert score == pytest.approx(1.0)
     assert decide(records[0].candidates, best, ACTIONS).kind == "answer"
