@@ -67,7 +67,7 @@ def test_broken_kb_exits_non_zero_with_file_and_line(tmp_path: Path) -> None:
     assert f"{tmp_path / 'kb' / 'b.yaml'}:1: duplicate id 'delivery_time'" in output
     assert f"(first defined at {tmp_path / 'kb' / 'a.yaml'}:1)" in output
     assert (
-        f"{tmp_path / 'intents' / 'conversation.yml'}:11: example 'hello' is under intent 'thanks'" in output
+        f"{tmp_path / 'intents' / 'conversation.yml'}:10: example 'hello' is under intent 'thanks'" in output
     )
 
 

@@ -137,7 +137,9 @@ def _features(records: Sequence[Record], intent_actions: Mapping[str, str]) -> d
     return f
 
 
-def _vectorised_utility(f: dict[str, np.ndarray], t: Thresholds, wrong: float) -> float:
+def _vectorised_utility(
+    f: dict[str, np.ndarray], t: Thresholds, wrong: float, weights: np.ndarray | None = None
+) -> float:
     """Mean utility of policy.decide over all records for thresholds `t`, without a Python loop."""
     fallback = f["oos_top"] | (f["s1"] < t.clarify) | (f["sim1"] < t.min_similarity)
     intent = ~fallback & f["intent_top"]
@@ -159,6 +161,8 @@ def _vectorised_utility(f: dict[str, np.ndarray], t: Thresholds, wrong: float) -
     in_single = (rank == 0) | ((rank == 1) & (f["kb2"] >= t.clarify))
     u[multi] = np.where(gold_oos[multi], -0.3, np.where(in_multi[multi], 0.6, -0.3))
     u[single] = np.where(gold_oos[single], -0.3, np.where(in_single[single], 0.6, -0.3))
+    if weights is not None:
+        return float((u * weights).sum() / weights.sum())
     return float(u.mean())
 
 
@@ -167,12 +171,21 @@ def search_thresholds(
     intent_actions: Mapping[str, str],
     base: Thresholds,
     wrong_answer_cost: float = 2.0,
+    oos_share: float = 0.2,
 ) -> tuple[Thresholds, float]:
-    """Grid-search the thresholds that maximise mean utility on `records`."""
+    """Grid-search the thresholds that maximise mean utility on `records`.
+
+    Out-of-scope examples are weighted to make up at least `oos_share` of the traffic: a KB's own
+    questions hold few of them, but real customers ask plenty of things the KB does not cover.
+    """
     scored = [r for r in records if r.candidates]
     if not scored:
         return base, 0.0
     f = _features(scored, intent_actions)
+    weights = np.ones(len(scored))
+    oos_count = int(f["gold_oos"].sum())
+    if 0 < oos_count and oos_count / len(scored) < oos_share:
+        weights[f["gold_oos"]] = oos_share * (len(scored) - oos_count) / ((1 - oos_share) * oos_count)
     s1 = f["s1"]
     sims = f["sim1"]
     answers = np.unique(np.round(np.quantile(s1, np.linspace(0.0, 0.99, 34)), 4))
@@ -185,7 +198,7 @@ def search_thresholds(
             for margin in margins:
                 for min_sim in min_sims:
                     t = Thresholds(float(answer), float(answer - gap), float(margin), float(min_sim))
-                    score = _vectorised_utility(f, t, wrong_answer_cost)
+                    score = _vectorised_utility(f, t, wrong_answer_cost, weights)
                     if score > best_score + 1e-9:
                         best, best_score = t, score
     return best, best_score

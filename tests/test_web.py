@@ -1,0 +1,65 @@
+"""The HTTP service over a real socket, and content reload without a restart."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from bot.app import SupportBot
+from bot.config import Settings
+from bot.nlu.encoders import E5Encoder
+from bot.web import create_app
+from tests.conftest import REPO, LiveServer, incoming
+
+
+async def test_healthz_reports_database_and_kb(bot: SupportBot) -> None:
+    async with LiveServer(create_app(bot, start=False)) as server, httpx.AsyncClient() as client:
+        response = await client.get(f"{server.url}/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok" and body["database"] == "ok"
+    assert body["kb_entries"] == len(bot.matcher().kb.entries)
+
+
+async def test_healthz_is_503_before_the_kb_is_loaded(make_settings: Callable[..., Settings]) -> None:
+    idle = SupportBot(make_settings())
+    try:
+        await idle.database.migrate()
+        async with LiveServer(create_app(idle, start=False)) as server, httpx.AsyncClient() as client:
+            response = await client.get(f"{server.url}/healthz")
+        assert response.status_code == 503 and response.json()["status"] == "degraded"
+    finally:
+        await idle.close()
+
+
+async def test_kb_reload_picks_up_edits_and_survives_broken_files(
+    tmp_path: Path, make_settings: Callable[..., Settings], encoder: E5Encoder
+) -> None:
+    kb_dir = tmp_path / "kb"
+    shutil.copytree(REPO / "kb", kb_dir)
+    bot = SupportBot(make_settings(kb={"path": str(kb_dir)}), encoder=encoder)
+    await bot.start(progress=False)
+    try:
+        entry = """
+- id: parrot_food
+  tags: [pets]
+  questions:
+    en: ["Do you sell parrot food?", "parrot seeds", "food for my parrot", "bird food for a parrot"]
+    ru: ["Продаёте корм для попугаев?", "корм для попугая", "еда для попугая", "семена для попугая"]
+    pl: ["Czy sprzedajecie karmę dla papug?", "karma dla papugi", "jedzenie dla papugi", "ziarno dla papugi"]
+    uk: ["Чи продаєте корм для папуг?", "корм для папуги", "їжа для папуги", "зерно для папуги"]
+  answer: {en: "Yes, in Pets.", ru: "Да, в разделе Питомцы.", pl: "Tak, w dziale Zwierzęta.", uk: "Так, у розділі Тварини."}
+"""
+        (kb_dir / "pets.yaml").write_text(entry, encoding="utf-8")
+        await bot.reload_content()
+        assert bot.matcher().kb.get("parrot_food") is not None
+        (kb_dir / "pets.yaml").write_text("- id: [broken\n", encoding="utf-8")
+        await bot.reload_content()  # logged, and the previous content stays in service
+        assert bot.matcher().kb.get("parrot_food") is not None
+        result = await bot.receive(incoming("Jak długo trwa dostawa?"))
+        assert result.decision is not None and result.decision.label == "delivery_time"
+    finally:
+        await bot.close()
