@@ -230,32 +230,16 @@ def kb_check(ctx: _Context, no_similarity: bool) -> None:
 @pass_context
 def kb_calibrate(ctx: _Context, wrong_answer_cost: float) -> None:
     """Pick answer/clarify thresholds by cross-validation over the KB and intents (oos included)."""
-    import yaml
-
-    from bot.nlu.calibration import cross_validate, search_thresholds
     from bot.nlu.matcher import Matcher
 
     settings = ctx.settings
     if settings.policy.calibration_file is None:
         raise click.UsageError("policy.calibration_file is empty in the config: nowhere to write")
-    matcher = Matcher.load(settings)
-    records = cross_validate(matcher.index, use_head=matcher.head is not None)
-    actions = dict(settings.intents.actions)
-    thresholds, score = search_thresholds(records, actions, matcher.thresholds, wrong_answer_cost)
+    matcher = Matcher.load(
+        settings.model_copy(update={"policy": settings.policy.model_copy(update={"auto_calibrate": False})})
+    )
+    data = matcher.calibrate(wrong_answer_cost)
     path = settings.resolve(settings.policy.calibration_file)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = {
-        "model_id": matcher.encoder.model_id,
-        "answer": round(thresholds.answer, 4),
-        "clarify": round(thresholds.clarify, 4),
-        "margin": round(thresholds.margin, 4),
-        "min_similarity": round(thresholds.min_similarity, 4),
-        "classifier": matcher.head is not None,
-        "kb_fingerprint": matcher.kb.fingerprint()[:16],
-        "measured_on": f"{len(records)} KB questions and intent examples, 5-fold cross-validation",
-        "mean_utility": round(score, 4),
-    }
-    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
     click.echo(json.dumps({**data, "file": str(path)}, ensure_ascii=False))
 
 

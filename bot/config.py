@@ -67,6 +67,7 @@ class PolicySettings(BaseModel):
         True  # a softmax head over the embeddings ranks entries; false = nearest neighbour only
     )
     calibration_file: Path | None = Path("var/calibration.yaml")
+    auto_calibrate: bool = True  # recalibrate at start/reload when kb/ or intents/ changed since the file was written
     max_misses: int = 2  # misses in a row before the bot hands off by itself
     max_message_chars: int = 4000  # longer messages are stored whole but only this much is read by the bot
 

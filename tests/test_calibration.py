@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +66,32 @@ def test_confusable_entries_are_reported() -> None:
     records += [Record("a", [Candidate("a", "kb", 0.9, "")])] * 2
     [confusion] = confusable_entries(records)
     assert (confusion.first, confusion.second, confusion.confused, confusion.total) == ("a", "b", 3, 5)
+
+
+def test_thresholds_are_recalibrated_when_content_changes(make_settings, encoder, tmp_path) -> None:
+    """With auto_calibrate, a missing or stale calibration file is rewritten from the KB itself."""
+    import shutil
+
+    import yaml
+
+    from bot.config import Settings
+    from bot.nlu.matcher import Matcher
+
+    repo = Path(__file__).resolve().parent.parent
+    kb = tmp_path / "kb"
+    shutil.copytree(repo / "kb", kb)
+    calibration = tmp_path / "calibration.yaml"
+    settings: Settings = make_settings(
+        kb={"path": str(kb)}, policy={"calibration_file": str(calibration), "auto_calibrate": True}
+    )
+    matcher = Matcher.load(settings, encoder, progress=False)
+    written = yaml.safe_load(calibration.read_text(encoding="utf-8"))
+    assert written["model_id"] == encoder.model_id
+    assert matcher.thresholds.answer == pytest.approx(written["answer"])
+    assert not matcher.calibration_is_stale()
+
+    (kb / "store.yaml").unlink()
+    assert Matcher.load(settings, encoder, progress=False).calibration_is_stale() is False
+    assert (
+        yaml.safe_load(calibration.read_text(encoding="utf-8"))["kb_fingerprint"] != written["kb_fingerprint"]
+    )

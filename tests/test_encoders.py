@@ -55,7 +55,26 @@ def test_index_built_by_another_model_is_never_reused(encoder: E5Encoder, tmp_pa
     SemanticIndex.build(encoder, items, tmp_path, progress=False)
     other = SemanticIndex.build(_OtherModel(encoder), items, tmp_path, progress=False)  # type: ignore[arg-type]
     assert not np.allclose(other.vectors, encoder.encode(["How can I pay?"]))
-    assert len(list(tmp_path.glob("*.faiss"))) == 2
+    assert len(list(tmp_path.glob("sentences-*.npy"))) == 2
+
+
+def test_an_edit_re_embeds_only_the_changed_sentence(encoder: E5Encoder, tmp_path: Path) -> None:
+    class Counting:
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+            self.dim, self.model_id, self.family = encoder.dim, encoder.model_id, encoder.family
+
+        def encode(self, texts: list[str]) -> np.ndarray:
+            self.seen.extend(texts)
+            return encoder.encode(texts)
+
+    items = [IndexItem("a", "kb", "How can I pay?", "en"), IndexItem("b", "kb", "Where is my order?", "en")]
+    SemanticIndex.build(encoder, items, tmp_path, progress=False)
+    counting = Counting()
+    edited = [items[0], IndexItem("b", "kb", "Where is my parcel?", "en")]
+    index = SemanticIndex.build(counting, edited, tmp_path, progress=False)  # type: ignore[arg-type]
+    assert counting.seen == ["Where is my parcel?"]
+    assert np.allclose(index.vectors, encoder.encode(["How can I pay?", "Where is my parcel?"]), atol=1e-5)
 
 
 def test_use_multilingual_backend() -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bot.intents import OOS_INTENT
-from bot.nlu.classifier import SoftmaxHead
+from bot.nlu.classifier import SoftmaxHead, blend
 from bot.nlu.encoders import Thresholds
 from bot.nlu.index import Candidate, SemanticIndex
 from bot.nlu.policy import MAX_OPTIONS, Decision
@@ -68,7 +68,7 @@ def score_vectors(
                 row[exclude[i]] = -np.inf
             best_sim = np.full(len(keys), -np.inf, dtype=np.float32)
             np.maximum.at(best_sim, columns, row)
-            score = probs[i] if probs is not None else best_sim
+            score = blend(probs[i], best_sim) if probs is not None else best_sim
             order = np.argsort(-score)[:10]
             ranked.append(
                 [

@@ -47,7 +47,7 @@ DEFAULT_THRESHOLDS: dict[str, Thresholds] = {
 # e5: what `supportbot kb calibrate` picked on the demo KB (5-fold cross-validation over its 1,361
 # questions and intent examples). use/st: untuned starting points; run `supportbot kb calibrate`.
 HEAD_THRESHOLDS: dict[str, Thresholds] = {
-    "e5": Thresholds(answer=0.73, clarify=0.56, margin=0.0, min_similarity=0.86),
+    "e5": Thresholds(answer=0.2, clarify=0.02, margin=0.09, min_similarity=0.87),
     "use": Thresholds(answer=0.5, clarify=0.3, margin=0.1, min_similarity=0.35),
     "st": Thresholds(answer=0.5, clarify=0.3, margin=0.1, min_similarity=0.4),
 }

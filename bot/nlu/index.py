@@ -1,12 +1,12 @@
-"""A faiss index over KB questions and intent examples, cached on disk per content and model."""
+"""A faiss index over KB questions and intent examples; sentence embeddings are cached on disk per model."""
 
 from __future__ import annotations
 
 import hashlib
-import json
+import os
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
@@ -62,60 +62,32 @@ class SemanticIndex:
     def build(
         cls, encoder: Encoder, items: Sequence[IndexItem], cache_dir: Path | None, progress: bool = True
     ) -> SemanticIndex:
-        """Load the cached index for exactly these items and this model, or embed and cache it."""
-        key = cache_key(encoder, items)
-        if cache_dir is not None:
-            cached = cls._load(cache_dir, key, encoder, len(items))
-            if cached is not None:
-                return cls(items, cached)
+        """Embed the items, reusing every sentence this model embedded before (an edit re-embeds only it)."""
+        cache = SentenceCache(cache_dir, encoder) if cache_dir is not None else None
         texts = [item.text for item in items]
-        chunks = []
+        missing = list(dict.fromkeys(t for t in texts if cache is None or t not in cache))
+        fresh: dict[str, np.ndarray] = {}
         bar = tqdm(
-            total=len(texts),
-            desc=f"embedding {len(texts)} sentences",
+            total=len(missing),
+            desc=f"embedding {len(missing)} new sentences",
             unit="s",
             file=sys.stderr,
-            disable=not progress,
+            disable=not progress or not missing,
         )
-        for start in range(0, len(texts), _BATCH):
-            chunks.append(encoder.encode(texts[start : start + _BATCH]))
-            bar.update(min(_BATCH, len(texts) - start))
+        for start in range(0, len(missing), _BATCH):
+            batch = missing[start : start + _BATCH]
+            fresh.update(zip(batch, encoder.encode(batch), strict=True))
+            bar.update(len(batch))
         bar.close()
-        vectors = np.vstack(chunks) if chunks else np.zeros((0, encoder.dim), dtype=np.float32)
-        index = cls(items, vectors)
-        if cache_dir is not None:
-            index._save(cache_dir, key, encoder)
-        return index
-
-    @staticmethod
-    def _load(cache_dir: Path, key: str, encoder: Encoder, count: int) -> np.ndarray | None:
-        meta_path = cache_dir / f"{key}.json"
-        index_path = cache_dir / f"{key}.faiss"
-        if not (meta_path.exists() and index_path.exists()):
-            return None
-        try:
-            meta = json.loads(meta_path.read_text())
-            if meta["model_id"] != encoder.model_id or meta["dim"] != encoder.dim or meta["count"] != count:
-                return None  # an index built by another model is never reused
-            flat = faiss.read_index(str(index_path))
-            if flat.ntotal != count:
-                return None
-            return np.asarray(flat.reconstruct_n(0, count), dtype=np.float32)
-        except (OSError, ValueError, KeyError, RuntimeError):
-            return None
-
-    def _save(self, cache_dir: Path, key: str, encoder: Encoder) -> None:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cache_dir / f"{key}.faiss.tmp"
-        faiss.write_index(self._index, str(tmp))
-        tmp.replace(cache_dir / f"{key}.faiss")
-        meta = {
-            "model_id": encoder.model_id,
-            "dim": encoder.dim,
-            "count": len(self.items),
-            "items": [asdict(item) for item in self.items[:3]],
-        }
-        (cache_dir / f"{key}.json").write_text(json.dumps(meta, ensure_ascii=False))
+        if cache is not None and fresh:
+            cache.add(fresh)
+        rows = (
+            [fresh[t] if t in fresh else cache[t] for t in texts]
+            if cache is not None
+            else [fresh[t] for t in texts]
+        )
+        vectors = np.vstack(rows).astype(np.float32) if rows else np.zeros((0, encoder.dim), dtype=np.float32)
+        return cls(items, vectors)
 
     def search(self, queries: np.ndarray, per_query: int = 64) -> list[Candidate]:
         """Return one candidate per label (its best score over all queries), best first."""
@@ -135,3 +107,57 @@ class SemanticIndex:
                         item.label, item.kind, float(score), item.text, item.lang, float(score)
                     )
         return sorted(best.values(), key=lambda c: c.score, reverse=True)
+
+
+class SentenceCache:
+    """Embeddings of every sentence one model has embedded, on disk: `<model>.npy` rows + `<model>.txt` keys.
+
+    Keyed by a hash of the text, so an edited KB re-embeds only the sentences that changed, and many
+    KBs (tests, `eval`) share one cache. Writes go to a temporary file and are renamed into place.
+    """
+
+    def __init__(self, cache_dir: Path, encoder: Encoder) -> None:
+        model = hashlib.sha256(f"{encoder.model_id}\0{encoder.dim}".encode()).hexdigest()[:16]
+        self.dir = cache_dir
+        self.rows_path = cache_dir / f"sentences-{model}.npy"
+        self.keys_path = cache_dir / f"sentences-{model}.txt"
+        self.dim = encoder.dim
+        self._rows = np.zeros((0, encoder.dim), dtype=np.float32)
+        self._where: dict[str, int] = {}
+        try:
+            keys = self.keys_path.read_text(encoding="ascii").split()
+            rows = np.load(self.rows_path)
+            if rows.shape == (len(keys), encoder.dim):
+                self._rows = rows
+                self._where = {k: i for i, k in enumerate(keys)}
+        except (OSError, ValueError):
+            pass  # no cache yet, or a damaged one: start empty
+
+    @staticmethod
+    def _key(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def __contains__(self, text: object) -> bool:
+        return isinstance(text, str) and self._key(text) in self._where
+
+    def __getitem__(self, text: str) -> np.ndarray:
+        return self._rows[self._where[self._key(text)]]
+
+    def add(self, vectors: dict[str, np.ndarray]) -> None:
+        new = {self._key(t): v for t, v in vectors.items() if self._key(t) not in self._where}
+        if not new:
+            return
+        start = len(self._rows)
+        self._rows = np.vstack([self._rows, np.asarray(list(new.values()), dtype=np.float32)])
+        for offset, key in enumerate(new):
+            self._where[key] = start + offset
+        self.dir.mkdir(parents=True, exist_ok=True)
+        keys = sorted(self._where, key=self._where.__getitem__)
+        suffix = f".{os.getpid()}.tmp"
+        rows_tmp = self.rows_path.with_name(self.rows_path.name + suffix)
+        keys_tmp = self.keys_path.with_name(self.keys_path.name + suffix)
+        with rows_tmp.open("wb") as handle:
+            np.save(handle, self._rows)
+        keys_tmp.write_text("\n".join(keys), encoding="ascii")
+        rows_tmp.replace(self.rows_path)
+        keys_tmp.replace(self.keys_path)

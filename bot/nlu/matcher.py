@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -14,13 +16,17 @@ from bot.config import Settings
 from bot.errors import ContentError
 from bot.intents import IntentSet, load_intents
 from bot.knowledge import KnowledgeBase, load_knowledge_base
-from bot.nlu.classifier import SoftmaxHead, head_cache_key
+from bot.nlu.calibration import cross_validate, search_thresholds
+from bot.nlu.classifier import SoftmaxHead, blend, head_cache_key
 from bot.nlu.encoders import Encoder, Thresholds, default_thresholds, load_encoder
 from bot.nlu.human_request import is_human_request
 from bot.nlu.index import Candidate, IndexItem, SemanticIndex, cache_key
 from bot.nlu.language import detect_language
 from bot.nlu.normalize import has_words, normalize_for_matching, split_long
 from bot.nlu.policy import Decision, decide
+from bot.nlu.translit import looks_latin, to_cyrillic
+
+log = logging.getLogger(__name__)
 
 
 def index_items(kb: KnowledgeBase, intents: IntentSet) -> list[IndexItem]:
@@ -52,6 +58,16 @@ def train_head(index: SemanticIndex, cache_dir: Path | None, key: str) -> Softma
         path.parent.mkdir(parents=True, exist_ok=True)
         head.save(path)
     return head
+
+
+def translit_languages(text: str) -> list[str]:
+    """Which Cyrillic readings of a Latin-script message are worth scoring."""
+    lang, confidence = detect_language(text)
+    if lang in ("ru", "uk") and confidence >= 0.6:
+        return [lang]
+    if lang in ("en", "pl") and confidence >= 0.6:
+        return []
+    return ["ru", "uk"]
 
 
 def load_thresholds(settings: Settings, encoder: Encoder) -> Thresholds:
@@ -112,11 +128,67 @@ class Matcher:
         items = index_items(kb, intents)
         index = SemanticIndex.build(encoder, items, cache_dir, progress=progress)
         head = train_head(index, cache_dir, cache_key(encoder, items)) if settings.policy.classifier else None
-        return cls(settings, encoder, kb, intents, index, load_thresholds(settings, encoder), head)
+        matcher = cls(settings, encoder, kb, intents, index, load_thresholds(settings, encoder), head)
+        if settings.policy.auto_calibrate and matcher.calibration_is_stale():
+            matcher.calibrate()
+        return matcher
+
+    def calibration_is_stale(self) -> bool:
+        """True when the calibration file is missing or was measured on other content or another model."""
+        if self.settings.policy.calibration_file is None:
+            return False
+        path = self.settings.resolve(self.settings.policy.calibration_file)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            return True
+        return not isinstance(data, dict) or data.get("kb_fingerprint") != self.content_fingerprint()[:16]
+
+    def content_fingerprint(self) -> str:
+        """Hash of what calibration depends on: KB, intents, model and whether the head is on."""
+        digest = hashlib.sha256(self.kb.fingerprint().encode())
+        for intent in self.intents.intents:
+            digest.update("\0".join((intent.name, *intent.examples, "\n")).encode())
+        digest.update(f"{self.encoder.model_id}|{self.head is not None}".encode())
+        return digest.hexdigest()
+
+    def calibrate(self, wrong_answer_cost: float = 2.0) -> dict[str, object]:
+        """Pick thresholds by cross-validation over this content, write the calibration file, use them."""
+        records = cross_validate(self.index, use_head=self.head is not None)
+        actions = dict(self.settings.intents.actions)
+        thresholds, score = search_thresholds(
+            records, actions, default_thresholds(self.encoder, self.head is not None), wrong_answer_cost
+        )
+        data: dict[str, object] = {
+            "model_id": self.encoder.model_id,
+            "answer": round(thresholds.answer, 4),
+            "clarify": round(thresholds.clarify, 4),
+            "margin": round(thresholds.margin, 4),
+            "min_similarity": round(thresholds.min_similarity, 4),
+            "classifier": self.head is not None,
+            "kb_fingerprint": self.content_fingerprint()[:16],
+            "measured_on": f"{len(records)} KB questions and intent examples, 5-fold cross-validation",
+            "mean_utility": round(score, 4),
+        }
+        if self.settings.policy.calibration_file is not None:
+            path = self.settings.resolve(self.settings.policy.calibration_file)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+            tmp.replace(path)
+            log.info("thresholds calibrated on %s: %s", data["measured_on"], thresholds)
+        self.thresholds = load_thresholds(self.settings, self.encoder)
+        return data
 
     def embed_message(self, text: str) -> np.ndarray:
-        """Embed a message, split into parts so the model never reads more than it can."""
+        """Embed a message, split into parts so the model never reads more than it can.
+
+        Russian or Ukrainian typed in Latin letters is also read transliterated back to Cyrillic;
+        the best-scoring reading wins in `rank`.
+        """
         parts = split_long(text)
+        if looks_latin(text):
+            parts += [p for lang in translit_languages(text) for p in split_long(to_cyrillic(text, lang))]
         capped = []
         for part in parts:
             while len(part) > 20 and self.encoder.token_count(part) > self.settings.embedding.max_tokens:
@@ -147,7 +219,11 @@ class Matcher:
         if self.head is None:
             return nearest
         by_key = {(c.kind, c.label): c for c in nearest}
-        probs = self.head.predict(vectors).max(axis=0)
+        best_sim = np.array(
+            [by_key[key].similarity if key in by_key else -np.inf for key in self.head.classes],
+            dtype=np.float32,
+        )
+        probs = blend(self.head.predict(vectors).max(axis=0), best_sim)
         ranked = []
         for k in np.argsort(-probs)[:10]:
             kind, label = self.head.classes[k]

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import pytest
+
+from bot.nlu.matcher import translit_languages
+from bot.nlu.translit import looks_latin, to_cyrillic
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "expected"),
+    [
+        ("gde moi zakaz", "ru", "где мои заказ"),
+        ("khochu operatora", "ru", "хочу оператора"),
+        ("eto normalno?", "ru", "это нормално?"),
+        ("novyy zakaz", "ru", "новый заказ"),
+        ("de moye zamovlennya", "uk", "де моє замовлення"),
+        ("shcho robyty, dyakuyu", "uk", "що робити, дякую"),
+    ],
+)
+def test_to_cyrillic(text: str, lang: str, expected: str) -> None:
+    assert to_cyrillic(text, lang) == expected
+
+
+def test_only_latin_text_is_transliterated() -> None:
+    assert looks_latin("gde moi zakaz NW-1234")
+    assert not looks_latin("где мой заказ")
+    assert not looks_latin("gdzie jest moje zamówienie")  # Polish letters
+    assert not looks_latin("12345 !!")
+
+
+def test_which_readings_are_scored() -> None:
+    assert translit_languages("How long does delivery take to Berlin?") == []
+    assert "ru" in translit_languages("gde moi zakaz")
+    assert "uk" in translit_languages("de moye zamovlennya")
