@@ -94,6 +94,8 @@ class WhatsAppSettings(BaseModel):
     reengagement_template: str | None = None
 
 
+    reengagement_template_language: str = "en"  # the language code the template was approved in
+    request_timeout_seconds: float = 10.0  # each Graph API call; a timeout is retried by the outbox
 class WebchatSettings(BaseModel):
     enabled: bool = True
     rate_limit_per_minute: int = 30

@@ -38,3 +38,7 @@ class SendError(ChannelError):
         super().__init__(message)
         self.retry_after = retry_after
         self.permanent = permanent
+
+
+class OutsideMessagingWindow(SupportBotError):
+    """The channel allows free-form messages only for a while after the customer's last message."""

@@ -5,11 +5,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter
 
+from bot.errors import OutsideMessagingWindow
 from bot.messages import IncomingMessage, OutgoingReply
 
 
@@ -59,3 +60,32 @@ class Channel(ABC):
     def free_form_window(self) -> timedelta | None:
         """Return how long after the customer's last message free text may be sent (None: always)."""
         return None
+
+
+def ensure_free_form_allowed(
+    channel: Channel, last_customer_message_at: datetime | None, now: datetime | None = None
+) -> None:
+    """Raise OutsideMessagingWindow unless `channel` accepts free text now (e.g. WhatsApp's 24 hours)."""
+    window = channel.free_form_window()
+    if window is None:
+        return
+    now = _as_utc(now or datetime.now(UTC))
+    last = _as_utc(last_customer_message_at) if last_customer_message_at else None
+    if last is not None and now - last <= window:
+        return
+    hours = window.total_seconds() / 3600
+    since = (
+        "the customer has not written yet"
+        if last is None
+        else f"their last message was at {last:%Y-%m-%d %H:%M} UTC"
+    )
+    raise OutsideMessagingWindow(
+        f"{channel.name}: outside the {hours:g}-hour messaging window; free-form messages may be sent only "
+        f"within {hours:g} hours of the customer's last message ({since}). Send the re-engagement template instead "
+        f"(channels.{channel.name}.reengagement_template) or wait for the customer to write again."
+    )
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
