@@ -47,13 +47,29 @@ def cache_key(encoder: Encoder, items: Sequence[IndexItem]) -> str:
     return digest.hexdigest()[:24]
 
 
+# Up to this many sentences the search is exact (under a millisecond); beyond, an HNSW graph.
+EXACT_LIMIT = 20_000
+HNSW_NEIGHBOURS = 32
+HNSW_EF_SEARCH = 128
+
+
+def make_faiss_index(dim: int, count: int) -> faiss.Index:
+    """Exact inner product for KB-sized indexes, HNSW (approximate, inner product) for very large ones."""
+    if count <= EXACT_LIMIT:
+        return faiss.IndexFlatIP(dim)
+    index = faiss.IndexHNSWFlat(dim, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 64
+    index.hnsw.efSearch = HNSW_EF_SEARCH
+    return index
+
+
 class SemanticIndex:
-    """Exact inner-product search (vectors are L2-normalised, so scores are cosines)."""
+    """Inner-product search (vectors are L2-normalised, so scores are cosines)."""
 
     def __init__(self, items: Sequence[IndexItem], vectors: np.ndarray) -> None:
         self.items = list(items)
         self.dim = int(vectors.shape[1]) if vectors.size else 0
-        self._index = faiss.IndexFlatIP(max(self.dim, 1))
+        self._index = make_faiss_index(max(self.dim, 1), len(self.items))
         if len(self.items):
             self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
         self.vectors = vectors
