@@ -36,13 +36,24 @@ class Outbox:
         self.channels = channels
         self.settings = settings
         self._wakeup = asyncio.Event()
+        # Claims are serialised in-process: SQLite ignores FOR UPDATE SKIP LOCKED, and without this the
+        # background loop and the delivery right after a turn could both claim and send one reply.
+        self._claim_lock = asyncio.Lock()
 
     async def deliver(self, conversation_id: int | None = None) -> int:
         """Send what is due (for one conversation, or all); return how many were sent."""
-        async with self.database.session() as session:
+        claimed = await self._claim(conversation_id)
+        sent = 0
+        for message_id, target, reply in claimed:
+            sent += await self._send_one(message_id, target, reply)
+        return sent
+
+    async def _claim(self, conversation_id: int | None) -> list[tuple[int, DeliveryTarget, OutgoingReply]]:
+        """Lease due messages to this sender (60 s) and return what to send."""
+        async with self._claim_lock, self.database.session() as session:
             rows = await MessageRepository(session).due_outbound(utcnow(), conversation_id=conversation_id)
             if not rows:
-                return 0
+                return []
             conversation_ids = {row.conversation_id for row in rows}
             targets = {
                 conversation.id: (conversation, external_id, blocked)
@@ -74,10 +85,7 @@ class Outbox:
                     row.id,
                 )
                 claimed.append((row.id, target, _reply_of(row)))
-        sent = 0
-        for message_id, target, reply in claimed:
-            sent += await self._send_one(message_id, target, reply)
-        return sent
+        return claimed
 
     async def _send_one(self, message_id: int, target: DeliveryTarget, reply: OutgoingReply) -> int:
         channel = self.channels[target.channel]

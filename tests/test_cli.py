@@ -54,7 +54,7 @@ def test_kb_check_passes_on_demo_content() -> None:
         [SUPPORTBOT, "--config", str(REPO / "config.yaml"), "kb", "check"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("ok:")

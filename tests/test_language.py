@@ -67,3 +67,12 @@ def test_long_messages_are_split_into_bounded_parts() -> None:
     assert split_long("short") == ["short"]
     run_on = "a" * 5000
     assert all(len(p) <= 400 for p in split_long(run_on))
+
+
+def test_a_word_russian_and_ukrainian_share_follows_the_platform_hint() -> None:
+    from bot.nlu.language import choose_language
+
+    supported = ["en", "ru", "pl", "uk"]
+    assert choose_language("оператор", "ru", None, supported, "en") == "ru"
+    assert choose_language("оператор", "uk", None, supported, "en") == "uk"
+    assert choose_language("оператор", None, "uk", supported, "en") == "uk"

@@ -32,3 +32,21 @@ def test_which_readings_are_scored() -> None:
     assert translit_languages("How long does delivery take to Berlin?") == []
     assert "ru" in translit_languages("gde moi zakaz")
     assert "uk" in translit_languages("de moye zamovlennya")
+
+
+def test_polish_questions_are_also_indexed_without_diacritics() -> None:
+    from bot.intents import IntentSet
+    from bot.knowledge import KBEntry, KnowledgeBase
+    from bot.nlu.matcher import index_items
+    from bot.nlu.normalize import fold_diacritics
+
+    assert fold_diacritics("Gdzie jest moje zamówienie? Łódź") == "Gdzie jest moje zamowienie? Lodz"
+    assert fold_diacritics("Где мой заказ? Її") == "Где мой заказ? Її"
+    kb = KnowledgeBase()
+    kb.entries.append(KBEntry("e", {"pl": ["Ile kosztuje dostawa?", "Jak długo trwa dostawa?"]}, {"pl": "x"}))
+    texts = [(item.text, item.variant) for item in index_items(kb, IntentSet())]
+    assert texts == [
+        ("Ile kosztuje dostawa?", False),
+        ("Jak długo trwa dostawa?", False),
+        ("Jak dlugo trwa dostawa?", True),
+    ]

@@ -11,6 +11,7 @@ from bot.intents import OOS_INTENT
 from bot.nlu.classifier import SoftmaxHead, blend
 from bot.nlu.encoders import Thresholds
 from bot.nlu.index import Candidate, SemanticIndex
+from bot.nlu.normalize import fold_diacritics
 from bot.nlu.policy import MAX_OPTIONS, Decision
 
 
@@ -50,9 +51,9 @@ def utility(decision: Decision, gold: str, wrong_answer_cost: float) -> float:
 def score_vectors(
     vectors: np.ndarray, index: SemanticIndex, head: SoftmaxHead | None, exclude: np.ndarray | None = None
 ) -> list[list[Candidate]]:
-    """Rank labels for each vector: classifier probability (if a head) plus best cosine per label.
+    """Rank labels for each vector: classifier probability (if a head) blended with best cosine per label.
 
-    `exclude[i]` is an index item to leave out for row i (cross-validation), or -1.
+    `exclude` lists index items no row may match (the held-out fold in cross-validation).
     """
     items = index.items
     keys = head.classes if head is not None else sorted({(item.kind, item.label) for item in items})
@@ -62,10 +63,10 @@ def score_vectors(
     ranked: list[list[Candidate]] = []
     for start in range(0, len(vectors), 256):
         block = vectors[start : start + 256] @ index.vectors.T
+        if exclude is not None:
+            block[:, exclude] = -np.inf
         for offset, row in enumerate(block):
             i = start + offset
-            if exclude is not None and exclude[i] >= 0:
-                row[exclude[i]] = -np.inf
             best_sim = np.full(len(keys), -np.inf, dtype=np.float32)
             np.maximum.at(best_sim, columns, row)
             score = blend(probs[i], best_sim) if probs is not None else best_sim
@@ -81,24 +82,34 @@ def score_vectors(
 
 
 def cross_validate(index: SemanticIndex, use_head: bool, folds: int = 5, seed: int = 0) -> list[Record]:
-    """Score every indexed sentence by a model that never saw it (k-fold head, leave-one-out cosine)."""
+    """Score every written sentence by a model that never saw it, nor any variant of it (k-fold)."""
     items = index.items
     if len(items) < folds * 2:
         return []
-    order = np.random.default_rng(seed).permutation(len(items))
+    groups: dict[tuple[str, str, str], int] = {}
+    group_of = np.array(
+        [
+            groups.setdefault((it.kind, it.label, fold_diacritics(it.text).casefold()), len(groups))
+            for it in items
+        ]
+    )
+    fold_of = (np.random.default_rng(seed).permutation(len(groups)) % folds)[group_of]
     classes = sorted({(item.kind, item.label) for item in items})
     class_ids = {key: i for i, key in enumerate(classes)}
     targets = np.array([class_ids[(item.kind, item.label)] for item in items])
-    records: list[Record] = [Record("", [])] * len(items)
+    records: list[Record] = []
     for fold in range(folds):
-        held = order[fold::folds]
+        held = np.flatnonzero(fold_of == fold)
+        if not len(held):
+            continue
         head = None
         if use_head:
-            train = np.setdiff1d(np.arange(len(items)), held)
+            train = np.flatnonzero(fold_of != fold)
             head = SoftmaxHead.fit(index.vectors[train], classes, targets[train])
-        ranked = score_vectors(index.vectors[held], index, head, exclude=held)
-        for i, candidates in zip(held, ranked, strict=True):
-            records[i] = Record(items[i].label, candidates, items[i].lang)
+        scored = [int(i) for i in held if not items[i].variant]
+        ranked = score_vectors(index.vectors[scored], index, head, exclude=held)
+        for i, candidates in zip(scored, ranked, strict=True):
+            records.append(Record(items[i].label, candidates, items[i].lang))
     return records
 
 

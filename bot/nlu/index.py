@@ -26,6 +26,7 @@ class IndexItem:
     kind: str
     text: str
     lang: str | None = None
+    variant: bool = False  # generated from a written sentence (e.g. without diacritics), not written
 
 
 @dataclass(frozen=True)

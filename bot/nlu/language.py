@@ -24,11 +24,9 @@ _UK_WORDS = {
     "привіт",
     "хочу",
     "замовлення",
-    "доставка",
     "скільки",
     "гроші",
     "повернення",
-    "оператор",
     "немає",
     "треба",
     "потрібно",
@@ -272,6 +270,8 @@ def detect_language(text: str) -> tuple[str | None, float]:
         ru_score = 3 * len(chars & _RU_LETTERS) + sum(w in _RU_WORDS for w in words)
         if uk_score > ru_score:
             return "uk", 0.9 if uk_score >= 2 else 0.7
+        if ru_score == uk_score:  # words both languages share ("оператор"): let the hint decide
+            return "ru", 0.4
         return "ru", 0.9 if ru_score >= 2 else 0.7
     pl = 3 * sum(c in _PL_LETTERS for c in letters) + sum(w in _PL_WORDS for w in words)
     ru = sum(w in _RU_TRANSLIT for w in words)

@@ -22,7 +22,7 @@ from bot.nlu.encoders import Encoder, Thresholds, default_thresholds, load_encod
 from bot.nlu.human_request import is_human_request
 from bot.nlu.index import Candidate, IndexItem, SemanticIndex, cache_key
 from bot.nlu.language import detect_language
-from bot.nlu.normalize import has_words, normalize_for_matching, split_long
+from bot.nlu.normalize import fold_diacritics, has_words, normalize_for_matching, split_long
 from bot.nlu.policy import Decision, decide
 from bot.nlu.translit import looks_latin, to_cyrillic
 
@@ -31,12 +31,14 @@ log = logging.getLogger(__name__)
 
 def index_items(kb: KnowledgeBase, intents: IntentSet) -> list[IndexItem]:
     """List every sentence the index holds: KB questions and all intent examples (oos included)."""
-    items = [
-        IndexItem(entry.id, "kb", question, lang)
-        for entry in kb.entries
-        for lang, questions in entry.questions.items()
-        for question in questions
-    ]
+    items = []
+    for entry in kb.entries:
+        for lang, questions in entry.questions.items():
+            for question in questions:
+                items.append(IndexItem(entry.id, "kb", question, lang))
+                folded = fold_diacritics(question)
+                if folded != question:  # customers often type Polish (Czech, German...) without diacritics
+                    items.append(IndexItem(entry.id, "kb", folded, lang, variant=True))
     for intent in intents.intents:
         for example in intent.examples:
             items.append(IndexItem(intent.name, "intent", example, detect_language(example)[0]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 _URL = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")
@@ -10,9 +11,23 @@ _ORDER_NO = re.compile(r"(?:#|№|\bnr\.?\s*|\bno\.?\s*)?\b\d[\d\- ]{3,}\d\b", r
 _EMOJI = re.compile(
     "[\U0001f000-\U0001faff\U00002600-\U000027bf\U0000fe0f\U0000200d\U00002300-\U000023ff\U0001f1e6-\U0001f1ff]+"
 )
+_FOLD_EXTRA = {"ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "đ": "d", "Đ": "D", "ß": "ss"}
 _SPACE = re.compile(r"\s+")
 _REPEAT = re.compile(r"([!?.])\1+")
 _SENTENCE = re.compile(r"(?<=[.!?…\n])\s+")
+
+
+def fold_diacritics(text: str) -> str:
+    """Drop diacritics from Latin letters ("zamówienie" -> "zamowienie"); Cyrillic stays as it is."""
+    out = []
+    for ch in text:
+        if ch in _FOLD_EXTRA:
+            out.append(_FOLD_EXTRA[ch])
+        elif "\u00c0" <= ch <= "\u024f":
+            out.append("".join(c for c in unicodedata.normalize("NFD", ch) if not unicodedata.combining(c)))
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def has_words(text: str) -> bool:
