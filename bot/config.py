@@ -67,7 +67,7 @@ class PolicySettings(BaseModel):
         True  # a softmax head over the embeddings ranks entries; false = nearest neighbour only
     )
     calibration_file: Path | None = Path("var/calibration.yaml")
-    auto_calibrate: bool = True  # recalibrate at start/reload when kb/ or intents/ changed since the file was written
+    auto_calibrate: bool = True  # recalibrate at start and reload when kb/ or intents/ changed
     max_misses: int = 2  # misses in a row before the bot hands off by itself
     max_message_chars: int = 4000  # longer messages are stored whole but only this much is read by the bot
 
@@ -92,10 +92,10 @@ class WhatsAppSettings(BaseModel):
     verify_token: str | None = None
     graph_api_base: str = "https://graph.facebook.com/v21.0"
     reengagement_template: str | None = None
-
-
     reengagement_template_language: str = "en"  # the language code the template was approved in
     request_timeout_seconds: float = 10.0  # each Graph API call; a timeout is retried by the outbox
+
+
 class WebchatSettings(BaseModel):
     enabled: bool = True
     rate_limit_per_minute: int = 30
