@@ -1,0 +1,341 @@
+"""The Telegram channel on aiogram 3: long polling or a webhook in, Bot API calls out."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import re
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from aiogram import Bot
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramConflictError,
+    TelegramEntityTooLarge,
+    TelegramForbiddenError,
+    TelegramMigrateToChat,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramUnauthorizedError,
+)
+from aiogram.methods import (
+    AnswerCallbackQuery,
+    DeleteWebhook,
+    EditMessageReplyMarkup,
+    GetMe,
+    SendAnimation,
+    SendAudio,
+    SendChatAction,
+    SendContact,
+    SendDocument,
+    SendLocation,
+    SendMessage,
+    SendPhoto,
+    SendSticker,
+    SendVideo,
+    SendVoice,
+    SetWebhook,
+    TelegramMethod,
+)
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.utils.token import TokenValidationError
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from bot.adapters.base import Inbox
+from bot.adapters.telegram_base import ChatUnavailable, Keyboard, TelegramChannelBase
+from bot.adapters.telegram_payloads import ALLOWED_UPDATES, chat_key
+from bot.config import TelegramSettings
+from bot.errors import ConfigError, SendError
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/webhooks/telegram"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+_SECRET_FORMAT = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # what setWebhook accepts as secret_token
+_MAX_FAILED_ROUNDS = 5  # polling rounds an update may fail before it is logged and skipped
+_MEDIA_CLASSES: dict[str, Any] = {  # method name -> aiogram method class
+    "sendPhoto": SendPhoto,
+    "sendDocument": SendDocument,
+    "sendVideo": SendVideo,
+    "sendVoice": SendVoice,
+    "sendAudio": SendAudio,
+    "sendAnimation": SendAnimation,
+    "sendSticker": SendSticker,
+    "sendLocation": SendLocation,
+    "sendContact": SendContact,
+}
+T = TypeVar("T")
+
+
+class _RawGetUpdates(TelegramMethod[list[dict[str, Any]]]):
+    """getUpdates returning plain dicts: our tolerant parser reads them, one odd update cannot stall polling."""
+
+    __returning__ = list[dict[str, Any]]
+    __api_method__ = "getUpdates"
+
+    offset: int | None = None
+    timeout: int | None = None
+    allowed_updates: list[str] | None = None
+
+
+class TelegramChannel(TelegramChannelBase):
+    """A support bot of its own: aiogram's Bot client, polling or webhook, per channels.telegram."""
+
+    def __init__(
+        self,
+        settings: TelegramSettings,
+        retry_delays: Sequence[float] = (0.5, 2.0, 8.0),
+        backoff: tuple[float, float] = (1.0, 30.0),
+    ) -> None:
+        super().__init__(retry_delays)
+        if not settings.token:
+            raise ConfigError("channels.telegram.token is not set (or set TELEGRAM_BOT_TOKEN)")
+        if settings.mode == "webhook":
+            if not settings.webhook_url or not settings.webhook_url.startswith("https://"):
+                raise ConfigError(
+                    "channels.telegram.mode is webhook, so channels.telegram.webhook_url must be the public "
+                    f"https:// URL of {WEBHOOK_PATH} (got {settings.webhook_url!r})"
+                )
+            if not settings.webhook_secret or not _SECRET_FORMAT.match(settings.webhook_secret):
+                raise ConfigError(
+                    "channels.telegram.webhook_secret (or TELEGRAM_WEBHOOK_SECRET) must be set in webhook mode: "
+                    "1-256 characters of A-Z, a-z, 0-9, _ and -"
+                )
+        self.settings = settings
+        self.api = TelegramAPIServer.from_base(settings.api_base)
+        try:
+            self.bot = Bot(
+                settings.token,
+                session=AiohttpSession(api=self.api, timeout=settings.request_timeout_seconds),
+                default=DefaultBotProperties(parse_mode=ParseMode.HTML),
+            )
+        except TokenValidationError as exc:
+            raise ConfigError(
+                f"channels.telegram.token does not look like a bot token (123456:ABC-...): {exc}"
+            ) from exc
+        self._backoff = backoff
+        self._task: asyncio.Task[None] | None = None
+
+    # --- receiving -------------------------------------------------------------------------------
+
+    async def start(self, inbox: Inbox) -> None:
+        """Start long polling, or register the webhook with Telegram (retried in the background)."""
+        self._inbox = inbox
+        if self.settings.mode == "webhook":
+            self._task = asyncio.create_task(self._register_webhook(), name="telegram-set-webhook")
+        else:
+            self._task = asyncio.create_task(self._poll(inbox), name="telegram-polling")
+
+    async def stop(self) -> None:
+        """Stop polling (updates not yet handled stay at Telegram) and close the HTTP session."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        await self.bot.session.close()
+
+    def router(self, inbox: Inbox) -> APIRouter | None:
+        """Return POST /webhooks/telegram in webhook mode (nothing in polling mode)."""
+        if self.settings.mode != "webhook":
+            return None
+        self._inbox = inbox
+        router = APIRouter()
+
+        @router.post(WEBHOOK_PATH, include_in_schema=False)
+        async def webhook(request: Request) -> Response:
+            given = request.headers.get(SECRET_HEADER)
+            if given is None or not hmac.compare_digest(
+                given.encode(), (self.settings.webhook_secret or "").encode()
+            ):
+                log.warning(
+                    "telegram: webhook %s refused (check channels.telegram.webhook_secret)",
+                    "without a secret token" if given is None else "with a wrong secret token",
+                )
+                return JSONResponse({"ok": False, "error": "wrong or missing secret token"}, status_code=401)
+            body = await request.body()
+            try:
+                update = json.loads(body)
+            except ValueError as exc:
+                log.warning("telegram: webhook body is not JSON (%s): %r", exc, body[:500])
+                return JSONResponse({"ok": False, "error": f"invalid JSON: {exc}"}, status_code=400)
+            if not isinstance(update, dict):
+                log.warning("telegram: webhook body is not a JSON object: %r", body[:500])
+                return JSONResponse({"ok": False, "error": "expected an Update object"}, status_code=400)
+            try:
+                await self.process_update(inbox, update)
+            except Exception:
+                # Not a 2xx, so Telegram delivers the update again later; the log keeps it meanwhile.
+                log.exception(
+                    "telegram: update not processed; Telegram will redeliver it: %s",
+                    body.decode("utf-8", "replace"),
+                )
+                return JSONResponse({"ok": False, "error": "not processed, retry later"}, status_code=500)
+            return JSONResponse({"ok": True})
+
+        return router
+
+    async def _register_webhook(self) -> None:
+        delay = self._backoff[0]
+        while True:
+            try:
+                await self._call(
+                    SetWebhook(
+                        url=self.settings.webhook_url or "",
+                        secret_token=self.settings.webhook_secret,
+                        allowed_updates=list(ALLOWED_UPDATES),
+                        drop_pending_updates=False,  # messages sent while we were away still count
+                    )
+                )
+                log.info("telegram: webhook set to %s", self.settings.webhook_url)
+                return
+            except SendError as exc:
+                log.error(
+                    "telegram: setWebhook to %s failed (%s); retrying in %.0fs",
+                    self.settings.webhook_url,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._backoff[1])
+
+    async def _poll(self, inbox: Inbox) -> None:
+        """Fetch updates and confirm each batch only after it has been handled (stored and answered)."""
+        offset: int | None = None
+        delay = self._backoff[0]
+        ready = False
+        failed_rounds: dict[int, int] = {}
+        while True:
+            try:
+                if not ready:  # getUpdates refuses to work while a webhook is set
+                    me = await self._call(GetMe())
+                    await self._call(DeleteWebhook(drop_pending_updates=False))
+                    log.info("telegram: polling as @%s via %s", me.username, self.settings.api_base)
+                    ready = True
+                timeout = self.settings.polling_timeout_seconds
+                updates = await self._call(
+                    _RawGetUpdates(offset=offset, timeout=timeout, allowed_updates=list(ALLOWED_UPDATES)),
+                    request_timeout=int(timeout + self.settings.request_timeout_seconds),
+                )
+            except SendError as exc:
+                if isinstance(exc.__cause__, TelegramConflictError):
+                    ready = False  # another instance polls, or someone set a webhook: say so, and retry
+                log.error("telegram: getUpdates failed (%s); retrying in %.0fs", exc, delay)
+                await asyncio.sleep(exc.retry_after or delay)
+                delay = min(delay * 2, self._backoff[1])
+                continue
+            delay = self._backoff[0]
+            updates = [u for u in updates if isinstance(u, dict) and isinstance(u.get("update_id"), int)]
+            if not updates:
+                continue
+            failed = await self._handle_batch(inbox, updates)
+            for update in updates:
+                if update["update_id"] in failed:
+                    failed_rounds[update["update_id"]] = failed_rounds.get(update["update_id"], 0) + 1
+            stuck = [u for u in updates if failed_rounds.get(u["update_id"], 0) >= _MAX_FAILED_ROUNDS]
+            for update in stuck:
+                log.error(
+                    "telegram: update %s failed %d times and is skipped; raw update for replay: %s",
+                    update["update_id"],
+                    _MAX_FAILED_ROUNDS,
+                    json.dumps(update, ensure_ascii=False),
+                )
+                failed.discard(update["update_id"])
+                failed_rounds.pop(update["update_id"], None)
+            if (
+                failed
+            ):  # confirm nothing from the first failure on; those come again (done ones are deduplicated)
+                offset = min(failed)
+                log.error("telegram: update %s not processed; fetching it again in %.0fs", offset, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._backoff[1])
+            else:
+                offset = max(u["update_id"] for u in updates) + 1
+                failed_rounds.clear()
+
+    async def _handle_batch(self, inbox: Inbox, updates: list[dict[str, Any]]) -> set[int]:
+        """Handle updates of different chats in parallel, one chat's in order; return the failed ids."""
+        by_chat: dict[str, list[dict[str, Any]]] = {}
+        for update in sorted(updates, key=lambda u: u["update_id"]):
+            by_chat.setdefault(chat_key(update), []).append(update)
+        failed: set[int] = set()
+
+        async def handle_chat(chat_updates: list[dict[str, Any]]) -> None:
+            for update in chat_updates:
+                try:
+                    await self.process_update(inbox, update)
+                except Exception:
+                    log.exception("telegram: update %s not processed", update["update_id"])
+                    failed.update(
+                        u["update_id"] for u in chat_updates if u["update_id"] >= update["update_id"]
+                    )
+                    return
+
+        await asyncio.gather(*(handle_chat(chat) for chat in by_chat.values()))
+        return failed
+
+    # --- transport -------------------------------------------------------------------------------
+
+    async def send_text(self, chat_id: str, html_text: str, keyboard: Keyboard | None) -> str:
+        markup = _markup(keyboard) if keyboard else None
+        sent = await self._call(
+            SendMessage(chat_id=chat_id, text=html_text, parse_mode=ParseMode.HTML, reply_markup=markup)
+        )
+        return str(sent.message_id)
+
+    async def send_media(self, chat_id: str, method: str, params: dict[str, Any]) -> str:
+        sent = await self._call(_MEDIA_CLASSES[method](chat_id=chat_id, **params))
+        return str(sent.message_id)
+
+    async def send_chat_action(self, chat_id: str, action: str) -> None:
+        await self._call(SendChatAction(chat_id=chat_id, action=action))
+
+    async def answer_callback_query(self, query_id: str) -> None:
+        await self._call(AnswerCallbackQuery(callback_query_id=query_id))
+
+    async def remove_keyboard(self, chat_id: str, message_id: int) -> None:
+        await self._call(EditMessageReplyMarkup(chat_id=chat_id, message_id=message_id, reply_markup=None))
+
+    async def _call(self, method: TelegramMethod[T], request_timeout: int | None = None) -> T:
+        try:
+            return await self.bot(method, request_timeout=request_timeout)
+        except Exception as exc:
+            raise send_error(exc, method.__api_method__) from exc
+
+
+def _markup(keyboard: Keyboard) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text=b.text, callback_data=b.callback_data) for b in row]
+            for row in keyboard
+        ]
+    )
+
+
+def send_error(exc: Exception, method: str) -> SendError:
+    """Translate an aiogram error into a SendError the outbox understands: when to retry, or never."""
+    if isinstance(exc, TelegramRetryAfter):
+        return SendError(
+            f"Telegram {method}: flood control, retry after {exc.retry_after}s",
+            retry_after=float(exc.retry_after),
+        )
+    if isinstance(exc, TelegramForbiddenError):
+        return ChatUnavailable(f"Telegram {method}: 403 {exc.message}")
+    if isinstance(exc, TelegramUnauthorizedError):  # kept for retry: fixing the token must not lose replies
+        return SendError(f"Telegram {method}: 401 {exc.message} (check channels.telegram.token)")
+    if isinstance(exc, (TelegramBadRequest, TelegramNotFound, TelegramEntityTooLarge, TelegramMigrateToChat)):
+        return SendError(f"Telegram {method}: {exc.message}", permanent=True)
+    if isinstance(exc, TelegramAPIError):  # 5xx, network errors, timeouts, 409
+        return SendError(f"Telegram {method}: {type(exc).__name__}: {exc.message}")
+    if isinstance(exc, ClientDecodeError):  # a proxy's HTML error page instead of JSON
+        return SendError(f"Telegram {method}: unreadable response: {exc}")
+    return SendError(f"Telegram {method}: {type(exc).__name__}: {exc}")
