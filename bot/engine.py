@@ -313,6 +313,8 @@ class ConversationEngine:
         text = phrase(key, language, position=ticket.position)
         if key == "handoff_after_misses":
             text = f"{text} {phrase('handoff', language, position=ticket.position)}"
+        if ticket.notice:  # the estimated wait, or when agents are back
+            text = f"{text} {ticket.notice}"
         return OutgoingReply(text, (Button(_cancel_title(language), BOT_PAYLOAD),))
 
 

@@ -16,6 +16,7 @@ class QueueTicket:
 
     position: int
     estimated_wait_seconds: float | None = None
+    notice: str | None = None  # said after the position: the wait, or when agents are back
 
 
 class Handoff(Protocol):

@@ -1,11 +1,23 @@
-"""SQLAlchemy models: customers, conversations with their messages, and the audit events."""
+"""SQLAlchemy models: customers, conversations with their messages, the audit events, and agents."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -53,6 +65,14 @@ class Conversation(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     last_customer_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # live-agent side (migration 0002)
+    priority: Mapped[int] = mapped_column(Integer, default=0)  # higher is served first (VIP, complaint)
+    handoff_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # first queued
+    first_response_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # agent's 1st reply
+    sla_breached_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    estimate_told_seconds: Mapped[float | None] = mapped_column(Float)  # the wait we last promised
+    estimate_told_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_notice_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # told "we're closed"
 
     customer: Mapped[Customer] = relationship(back_populates="conversations")
     messages: Mapped[list[Message]] = relationship(back_populates="conversation", order_by="Message.id")
@@ -102,6 +122,75 @@ class Event(Base):
         ForeignKey("conversations.id", ondelete="CASCADE"), index=True
     )
     kind: Mapped[str] = mapped_column(String(48), index=True)
-    actor: Mapped[str] = mapped_column(String(64))  # bot / customer / agent:<id> / system
+    actor: Mapped[str] = mapped_column(String(64))  # bot / customer / agent:<login> / system
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    agent_id: Mapped[int | None] = mapped_column(Integer, index=True)  # the agent the event concerns
+
+
+class Agent(Base):
+    """A person who answers customers; `capacity` is how many conversations they hold at once."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    login: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16), default="agent")  # agent / supervisor / admin
+    languages: Mapped[list[Any]] = mapped_column(JSON, default=list)  # empty: any language
+    capacity: Mapped[int] = mapped_column(Integer, default=3)
+    status: Mapped[str] = mapped_column(String(16), default="offline", index=True)  # online/away/offline
+    status_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)  # false: cannot log in or be assigned
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AgentToken(Base):
+    """A bearer token; only its SHA-256 is stored."""
+
+    __tablename__ = "agent_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Assignment(Base):
+    """One agent holding one conversation, from assignment to its end: "who had this and when"."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (
+        # at most one open assignment per conversation: a double assignment cannot be stored
+        Index(
+            "uq_assignments_open",
+            "conversation_id",
+            unique=True,
+            sqlite_where=sql_text("ended_at IS NULL"),
+            postgresql_where=sql_text("ended_at IS NULL"),
+        ),
+        Index("ix_assignments_agent_open", "agent_id", "ended_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    assigned_by: Mapped[str] = mapped_column(String(64))  # system / agent:<login>
+    how: Mapped[str] = mapped_column(String(24))  # auto / take / transfer
+    first_response_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    end_reason: Mapped[str | None] = mapped_column(String(48))  # resolved / transferred / timeout...
+
+
+class HandoffLock(Base):
+    """A row every assignment transaction writes first on SQLite, so assigners run one at a time."""
+
+    __tablename__ = "handoff_locks"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    taken_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

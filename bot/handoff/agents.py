@@ -1,0 +1,246 @@
+"""Agents: accounts with roles, languages and capacity; argon2 passwords; bearer tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.errors import SupportBotError
+from bot.storage.models import Agent, AgentToken, Assignment, utcnow
+
+ROLES = ("agent", "supervisor", "admin")
+ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
+STATUSES = ("online", "away", "offline")
+MIN_PASSWORD = 8
+MAX_CAPACITY = 50
+_LOGIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+_hasher = PasswordHasher()
+_dummy_hash: str | None = None
+
+
+class AgentError(SupportBotError):
+    """Invalid agent data (bad login, unknown role...); the message says what to fix."""
+
+
+class DuplicateAgent(AgentError):
+    """An agent with this login already exists."""
+
+
+def hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD:
+        raise AgentError(f"the password must be at least {MIN_PASSWORD} characters long")
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """Check a password; with no hash (unknown login) spend the same time and say no."""
+    global _dummy_hash
+    if password_hash is None:
+        if _dummy_hash is None:
+            _dummy_hash = _hasher.hash(secrets.token_hex(16))
+        password_hash = _dummy_hash
+        password = password + "\x00never"
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def check_role(role: str) -> str:
+    if role not in ROLE_RANK:
+        raise AgentError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+    return role
+
+
+def has_role(agent: Agent, role: str) -> bool:
+    """True when the agent's role is `role` or above (agent < supervisor < admin)."""
+    return ROLE_RANK.get(agent.role, -1) >= ROLE_RANK[role]
+
+
+def parse_languages(languages: str | Iterable[str] | None) -> list[str]:
+    if languages is None:
+        return []
+    items = languages.split(",") if isinstance(languages, str) else list(languages)
+    result: list[str] = []
+    for item in items:
+        code = item.strip().lower()
+        if not code:
+            continue
+        if not _LANGUAGE.match(code):
+            raise AgentError(f"language {item!r} is not a language code like en, ru or pt-br")
+        if code not in result:
+            result.append(code)
+    return result
+
+
+def check_capacity(capacity: int) -> int:
+    if not 0 <= capacity <= MAX_CAPACITY:
+        raise AgentError(f"capacity must be between 0 and {MAX_CAPACITY} conversations, not {capacity}")
+    return capacity
+
+
+def speaks(agent: Agent, language: str | None) -> bool:
+    """An agent without listed languages is taken to speak any language."""
+    if not agent.languages or not language:
+        return True
+    base = language.split("-")[0].lower()
+    return any(code.split("-")[0] == base for code in agent.languages)
+
+
+@dataclass
+class AgentRepository:
+    """Agents, their tokens and their current load."""
+
+    session: AsyncSession
+
+    async def create(
+        self,
+        login: str,
+        password: str,
+        name: str | None = None,
+        role: str = "agent",
+        languages: str | Iterable[str] | None = None,
+        capacity: int = 3,
+    ) -> Agent:
+        if not _LOGIN.match(login or ""):
+            raise AgentError(
+                f"login {login!r} is not valid: 1-64 characters, letters, digits and . _ @ - "
+                "(starting with a letter or digit)"
+            )
+        role = check_role(role)
+        langs = parse_languages(languages)
+        capacity = check_capacity(capacity)
+        if await self.by_login(login) is not None:
+            raise DuplicateAgent(f"an agent with login {login!r} already exists")
+        password_hash = await asyncio.to_thread(hash_password, password)
+        agent = Agent(
+            login=login,
+            name=(name or login).strip()[:128] or login,
+            password_hash=password_hash,
+            role=role,
+            languages=langs,
+            capacity=capacity,
+            status="offline",
+            active=True,
+            created_at=utcnow(),
+        )
+        try:
+            async with self.session.begin_nested():
+                self.session.add(agent)
+        except IntegrityError as exc:  # created concurrently
+            raise DuplicateAgent(f"an agent with login {login!r} already exists") from exc
+        return agent
+
+    async def by_login(self, login: str, lock: bool = False) -> Agent | None:
+        query = select(Agent).where(Agent.login == login)
+        if lock:
+            query = query.with_for_update()
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def get(self, agent_id: int, lock: bool = False) -> Agent | None:
+        query = select(Agent).where(Agent.id == agent_id)
+        if lock:
+            query = query.with_for_update()
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def all(self) -> Sequence[Agent]:
+        return (await self.session.execute(select(Agent).order_by(Agent.login))).scalars().all()
+
+    async def by_ids(self, ids: Iterable[int]) -> dict[int, Agent]:
+        wanted = set(ids)
+        if not wanted:
+            return {}
+        rows = await self.session.execute(select(Agent).where(Agent.id.in_(wanted)))
+        return {agent.id: agent for agent in rows.scalars()}
+
+    async def loads(self, agent_ids: Iterable[int] | None = None) -> dict[int, int]:
+        """Return how many conversations each agent holds right now (open assignments)."""
+        query = (
+            select(Assignment.agent_id, func.count())
+            .where(Assignment.ended_at.is_(None))
+            .group_by(Assignment.agent_id)
+        )
+        if agent_ids is not None:
+            query = query.where(Assignment.agent_id.in_(list(agent_ids)))
+        return {int(agent_id): int(count) for agent_id, count in await self.session.execute(query)}
+
+    async def issue_token(self, agent: Agent, ttl: timedelta) -> tuple[str, datetime]:
+        token = secrets.token_urlsafe(32)
+        expires = utcnow() + ttl
+        self.session.add(AgentToken(agent_id=agent.id, token_hash=token_digest(token), expires_at=expires))
+        await self.session.flush()
+        return token, expires
+
+    async def agent_for_token(self, token: str) -> Agent | None:
+        """Return the active agent a valid (unexpired, unrevoked) token belongs to."""
+        query = (
+            select(Agent, AgentToken.expires_at)
+            .join(AgentToken, AgentToken.agent_id == Agent.id)
+            .where(AgentToken.token_hash == token_digest(token), AgentToken.revoked_at.is_(None))
+        )
+        row = (await self.session.execute(query)).first()
+        if row is None:
+            return None
+        agent, expires = row
+        if not agent.active or as_utc(expires) <= utcnow():
+            return None
+        return agent
+
+    async def revoke_token(self, token: str) -> None:
+        row = (
+            await self.session.execute(select(AgentToken).where(AgentToken.token_hash == token_digest(token)))
+        ).scalar_one_or_none()
+        if row is not None and row.revoked_at is None:
+            row.revoked_at = utcnow()
+
+    async def revoke_all(self, agent: Agent) -> None:
+        rows = await self.session.execute(
+            select(AgentToken).where(AgentToken.agent_id == agent.id, AgentToken.revoked_at.is_(None))
+        )
+        for row in rows.scalars():
+            row.revoked_at = utcnow()
+
+
+def as_utc(moment: Any) -> Any:
+    """SQLite returns naive datetimes; everything stored is UTC."""
+    if isinstance(moment, datetime) and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+def public_agent(agent: Agent, load: int | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": agent.id,
+        "login": agent.login,
+        "name": agent.name,
+        "role": agent.role,
+        "languages": list(agent.languages or []),
+        "capacity": agent.capacity,
+        "status": agent.status,
+        "active": agent.active,
+        "last_assigned_at": iso(agent.last_assigned_at),
+    }
+    if load is not None:
+        data["load"] = load
+    return data
+
+
+def iso(moment: datetime | None) -> str | None:
+    return as_utc(moment).isoformat() if moment is not None else None

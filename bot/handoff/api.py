@@ -1,0 +1,671 @@
+"""The agent API under /api/v1: log in, go online, see the queue and the card, answer, move, resolve.
+
+Every endpoint but login needs `Authorization: Bearer <token>` (401 without a valid one) and checks the
+role (403): agents see the queue and their own conversations; supervisors see and move everything; admins
+also manage agents. Domain errors come back as {"detail": {"code": ..., "message": ...}}.
+"""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager, suppress
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.errors import OutsideMessagingWindow
+from bot.handoff.agents import (
+    AgentError,
+    AgentRepository,
+    DuplicateAgent,
+    as_utc,
+    check_capacity,
+    check_role,
+    has_role,
+    hash_password,
+    iso,
+    parse_languages,
+    public_agent,
+    verify_password,
+)
+from bot.handoff.assignment import HandoffConflict, audit
+from bot.handoff.context import context_card
+from bot.handoff.queue import queue_order
+from bot.handoff.service import Forbidden, LiveHandoff, NotFound, TemplateFailed, actor
+from bot.states import State
+from bot.storage.models import Agent, Assignment, Conversation, Customer, Event, Message, utcnow
+
+# Events every agent's stream carries (the queue as a whole); the rest go to the agent concerned.
+QUEUE_EVENTS = ("queued", "left_queue", "returned_to_queue", "assigned", "resolved")
+KEEPALIVE_SECONDS = 15.0
+POLL_SECONDS = 1.0  # other processes' events are picked up from the table at least this often
+SETTLE_SECONDS = 30.0  # a transaction older than this has committed (or never will)
+
+_bearer = HTTPBearer(auto_error=False, description="The token from POST /api/v1/auth/login")
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> HTTPException:
+    return HTTPException(status, detail={"code": code, "message": message}, headers=headers)
+
+
+def _unauthorized(message: str) -> HTTPException:
+    return _error(401, "unauthorized", message, {"WWW-Authenticate": "Bearer"})
+
+
+@contextmanager
+def _domain_errors() -> Iterator[None]:
+    try:
+        yield
+    except NotFound as exc:
+        raise _error(404, "not_found", str(exc)) from exc
+    except Forbidden as exc:
+        raise _error(403, "forbidden", str(exc)) from exc
+    except OutsideMessagingWindow as exc:
+        raise _error(409, "outside_messaging_window", str(exc)) from exc
+    except HandoffConflict as exc:
+        raise _error(409, "conflict", str(exc)) from exc
+    except DuplicateAgent as exc:
+        raise _error(409, "duplicate_agent", str(exc)) from exc
+    except AgentError as exc:
+        raise _error(422, "invalid_agent", str(exc)) from exc
+
+
+# --- request bodies -------------------------------------------------------------------------------
+
+
+class LoginIn(BaseModel):
+    login: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class StatusIn(BaseModel):
+    status: Literal["online", "away", "offline"]
+
+
+class TextIn(BaseModel):
+    text: str = Field(min_length=1, max_length=4096, description="Plain text; not blank")
+
+
+class TransferIn(BaseModel):
+    agent_login: str | None = Field(default=None, description="Pass the conversation to this online agent")
+    queue: bool = Field(default=False, description="Or put it back in the queue (keeping its place)")
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class ResolveIn(BaseModel):
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class AgentIn(BaseModel):
+    login: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=8, max_length=1024)
+    name: str | None = Field(default=None, max_length=128)
+    role: Literal["agent", "supervisor", "admin"] = "agent"
+    languages: list[str] = []
+    capacity: int = Field(default=3, ge=0, le=50)
+
+
+class AgentPatch(BaseModel):
+    name: str | None = Field(default=None, max_length=128)
+    role: Literal["agent", "supervisor", "admin"] | None = None
+    languages: list[str] | None = None
+    capacity: int | None = Field(default=None, ge=0, le=50)
+    active: bool | None = None
+    password: str | None = Field(default=None, min_length=8, max_length=1024)
+    status: Literal["online", "away", "offline"] | None = None
+
+
+def _blank(text: str) -> str:
+    if not text.strip():
+        raise _error(422, "blank_text", "the text is empty")
+    return text
+
+
+# --- serialisation --------------------------------------------------------------------------------
+
+
+def _customer(customer: Customer | None) -> dict[str, Any] | None:
+    if customer is None:
+        return None
+    return {
+        "id": customer.id,
+        "channel": customer.channel,
+        "external_id": customer.external_id,
+        "name": customer.display_name,
+        "username": customer.username,
+        "phone": customer.phone,
+        "language": customer.language,
+    }
+
+
+def _agent_ref(agent: Agent | None) -> dict[str, Any] | None:
+    return None if agent is None else {"id": agent.id, "login": agent.login, "name": agent.name}
+
+
+def _summary(
+    conversation: Conversation, customer: Customer | None, agent: Agent | None, position: int | None
+) -> dict[str, Any]:
+    return {
+        "id": conversation.id,
+        "state": conversation.state,
+        "channel": conversation.channel,
+        "language": conversation.language,
+        "customer": _customer(customer),
+        "assigned_agent": _agent_ref(agent),
+        "waiting_since": iso(conversation.waiting_since),
+        "queue_position": position,
+        "priority": conversation.priority or 0,
+        "reason": (conversation.handoff_context or {}).get("reason"),
+        "handoff_at": iso(conversation.handoff_at),
+        "first_response_at": iso(conversation.first_response_at),
+        "resolved_at": iso(conversation.resolved_at),
+        "last_customer_message_at": iso(conversation.last_customer_message_at),
+        "sla_breached": conversation.sla_breached_at is not None,
+        "sla_breached_at": iso(conversation.sla_breached_at),
+        "updated_at": iso(conversation.updated_at),
+    }
+
+
+def _message(message: Message, logins: dict[int, str]) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "direction": message.direction,
+        "sender": message.sender,
+        "agent": logins.get(message.agent_id) if message.agent_id else None,
+        "text": message.text,
+        "attachments": message.attachments or [],
+        "buttons": message.buttons or [],
+        "status": message.status,
+        "delivery_status": message.delivery_status,
+        "last_error": message.last_error,
+        "at": iso(message.created_at),
+        "sent_at": iso(message.sent_at),
+    }
+
+
+def _event(row: Event) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "conversation_id": row.conversation_id,
+        "agent_id": row.agent_id,
+        "actor": row.actor,
+        "data": row.data or {},
+        "at": iso(row.created_at),
+    }
+
+
+def _sla(conversation: Conversation) -> dict[str, Any]:
+    def seconds(start: Any, end: Any) -> float | None:
+        if start is None or end is None:
+            return None
+        return round((as_utc(end) - as_utc(start)).total_seconds(), 1)
+
+    return {
+        "first_response_seconds": seconds(conversation.handoff_at, conversation.first_response_at),
+        "resolution_seconds": seconds(conversation.handoff_at, conversation.resolved_at),
+        "breached": conversation.sla_breached_at is not None,
+    }
+
+
+# --- the router -----------------------------------------------------------------------------------
+
+
+def agent_api(desk: LiveHandoff) -> APIRouter:
+    """Return the /api/v1 router over `desk` (mounted by bot/web.py)."""
+    database = desk.database
+    router = APIRouter(prefix="/api/v1", tags=["agents"])
+
+    async def authenticate(token: str | None) -> Agent:
+        if not token:
+            raise _unauthorized("missing bearer token: log in with POST /api/v1/auth/login")
+        async with database.session() as session:
+            agent = await AgentRepository(session).agent_for_token(token)
+        if agent is None:
+            raise _unauthorized("invalid or expired token: log in again")
+        return agent
+
+    async def current_agent(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Agent:
+        return await authenticate(credentials.credentials if credentials else None)
+
+    def role(required: str) -> Callable[..., Awaitable[Agent]]:
+        async def check(agent: Annotated[Agent, Depends(current_agent)]) -> Agent:
+            if not has_role(agent, required):
+                raise _error(403, "forbidden", f"this needs the {required} role (you are {agent.role})")
+            return agent
+
+        return check
+
+    Me = Annotated[Agent, Depends(current_agent)]
+    Supervisor = Annotated[Agent, Depends(role("supervisor"))]
+    Admin = Annotated[Agent, Depends(role("admin"))]
+
+    async def may_see(session: AsyncSession, agent: Agent, conversation: Conversation) -> bool:
+        if has_role(agent, "supervisor") or conversation.state == State.WAITING:
+            return True
+        if conversation.assigned_agent_id == agent.id:
+            return True
+        held = await session.execute(
+            select(Assignment.id)
+            .where(Assignment.conversation_id == conversation.id, Assignment.agent_id == agent.id)
+            .limit(1)
+        )
+        return held.first() is not None
+
+    async def visible(session: AsyncSession, agent: Agent, conversation_id: int) -> Conversation:
+        conversation = await session.get(Conversation, conversation_id)
+        if conversation is None:
+            raise _error(404, "not_found", f"no conversation with id {conversation_id}")
+        if not await may_see(session, agent, conversation):
+            raise _error(403, "forbidden", "this conversation is with another agent (supervisors see all)")
+        return conversation
+
+    async def positions(session: AsyncSession) -> dict[int, int]:
+        ids = (
+            await session.execute(
+                select(Conversation.id)
+                .where(Conversation.state == State.WAITING, Conversation.assigned_agent_id.is_(None))
+                .order_by(*queue_order())
+            )
+        ).scalars()
+        return {conversation_id: index for index, conversation_id in enumerate(ids, start=1)}
+
+    async def summaries(session: AsyncSession, rows: list[Conversation]) -> list[dict[str, Any]]:
+        customers = {
+            c.id: c
+            for c in (
+                await session.execute(select(Customer).where(Customer.id.in_({r.customer_id for r in rows})))
+            ).scalars()
+        }
+        agents = await AgentRepository(session).by_ids(
+            r.assigned_agent_id for r in rows if r.assigned_agent_id
+        )
+        places = await positions(session) if any(r.state == State.WAITING for r in rows) else {}
+        return [
+            _summary(
+                r,
+                customers.get(r.customer_id),
+                agents.get(r.assigned_agent_id) if r.assigned_agent_id else None,
+                places.get(r.id),
+            )
+            for r in rows
+        ]
+
+    # --- auth ---------------------------------------------------------------------------------
+
+    @router.post("/auth/login", summary="Log in; returns a bearer token")
+    async def login(body: LoginIn) -> dict[str, Any]:
+        async with database.session() as session:
+            agent = await AgentRepository(session).by_login(body.login)
+        password_hash = agent.password_hash if agent is not None and agent.active else None
+        if not await asyncio.to_thread(verify_password, password_hash, body.password):
+            raise _unauthorized("wrong login or password")
+        assert agent is not None
+        async with database.session() as session:
+            token, expires = await AgentRepository(session).issue_token(
+                agent, timedelta(hours=desk.config.token_ttl_hours)
+            )
+            audit(session, None, "agent_login", actor(agent), agent.id)
+        return {
+            "token": token,
+            "token_type": "bearer",
+            "expires_at": iso(expires),
+            "agent": public_agent(agent),
+        }
+
+    @router.post("/auth/logout", status_code=204, summary="Revoke this token")
+    async def logout(
+        agent: Me, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    ) -> Response:
+        async with database.session() as session:
+            if credentials is not None:
+                await AgentRepository(session).revoke_token(credentials.credentials)
+            audit(session, None, "agent_logout", actor(agent), agent.id)
+        return Response(status_code=204)
+
+    # --- agents -------------------------------------------------------------------------------
+
+    @router.get("/agents/me", summary="Who am I, with my current load")
+    async def me(agent: Me) -> dict[str, Any]:
+        async with database.session() as session:
+            load = (await AgentRepository(session).loads([agent.id])).get(agent.id, 0)
+        return public_agent(agent, load)
+
+    @router.put("/agents/me/status", summary="Go online (get conversations), away, or offline")
+    async def my_status(body: StatusIn, agent: Me) -> dict[str, Any]:
+        with _domain_errors():
+            change = await desk.set_status(agent.id, body.status, actor(agent))
+        return {
+            "status": change.status,
+            "assigned": [a.conversation_id for a in change.assigned if a.agent_id == agent.id],
+            "requeued": change.requeued,
+        }
+
+    @router.get("/agents", summary="All agents with status and load (supervisors)")
+    async def list_agents(_: Supervisor) -> list[dict[str, Any]]:
+        async with database.session() as session:
+            repo = AgentRepository(session)
+            agents = await repo.all()
+            loads = await repo.loads()
+        return [public_agent(a, loads.get(a.id, 0)) for a in agents]
+
+    @router.post("/agents", status_code=201, summary="Create an agent (admins)")
+    async def create_agent(body: AgentIn, admin: Admin) -> dict[str, Any]:
+        with _domain_errors():
+            async with database.session() as session:
+                agent = await AgentRepository(session).create(
+                    body.login, body.password, body.name, body.role, body.languages, body.capacity
+                )
+                audit(
+                    session, None, "agent_created", actor(admin), agent.id, login=agent.login, role=agent.role
+                )
+        return public_agent(agent, 0)
+
+    @router.patch("/agents/{login}", summary="Change an agent (admins)")
+    async def update_agent(login: str, body: AgentPatch, admin: Admin) -> dict[str, Any]:
+        with _domain_errors():
+            async with desk.transaction() as session:
+                repo = AgentRepository(session)
+                agent = await repo.by_login(login, lock=True)
+                if agent is None:
+                    raise NotFound(f"no agent with login {login!r}")
+                changed: dict[str, Any] = {}
+                if body.name is not None:
+                    agent.name = changed["name"] = body.name.strip() or agent.login
+                if body.role is not None:
+                    agent.role = changed["role"] = check_role(body.role)
+                if body.languages is not None:
+                    agent.languages = changed["languages"] = parse_languages(body.languages)
+                if body.capacity is not None:
+                    agent.capacity = changed["capacity"] = check_capacity(body.capacity)
+                if body.password is not None:
+                    agent.password_hash = await asyncio.to_thread(hash_password, body.password)
+                    changed["password"] = "changed"
+                    await repo.revoke_all(agent)
+                if body.active is not None:
+                    agent.active = changed["active"] = body.active
+                    if not body.active:
+                        await repo.revoke_all(agent)
+                audit(session, None, "agent_updated", actor(admin), agent.id, **changed)
+                agent_id = agent.id
+                deactivated = body.active is False
+            status = "offline" if deactivated else body.status
+            if status is not None:
+                await desk.set_status(agent_id, status, actor(admin))
+            async with database.session() as session:
+                repo = AgentRepository(session)
+                fresh = await repo.get(agent_id)
+                assert fresh is not None
+                load = (await repo.loads([agent_id])).get(agent_id, 0)
+        return public_agent(fresh, load)
+
+    @router.put("/agents/{login}/status", summary="Set another agent's status (supervisors)")
+    async def agent_status(login: str, body: StatusIn, supervisor: Supervisor) -> dict[str, Any]:
+        async with database.session() as session:
+            agent = await AgentRepository(session).by_login(login)
+        if agent is None:
+            raise _error(404, "not_found", f"no agent with login {login!r}")
+        with _domain_errors():
+            change = await desk.set_status(agent.id, body.status, actor(supervisor))
+        return {
+            "status": change.status,
+            "assigned": [a.conversation_id for a in change.assigned if a.agent_id == agent.id],
+            "requeued": change.requeued,
+        }
+
+    # --- queue and conversations --------------------------------------------------------------
+
+    @router.get("/queue", summary="Queue length, staffing, business hours and the current wait estimate")
+    async def queue(_: Me) -> dict[str, Any]:
+        return await desk.queue_summary()
+
+    @router.get("/conversations", summary="Conversations: the queue, mine, or (supervisors) all")
+    async def conversations(
+        agent: Me,
+        state: Annotated[Literal["waiting", "with_agent", "resolved"] | None, Query()] = None,
+        mine: bool = False,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> list[dict[str, Any]]:
+        query = select(Conversation)
+        states = [state] if state else [State.WAITING, State.WITH_AGENT]
+        query = query.where(Conversation.state.in_(states))
+        if mine:
+            query = query.where(Conversation.assigned_agent_id == agent.id)
+        elif not has_role(agent, "supervisor"):
+            # agents see the whole queue and their own conversations
+            query = query.where(
+                or_(Conversation.state == State.WAITING, Conversation.assigned_agent_id == agent.id)
+            )
+        if state == State.WAITING:
+            query = query.order_by(*queue_order())
+        else:
+            query = query.order_by(Conversation.updated_at.desc(), Conversation.id.desc())
+        async with database.session() as session:
+            rows = list((await session.execute(query.limit(limit).offset(offset))).scalars().all())
+            return await summaries(session, rows)
+
+    @router.get("/conversations/{conversation_id}", summary="One conversation with messages and context card")
+    async def conversation(conversation_id: int, agent: Me) -> dict[str, Any]:
+        async with database.session() as session:
+            row = await visible(session, agent, conversation_id)
+            data = (await summaries(session, [row]))[0]
+            messages = (
+                (
+                    await session.execute(
+                        select(Message)
+                        .where(Message.conversation_id == row.id)
+                        .order_by(Message.id)
+                        .limit(1000)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            logins = {
+                a.id: a.login
+                for a in (
+                    await AgentRepository(session).by_ids(m.agent_id for m in messages if m.agent_id)
+                ).values()
+            }
+            notes = (
+                (
+                    await session.execute(
+                        select(Event)
+                        .where(Event.conversation_id == row.id, Event.kind == "note")
+                        .order_by(Event.id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            data["messages"] = [_message(m, logins) for m in messages]
+            data["notes"] = [
+                {
+                    "id": n.id,
+                    "author": (n.data or {}).get("author"),
+                    "text": (n.data or {}).get("text"),
+                    "at": iso(n.created_at),
+                }
+                for n in notes
+            ]
+            data["context"] = await context_card(session, row)
+            data["assignments"] = await history_of(session, row.id)
+            data["sla"] = _sla(row)
+        return data
+
+    async def history_of(session: AsyncSession, conversation_id: int) -> list[dict[str, Any]]:
+        rows = (
+            await session.execute(
+                select(Assignment, Agent)
+                .join(Agent, Agent.id == Assignment.agent_id)
+                .where(Assignment.conversation_id == conversation_id)
+                .order_by(Assignment.assigned_at, Assignment.id)
+            )
+        ).all()
+        return [
+            {
+                "agent": _agent_ref(agent),
+                "assigned_at": iso(assignment.assigned_at),
+                "assigned_by": assignment.assigned_by,
+                "how": assignment.how,
+                "first_response_at": iso(assignment.first_response_at),
+                "ended_at": iso(assignment.ended_at),
+                "end_reason": assignment.end_reason,
+            }
+            for assignment, agent in rows
+        ]
+
+    @router.get(
+        "/conversations/{conversation_id}/history", summary="Who had this conversation, and every move"
+    )
+    async def history(conversation_id: int, agent: Me) -> dict[str, Any]:
+        async with database.session() as session:
+            row = await visible(session, agent, conversation_id)
+            events = (
+                (
+                    await session.execute(
+                        select(Event).where(Event.conversation_id == row.id).order_by(Event.id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            return {"assignments": await history_of(session, row.id), "events": [_event(e) for e in events]}
+
+    @router.post("/conversations/{conversation_id}/accept", summary="Take a waiting conversation")
+    async def accept(conversation_id: int, agent: Me) -> dict[str, Any]:
+        with _domain_errors():
+            await desk.accept(conversation_id, agent.id)
+        return await brief(conversation_id)
+
+    @router.post(
+        "/conversations/{conversation_id}/messages", status_code=201, summary="Reply to the customer"
+    )
+    async def reply(conversation_id: int, body: TextIn, agent: Me) -> dict[str, Any]:
+        with _domain_errors():
+            row = await desk.reply(conversation_id, agent.id, _blank(body.text))
+        return _message(row, {agent.id: agent.login})
+
+    @router.post(
+        "/conversations/{conversation_id}/template",
+        status_code=201,
+        summary="Send the re-engagement template (outside WhatsApp's 24-hour window)",
+    )
+    async def template(conversation_id: int, agent: Me) -> dict[str, Any]:
+        with _domain_errors():
+            try:
+                row = await desk.send_template(conversation_id, agent.id)
+            except TemplateFailed as exc:
+                raise _error(502, "template_failed", str(exc)) from exc
+        return _message(row, {agent.id: agent.login})
+
+    @router.post(
+        "/conversations/{conversation_id}/notes", status_code=201, summary="Internal note (not sent)"
+    )
+    async def note(conversation_id: int, body: TextIn, agent: Me) -> dict[str, Any]:
+        async with database.session() as session:
+            await visible(session, agent, conversation_id)
+        with _domain_errors():
+            note_id = await desk.note(conversation_id, agent.id, _blank(body.text))
+        return {"id": note_id, "author": agent.login, "text": body.text}
+
+    @router.post("/conversations/{conversation_id}/transfer", summary="To a named agent or back to the queue")
+    async def transfer(conversation_id: int, body: TransferIn, agent: Me) -> dict[str, Any]:
+        if bool(body.agent_login) == bool(body.queue):
+            raise _error(422, "invalid_transfer", 'give either "agent_login" or "queue": true')
+        with _domain_errors():
+            await desk.transfer(conversation_id, agent.id, body.agent_login, body.queue, body.reason)
+        return await brief(conversation_id)
+
+    @router.post("/conversations/{conversation_id}/resolve", summary="Close the conversation")
+    async def resolve(conversation_id: int, body: ResolveIn, agent: Me) -> dict[str, Any]:
+        with _domain_errors():
+            await desk.resolve(conversation_id, agent.id, body.reason)
+        return await brief(conversation_id)
+
+    async def brief(conversation_id: int) -> dict[str, Any]:
+        async with database.session() as session:
+            row = await session.get(Conversation, conversation_id)
+            assert row is not None
+            return (await summaries(session, [row]))[0]
+
+    # --- live events --------------------------------------------------------------------------
+
+    @router.get(
+        "/events",
+        summary="Live events (Server-Sent Events): assignments, customer messages, queue changes",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
+    async def events(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        token: Annotated[str | None, Query(description="For EventSource, which cannot send headers")] = None,
+        after: Annotated[int | None, Query(description="Replay events after this id")] = None,
+        last_event_id: Annotated[str | None, Header()] = None,
+    ) -> StreamingResponse:
+        agent = await authenticate(credentials.credentials if credentials else token)
+        supervisor = has_role(agent, "supervisor")
+        start = after
+        if start is None and last_event_id and last_event_id.isdigit():
+            start = int(last_event_id)
+        if start is None:
+            async with database.session() as session:
+                start = int((await session.execute(select(func.max(Event.id)))).scalar_one() or 0)
+
+        async def stream() -> AsyncIterator[str]:
+            # Ids are taken at insert but committed later, so a later id can be visible before an earlier
+            # one: the cursor only moves past events older than SETTLE_SECONDS; newer ones are deduplicated.
+            cursor = start
+            sent: set[int] = set()
+            quiet = 0.0
+            loop = asyncio.get_running_loop()
+            yield "retry: 2000\n\n"
+            async with desk.notifier.subscribe() as woken:
+                while True:
+                    query = select(Event).where(Event.id > cursor).order_by(Event.id).limit(500)
+                    if not supervisor:
+                        query = query.where(or_(Event.agent_id == agent.id, Event.kind.in_(QUEUE_EVENTS)))
+                    woken.clear()
+                    async with database.session() as session:
+                        rows = (await session.execute(query)).scalars().all()
+                    fresh = [row for row in rows if row.id not in sent]
+                    for row in fresh:
+                        sent.add(row.id)
+                        payload = json.dumps(_event(row), ensure_ascii=False, default=str)
+                        yield f"id: {row.id}\nevent: {row.kind}\ndata: {payload}\n\n"
+                    settled = utcnow() - timedelta(seconds=SETTLE_SECONDS)
+                    for row in rows:
+                        if as_utc(row.created_at) > settled:
+                            break
+                        cursor = row.id
+                    sent = {event_id for event_id in sent if event_id > cursor}
+                    if fresh:
+                        quiet = 0.0
+                        continue
+                    if await request.is_disconnected():
+                        return
+                    started = loop.time()
+                    with suppress(TimeoutError):
+                        await asyncio.wait_for(woken.wait(), timeout=POLL_SECONDS)
+                    quiet += loop.time() - started
+                    if quiet >= KEEPALIVE_SECONDS:
+                        quiet = 0.0
+                        yield ": keepalive\n\n"
+
+        return StreamingResponse(
+            stream(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    return router
