@@ -1,0 +1,343 @@
+"""The web chat: a website visitor talks to the bot (and to agents) through a small JSON API.
+
+    POST /api/v1/webchat/{visitor_id}/messages  {"text"} or {"payload", "text"}  -> the bot's immediate replies
+    GET  /api/v1/webchat/{visitor_id}/messages?after=ID                        -> the stored chat (both ways)
+    GET  /api/v1/webchat/{visitor_id}/events?since=ID                          -> later replies, as SSE
+
+The visitor id is chosen by the browser (a random string of 16-64 letters, digits, _ or -, kept in
+localStorage) and is the only key to the chat, so it must not be guessable. Replies the outbox hands to
+`send` wake the visitor's stream; the stream itself reads from the stored messages (`Inbox.chat_view`), so
+a reply sent while no stream was connected is replayed with `?since=` (or the `Last-Event-ID` the browser's
+EventSource sends when it reconnects), and streams in other processes pick it up within `poll_seconds`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import re
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field
+
+from bot.adapters.base import Channel, DeliveryTarget, Inbox
+from bot.config import WebchatSettings
+from bot.messages import IncomingMessage, OutgoingReply
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "webchat"
+PREFIX = "/api/v1/webchat"
+VISITOR_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
+MAX_TEXT = 8000  # characters a visitor may send in one message (the bot reads policy.max_message_chars)
+KEEPALIVE_SECONDS = 15.0
+SETTLE_SECONDS = 10.0  # a message older than this has been committed (ids are taken before commit)
+_VISITOR = re.compile(VISITOR_PATTERN)
+Visitor = Annotated[str, Path(description="The visitor's random id: 16-64 letters, digits, _ or -")]
+
+
+class WebchatIn(BaseModel):
+    text: str = Field(default="", max_length=MAX_TEXT, description="What the visitor typed")
+    payload: str | None = Field(
+        default=None, max_length=256, description="A pressed button's payload (send its title as text)"
+    )
+    client_message_id: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="Set it to resend safely after a network error: the same id is answered once",
+    )
+    name: str | None = Field(default=None, max_length=128, description="Shown to agents (visitor-provided)")
+    language: str | None = Field(
+        default=None, max_length=35, description="The browser's language, e.g. pl-PL"
+    )
+
+
+class RateLimiter:
+    """A sliding one-minute window per visitor."""
+
+    def __init__(self, per_minute: int, window: float = 60.0) -> None:
+        self.per_minute = per_minute
+        self.window = window
+        self._hits: dict[str, deque[float]] = {}
+
+    def check(self, key: str, now: float | None = None) -> float | None:
+        """Count one hit; return None if allowed, else the seconds until the next one is."""
+        now = time.monotonic() if now is None else now
+        if len(self._hits) > 10_000:  # forget visitors who have been quiet for a window
+            self._hits = {k: v for k, v in self._hits.items() if v and now - v[-1] < self.window}
+        hits = self._hits.setdefault(key, deque())
+        while hits and now - hits[0] >= self.window:
+            hits.popleft()
+        if len(hits) >= self.per_minute:
+            return max(0.0, self.window - (now - hits[0]))
+        hits.append(now)
+        return None
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> HTTPException:
+    return HTTPException(status, detail={"code": code, "message": message}, headers=headers)
+
+
+def _reply_json(message_id: int, reply: OutgoingReply) -> dict[str, Any]:
+    return {
+        "id": message_id,
+        "direction": "out",
+        "sender": "bot",
+        "agent": None,
+        "text": reply.text,
+        "buttons": [{"title": b.title, "payload": b.payload} for b in reply.buttons],
+        "attachments": [a.kind for a in reply.attachments],
+    }
+
+
+def _status(view: dict[str, Any]) -> dict[str, Any]:
+    return {"state": view["state"], "queue_position": view["queue_position"], "agent": view["agent"]}
+
+
+def _settled(at: str | None, now: datetime) -> bool:
+    if not at:
+        return True
+    moment = datetime.fromisoformat(at)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return now - moment > timedelta(seconds=SETTLE_SECONDS)
+
+
+class WebchatChannel(Channel):
+    """The web chat channel: the visitor's browser is the platform; our database is its message store."""
+
+    name = CHANNEL
+
+    def __init__(self, settings: WebchatSettings) -> None:
+        self.settings = settings
+        self.limiter = RateLimiter(settings.rate_limit_per_minute)
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+
+    # --- outbound: the outbox calls this; the visitor's streams read the stored message ------------
+
+    async def send(self, target: DeliveryTarget, reply: OutgoingReply) -> str | None:
+        """Wake the visitor's open streams; the reply itself is already stored (the outbox row)."""
+        self.wake(target.customer_id)
+        return f"{CHANNEL}:{target.message_id}" if target.message_id is not None else None
+
+    def wake(self, visitor_id: str) -> None:
+        for waiter in self._waiters.get(visitor_id, ()):
+            waiter.set()
+
+    @asynccontextmanager
+    async def _subscribe(self, visitor_id: str) -> AsyncIterator[asyncio.Event]:
+        waiter = asyncio.Event()
+        self._waiters.setdefault(visitor_id, set()).add(waiter)
+        try:
+            yield waiter
+        finally:
+            waiters = self._waiters.get(visitor_id)
+            if waiters is not None:
+                waiters.discard(waiter)
+                if not waiters:
+                    self._waiters.pop(visitor_id, None)
+
+    # --- CORS for sites that embed the widget ------------------------------------------------------
+
+    def _cors(self, origin: str | None) -> dict[str, str]:
+        allowed = self.settings.allowed_origins
+        if not origin or not allowed:
+            return {}
+        if "*" in allowed or origin in allowed:
+            return {
+                "Access-Control-Allow-Origin": origin,
+                "Access-Control-Allow-Headers": "Content-Type, Last-Event-ID",
+                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                "Access-Control-Max-Age": "600",
+                "Vary": "Origin",
+            }
+        return {}
+
+    # --- inbound: the routes -------------------------------------------------------------------------
+
+    def router(self, inbox: Inbox) -> APIRouter:
+        router = APIRouter(prefix=PREFIX, tags=["webchat"])
+
+        def visitor(visitor_id: str) -> str:
+            if not _VISITOR.match(visitor_id):
+                raise _error(
+                    422,
+                    "invalid_visitor_id",
+                    "visitor_id must be 16-64 characters of A-Z a-z 0-9 _ - (a random id kept by the browser)",
+                )
+            return visitor_id
+
+        async def view(visitor_id: str, after: int | None) -> dict[str, Any]:
+            if inbox.chat_view is None:
+                raise _error(503, "unavailable", "this process cannot read chats (no chat_view in the inbox)")
+            return await inbox.chat_view(CHANNEL, visitor_id, after)
+
+        @router.options("/{visitor_id}/messages", include_in_schema=False)
+        @router.options("/{visitor_id}/events", include_in_schema=False)
+        async def preflight(visitor_id: Visitor, origin: Annotated[str | None, Header()] = None) -> Response:
+            return Response(status_code=204, headers=self._cors(origin))
+
+        @router.post("/{visitor_id}/messages", summary="Send a visitor's message; returns the bot's replies")
+        async def post_message(
+            visitor_id: Visitor, body: WebchatIn, origin: Annotated[str | None, Header()] = None
+        ) -> JSONResponse:
+            visitor(visitor_id)
+            cors = self._cors(origin)
+            wait = self.limiter.check(visitor_id)
+            if wait is not None:
+                retry = max(1, math.ceil(wait))
+                raise _error(
+                    429,
+                    "rate_limited",
+                    f"at most {self.settings.rate_limit_per_minute} messages a minute; try again in {retry} s",
+                    {"Retry-After": str(retry), **cors},
+                )
+            if not body.text.strip() and not body.payload:
+                raise _error(422, "empty_message", "send some text (or a button's payload)", cors)
+            message = IncomingMessage(
+                channel=CHANNEL,
+                chat_id=visitor_id,
+                customer_id=visitor_id,
+                text=body.text,
+                display_name=(body.name or "").strip() or None,
+                language_hint=body.language,
+                platform_message_id=body.client_message_id or uuid.uuid4().hex,
+                payload=body.payload,
+            )
+            try:
+                result = await inbox.receive(message)
+            except Exception as exc:
+                log.exception(
+                    "webchat: the message of visitor %s could not be handled (text %r)",
+                    visitor_id,
+                    body.text[:200],
+                )
+                raise _error(
+                    503,
+                    "unavailable",
+                    f"the message could not be handled ({type(exc).__name__}); send it again "
+                    "with the same client_message_id",
+                    cors,
+                ) from exc
+            replies = [_reply_json(message_id, reply) for message_id, reply in result.replies]
+            state = await view(visitor_id, None)
+            return JSONResponse(
+                {
+                    **_status(state),
+                    "duplicate": bool(result.duplicate),
+                    "replies": replies,
+                    "last_id": state["last_id"],
+                },
+                headers=cors,
+            )
+
+        @router.get("/{visitor_id}/messages", summary="The stored chat, both directions, oldest first")
+        async def get_messages(
+            visitor_id: Visitor,
+            after: Annotated[int, Query(ge=0, description="Only messages after this id")] = 0,
+            origin: Annotated[str | None, Header()] = None,
+        ) -> JSONResponse:
+            visitor(visitor_id)
+            state = await view(visitor_id, after)
+            return JSONResponse(
+                {**_status(state), "last_id": state["last_id"], "messages": state["messages"]},
+                headers=self._cors(origin),
+            )
+
+        @router.get(
+            "/{visitor_id}/events",
+            summary="Later replies (agents, queue updates) and state changes, as Server-Sent Events",
+            response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}}},
+        )
+        async def events(
+            request: Request,
+            visitor_id: Visitor,
+            since: Annotated[int | None, Query(ge=0, description="Replay replies after this id")] = None,
+            last_event_id: Annotated[str | None, Header()] = None,
+            origin: Annotated[str | None, Header()] = None,
+        ) -> StreamingResponse:
+            visitor(visitor_id)
+            start = since
+            if last_event_id and last_event_id.isdigit():  # EventSource reconnecting: resume after it
+                start = max(start or 0, int(last_event_id))
+            first = await view(visitor_id, start)
+            return StreamingResponse(
+                self._stream(request, visitor_id, start, first, view),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **self._cors(origin)},
+            )
+
+        return router
+
+    async def _stream(
+        self,
+        request: Request,
+        visitor_id: str,
+        start: int | None,
+        first: dict[str, Any],
+        view: Any,
+    ) -> AsyncIterator[str]:
+        # `message` events carry the stored reply (id = message id, so EventSource resumes after it);
+        # `status` events say bot / waiting (with the queue position) / with_agent (with the agent's name).
+        cursor = first["last_id"] if start is None else start
+        sent: set[int] = set()
+        status: dict[str, Any] | None = None
+        loop = asyncio.get_running_loop()
+        quiet = 0.0
+        current: dict[str, Any] | None = first if start is not None else None
+        yield "retry: 2000\n\n"
+        async with self._subscribe(visitor_id) as woken:
+            while True:
+                if current is None:
+                    woken.clear()
+                    try:
+                        current = await view(visitor_id, cursor)
+                    except Exception as exc:  # a database restart: keep the stream, try again shortly
+                        log.warning("webchat: reading the chat of visitor %s failed: %s", visitor_id, exc)
+                        if await request.is_disconnected():
+                            return
+                        await asyncio.sleep(self.settings.poll_seconds)
+                        continue
+                now = datetime.now(UTC)
+                fresh = False
+                for message in current["messages"]:
+                    if message["direction"] != "out" or message["id"] in sent:
+                        continue
+                    sent.add(message["id"])
+                    fresh = True
+                    payload = json.dumps(message, ensure_ascii=False)
+                    yield f"id: {message['id']}\nevent: message\ndata: {payload}\n\n"
+                for message in current["messages"]:
+                    if not _settled(message["at"], now):
+                        break
+                    cursor = message["id"]
+                sent = {message_id for message_id in sent if message_id > cursor}
+                latest = _status(current)
+                if latest != status:
+                    status = latest
+                    fresh = True
+                    yield f"event: status\ndata: {json.dumps(latest, ensure_ascii=False)}\n\n"
+                current = None
+                if fresh:
+                    quiet = 0.0
+                if await request.is_disconnected():
+                    return
+                started = loop.time()
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), timeout=self.settings.poll_seconds)
+                quiet += loop.time() - started
+                if quiet >= KEEPALIVE_SECONDS:
+                    quiet = 0.0
+                    yield ": keepalive\n\n"

@@ -1,0 +1,312 @@
+"""The web chat channel over real HTTP: replies, buttons, live events, replay, rate limit, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.adapters.webchat import RateLimiter, WebchatChannel
+from bot.app import SupportBot
+from bot.config import Settings
+from bot.messages import OutgoingReply
+from bot.nlu.encoders import E5Encoder
+from bot.storage.database import Database
+from bot.storage.models import Conversation, Message
+from bot.storage.repositories import MessageRepository
+from bot.web import create_app
+from tests.conftest import LiveServer
+from tests.handoff_support import Api, desk_of, http_client, make_agent, wait_for
+
+
+def visitor() -> str:
+    return f"v-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+async def webbot(
+    make_settings: Callable[..., Settings], database: Database, encoder: E5Encoder
+) -> AsyncIterator[SupportBot]:
+    """A started SupportBot with the web chat channel (limit 5 a minute, streams re-read every 0.2 s)."""
+    settings = make_settings(
+        channels={
+            "webchat": {
+                "rate_limit_per_minute": 5,
+                "poll_seconds": 0.2,
+                "allowed_origins": ["https://shop.example"],
+            }
+        }
+    )
+    instance = SupportBot(
+        settings, channels=[WebchatChannel(settings.channels.webchat)], encoder=encoder, database=database
+    )
+    await instance.start(progress=False)
+    yield instance
+    await desk_of(instance).close()
+    instance.executor.shutdown(wait=False)
+
+
+@contextlib.asynccontextmanager
+async def served(bot: SupportBot) -> AsyncIterator[httpx.AsyncClient]:
+    async with LiveServer(create_app(bot, start=False)) as server, http_client(server.url) as client:
+        yield client
+
+
+class VisitorStream:
+    """Reads /api/v1/webchat/{visitor}/events in the background and keeps the events."""
+
+    def __init__(self, client: httpx.AsyncClient, visitor_id: str, **params: Any) -> None:
+        self.client = client
+        self.url = f"/api/v1/webchat/{visitor_id}/events"
+        self.params = params
+        self.headers: dict[str, str] = params.pop("headers", {})
+        self.events: list[tuple[str, str | None, dict[str, Any]]] = []  # (event, id, data)
+        self._task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+
+    async def __aenter__(self) -> VisitorStream:
+        self._task = asyncio.create_task(self._read())
+        await asyncio.wait_for(self._connected.wait(), timeout=10)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _read(self) -> None:
+        async with self.client.stream(
+            "GET", self.url, params=self.params, headers=self.headers, timeout=None
+        ) as response:
+            assert response.status_code == 200, await response.aread()
+            assert response.headers["content-type"].startswith("text/event-stream")
+            self._connected.set()
+            kind, event_id, data = None, None, None
+            async for line in response.aiter_lines():
+                if line.startswith("event: "):
+                    kind = line[len("event: ") :]
+                elif line.startswith("id: "):
+                    event_id = line[len("id: ") :]
+                elif line.startswith("data: "):
+                    data = json.loads(line[len("data: ") :])
+                elif line == "" and kind and data is not None:
+                    self.events.append((kind, event_id, data))
+                    kind, event_id, data = None, None, None
+
+    def messages(self) -> list[dict[str, Any]]:
+        return [data for kind, _, data in self.events if kind == "message"]
+
+    def texts(self) -> list[str]:
+        return [m["text"] for m in self.messages()]
+
+    def statuses(self) -> list[dict[str, Any]]:
+        return [data for kind, _, data in self.events if kind == "status"]
+
+
+async def post(client: httpx.AsyncClient, visitor_id: str, **body: Any) -> httpx.Response:
+    return await client.post(f"/api/v1/webchat/{visitor_id}/messages", json=body)
+
+
+async def test_post_answers_with_buttons_and_a_button_press_is_understood(webbot: SupportBot) -> None:
+    you = visitor()
+    async with served(webbot) as client:
+        greeting = await post(client, you, payload="start", language="pl-PL")
+        assert greeting.status_code == 200, greeting.text
+        menu = greeting.json()["replies"][0]
+        assert menu["sender"] == "bot" and len(menu["buttons"]) >= 3  # top topics + "talk to a person"
+        assert menu["buttons"][-1]["payload"] == "human"
+
+        asked = await post(client, you, text="How can I pay for my order?")
+        body = asked.json()
+        assert asked.status_code == 200 and body["state"] == "bot" and body["duplicate"] is False
+        [answer] = body["replies"]
+        assert "BLIK" in answer["text"] and answer["id"] > menu["id"]
+        assert [b["payload"] for b in answer["buttons"]] == [
+            "fb:up:payment_methods",
+            "fb:down:payment_methods",
+        ]
+        assert body["last_id"] == answer["id"]
+
+        voted = await post(client, you, text="👍", payload="fb:up:payment_methods")
+        assert voted.status_code == 200 and voted.json()["replies"][0]["text"]
+
+        # the stored chat, both directions, oldest first (what the widget restores on reload)
+        chat = (await client.get(f"/api/v1/webchat/{you}/messages")).json()
+        directions = [(m["direction"], m["sender"]) for m in chat["messages"]]
+        assert directions[:4] == [("in", "customer"), ("out", "bot"), ("in", "customer"), ("out", "bot")]
+        assert chat["messages"][2]["text"] == "How can I pay for my order?"
+        later = (await client.get(f"/api/v1/webchat/{you}/messages", params={"after": answer["id"]})).json()
+        assert later["messages"][0]["text"] == "👍"
+
+
+async def test_agent_replies_and_queue_updates_arrive_live(webbot: SupportBot) -> None:
+    you = visitor()
+    await make_agent(webbot.database, "anna", name="Anna")
+    async with served(webbot) as client:
+        async with VisitorStream(client, you) as stream:
+            await wait_for(lambda: stream.statuses(), what="the first status")
+            assert stream.statuses()[0] == {"state": "bot", "queue_position": None, "agent": None}
+
+            handed = (await post(client, you, text="I want to talk to a human")).json()
+            assert handed["state"] == "waiting" and handed["queue_position"] == 1
+            assert "number 1 in the queue" in handed["replies"][0]["text"]
+            await wait_for(
+                lambda: {"state": "waiting", "queue_position": 1, "agent": None} in stream.statuses(),
+                what="waiting status",
+            )
+            # the immediate reply is streamed too (same id: the widget shows it once)
+            await wait_for(lambda: handed["replies"][0]["id"] in [m["id"] for m in stream.messages()])
+
+            anna = await Api.login(client, "anna")
+            await anna.ok("PUT", "/agents/me/status", json={"status": "online"})
+            await wait_for(lambda: "Anna from our team has joined the chat." in stream.texts(), what="joined")
+            await wait_for(
+                lambda: {"state": "with_agent", "queue_position": None, "agent": "Anna"} in stream.statuses()
+            )
+            [conversation] = await anna.ok("GET", "/conversations", params={"mine": "true"})
+            await anna.ok(
+                "POST", f"/conversations/{conversation['id']}/messages", json={"text": "Hi, Anna here."}
+            )
+            reply = await wait_for(
+                lambda: next((m for m in stream.messages() if m["text"] == "Hi, Anna here."), None),
+                what="the agent's reply",
+            )
+            assert reply["sender"] == "agent" and reply["agent"] == "Anna"
+            event_ids = [event_id for kind, event_id, _ in stream.events if kind == "message"]
+            assert event_ids == [str(m["id"]) for m in stream.messages()]  # EventSource resumes after these
+
+            # while with the agent, the visitor's messages get no bot reply (they are for Anna)
+            followup = (await post(client, you, text="Thanks! Can I pay by BLIK?")).json()
+            assert followup["state"] == "with_agent" and followup["replies"] == []
+
+            await anna.ok("POST", f"/conversations/{conversation['id']}/resolve", json={"reason": "done"})
+            await wait_for(lambda: any("conversation is closed" in t for t in stream.texts()), what="closed")
+            await wait_for(lambda: stream.statuses()[-1]["state"] == "resolved", what="resolved status")
+
+        again = (await post(client, you, text="How can I pay for my order?")).json()
+        assert again["state"] == "bot" and "BLIK" in again["replies"][0]["text"]
+
+
+async def test_replies_sent_while_disconnected_are_replayed(webbot: SupportBot) -> None:
+    you = visitor()
+    async with served(webbot) as client:
+        first = (await post(client, you, text="How can I pay for my order?")).json()
+        seen = first["last_id"]
+        # replies stored while no stream is connected (an agent, a queue update...)
+        async with webbot.database.session() as session:
+            conversation = (
+                await session.execute(
+                    Conversation.__table__.select().where(Conversation.channel == "webchat")
+                )
+            ).first()
+            assert conversation is not None
+            row = await session.get(Conversation, conversation.id)
+            assert row is not None
+            repo = MessageRepository(session)
+            stored = [
+                await repo.add_outbound(row, OutgoingReply(f"later {n}"), sender="system") for n in (1, 2)
+            ]
+            ids = [m.id for m in stored]
+        await webbot.outbox.deliver()  # the web chat "delivers" by waking streams: nobody listens
+
+        async with VisitorStream(client, you, since=seen) as stream:
+            await wait_for(lambda: stream.texts() == ["later 1", "later 2"], what="replay after ?since=")
+        # EventSource reconnecting sends Last-Event-ID: the stream resumes after it
+        async with VisitorStream(client, you, since=seen, headers={"Last-Event-ID": str(ids[0])}) as stream:
+            await wait_for(lambda: stream.texts() == ["later 2"], what="resume after Last-Event-ID")
+
+        # a reply written by another process (no wake-up here) reaches an open stream by polling
+        async with VisitorStream(client, you) as stream:
+            await wait_for(lambda: stream.statuses(), what="connected")
+            async with webbot.database.session() as session:
+                row = await session.get(Conversation, conversation.id)
+                assert row is not None
+                other = await MessageRepository(session).add_outbound(row, OutgoingReply("from elsewhere"))
+                other.status = "sent"
+            await wait_for(lambda: "from elsewhere" in stream.texts(), within=5, what="picked up by polling")
+            assert "later 1" not in stream.texts()  # without ?since=, only what comes next
+
+
+async def test_rate_limit_is_per_visitor_and_nothing_is_stored_beyond_it(webbot: SupportBot) -> None:
+    you, other = visitor(), visitor()
+    async with served(webbot) as client:
+        for n in range(5):
+            response = await post(client, you, text=f"hello {n}")
+            assert response.status_code == 200, response.text
+        limited = await post(client, you, text="one too many")
+        assert limited.status_code == 429
+        assert limited.json()["detail"]["code"] == "rate_limited"
+        assert 1 <= int(limited.headers["Retry-After"]) <= 60
+        assert (await post(client, other, text="hello")).status_code == 200  # another visitor is not affected
+    async with webbot.database.session() as session:
+        texts = [m.text for m in (await session.execute(Message.__table__.select())).all()]
+    assert "one too many" not in texts and "hello 4" in texts
+
+
+def test_rate_limiter_window_slides() -> None:
+    limiter = RateLimiter(2, window=60)
+    assert limiter.check("a", now=0) is None and limiter.check("a", now=1) is None
+    assert limiter.check("a", now=2) == pytest.approx(58)
+    assert limiter.check("a", now=60) is None  # the first hit has left the window
+
+
+async def test_bad_input_gets_a_clear_answer(webbot: SupportBot) -> None:
+    async with served(webbot) as client:
+        short = await post(client, "abc", text="hi")
+        assert short.status_code == 422 and short.json()["detail"]["code"] == "invalid_visitor_id"
+        bad_chars = await client.get("/api/v1/webchat/<script>alert(1)</script>aaaaaaaa/events")
+        assert bad_chars.status_code in (404, 422)
+        empty = await post(client, visitor(), text="   ")
+        assert empty.status_code == 422 and empty.json()["detail"]["code"] == "empty_message"
+        long = await post(client, visitor(), text="x" * 8001)
+        assert long.status_code == 422
+        not_json = await client.post(f"/api/v1/webchat/{visitor()}/messages", content=b"hello")
+        assert not_json.status_code == 422
+
+
+async def test_a_resent_message_is_answered_once(webbot: SupportBot) -> None:
+    you = visitor()
+    async with served(webbot) as client:
+        first = await post(client, you, text="How can I pay for my order?", client_message_id="m-1")
+        again = await post(client, you, text="How can I pay for my order?", client_message_id="m-1")
+    assert first.json()["replies"] and again.json() | {"last_id": 0} == {
+        "state": "bot",
+        "queue_position": None,
+        "agent": None,
+        "duplicate": True,
+        "replies": [],
+        "last_id": 0,
+    }
+
+
+async def test_cors_only_for_configured_origins(webbot: SupportBot) -> None:
+    you = visitor()
+    async with served(webbot) as client:
+        preflight = await client.options(
+            f"/api/v1/webchat/{you}/messages",
+            headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"},
+        )
+        assert preflight.status_code == 204
+        assert preflight.headers["access-control-allow-origin"] == "https://shop.example"
+        allowed = await client.post(
+            f"/api/v1/webchat/{you}/messages", json={"text": "hi"}, headers={"Origin": "https://shop.example"}
+        )
+        assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
+        foreign = await client.post(
+            f"/api/v1/webchat/{you}/messages", json={"text": "hi"}, headers={"Origin": "https://evil.example"}
+        )
+        assert "access-control-allow-origin" not in foreign.headers
+
+
+async def test_webchat_is_enabled_by_configuration(make_settings: Callable[..., Settings]) -> None:
+    from bot.adapters.registry import enabled_channels
+
+    assert [c.name for c in enabled_channels(make_settings())] == ["webchat"]
+    assert enabled_channels(make_settings(channels={"webchat": {"enabled": False}})) == []
