@@ -6,13 +6,15 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
+from typing import Any
 
 from bot.adapters.base import Channel, Inbox
+from bot.chat_view import chat_view
 from bot.config import Settings
 from bot.engine import ConversationEngine, TurnResult
 from bot.errors import ContentError
 from bot.handoff.base import Handoff
-from bot.handoff.queue import WaitingQueue
+from bot.handoff.service import LiveHandoff
 from bot.messages import IncomingMessage
 from bot.nlu.encoders import Encoder, load_encoder
 from bot.nlu.matcher import Matcher
@@ -43,7 +45,10 @@ class SupportBot:
         )
         self._encoder = encoder
         self._matcher: Matcher | None = None
-        self.handoff: Handoff = handoff or WaitingQueue()
+        # the live-agent desk: the engine's handoff, the agent API's back end (bot/handoff/service.py)
+        self.handoff: Handoff = handoff or LiveHandoff(
+            settings, self.database, self.channels, deliver=lambda cid: self.outbox.deliver(cid)
+        )
         self.engine = ConversationEngine(settings, self.database, self.matcher, self.handoff, self.executor)
         self.outbox = Outbox(self.database, self.channels, settings.outbox)
         self._tasks: list[asyncio.Task[None]] = []
@@ -73,6 +78,8 @@ class SupportBot:
         if background:
             self._tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
             self._tasks.append(asyncio.create_task(self._watch_content(), name="kb-watch"))
+            if isinstance(self.handoff, LiveHandoff):
+                self._tasks.append(asyncio.create_task(self.handoff.run(), name="handoff"))
             for channel in self.channels.values():
                 await channel.start(self.inbox)
 
@@ -86,12 +93,16 @@ class SupportBot:
     @property
     def inbox(self) -> Inbox:
         """The callbacks adapters use; they never see the engine, the queue or the database."""
-        return Inbox(self.receive, self.customer_blocked, self.delivery_status)
+        return Inbox(self.receive, self.customer_blocked, self.delivery_status, self.chat_view)
 
     async def customer_blocked(self, channel: str, customer_id: str) -> None:
         """Record that the customer blocked the bot and stop every pending send to them."""
         async with self.database.session() as session:
             await ConversationRepository(session).mark_blocked(channel, customer_id)
+
+    async def chat_view(self, channel: str, customer_id: str, after: int | None) -> dict[str, Any]:
+        """What the customer sees of their chat: messages after `after` and the state (bot/chat_view.py)."""
+        return await chat_view(self.database, channel, customer_id, after)
 
     async def delivery_status(
         self, channel: str, platform_message_id: str, status: str, error: str | None
@@ -141,5 +152,7 @@ class SupportBot:
             with suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        if isinstance(self.handoff, LiveHandoff):
+            await self.handoff.close()
         await self.database.close()
         self.executor.shutdown(wait=False, cancel_futures=True)

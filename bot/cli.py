@@ -64,7 +64,29 @@ def run(ctx: _Context, host: str | None, port: int | None) -> None:
     host = host or settings.server.host
     port = port or settings.server.port
     click.echo(f"supportbot: serving on http://{host}:{port} (database {settings.database_url})", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    _announce_pages(settings, host, port)
+    # open event streams (web chat visitors, agents) never end by themselves: give them 5 s at shutdown
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+
+
+def _announce_pages(settings: Settings, host: str, port: int) -> None:
+    """Print where the demo shop and the console are, and the demo agent on the embedded defaults."""
+    from bot.console import ensure_demo_agent
+
+    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    if settings.console.demo_page and settings.channels.webchat.enabled:
+        click.echo(f"supportbot: demo shop with the chat widget: {base}/", err=True)
+    if not settings.console.enabled:
+        return
+    click.echo(f"supportbot: agent console: {base}/agent", err=True)
+    demo = asyncio.run(ensure_demo_agent(settings))
+    if demo is not None:
+        kept = f" (kept in {demo.file})" if demo.file else ""
+        click.echo(
+            f"supportbot: demo agent: login {demo.login} password {demo.password}{kept}; "
+            "add your own with `supportbot agents add`",
+            err=True,
+        )
 
 
 def _reply_json(text: str, buttons: list[dict[str, str]], result: Any) -> str:
@@ -254,6 +276,83 @@ def kb_build(ctx: _Context) -> None:
         f"index ready: {len(matcher.index.items)} sentences, model {matcher.encoder.model_id}, "
         f"cache {ctx.settings.resolve(ctx.settings.embedding.cache_dir)}"
     )
+
+
+@cli.group()
+def agents() -> None:
+    """Live agents: add, list."""
+
+
+@agents.command("add")
+@click.option("--login", required=True, help="What the agent logs in with (letters, digits, . _ @ -).")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="At least 8 characters (asked for when not given); stored as an argon2 hash.",
+)
+@click.option(
+    "--name", default=None, help="Shown to customers: '<name> has joined the chat' (default: login)."
+)
+@click.option("--languages", default="", help="Comma-separated language codes, e.g. ru,en (empty: any).")
+@click.option("--capacity", default=3, show_default=True, type=int, help="Conversations held at once.")
+@click.option(
+    "--role",
+    default="agent",
+    show_default=True,
+    type=click.Choice(["agent", "supervisor", "admin"]),
+    help="supervisor: sees and moves every conversation; admin: also manages agents.",
+)
+@pass_context
+def agents_add(
+    ctx: _Context, login: str, password: str, name: str | None, languages: str, capacity: int, role: str
+) -> None:
+    """Create an agent who can log in to the agent API (POST /api/v1/auth/login)."""
+    from bot.handoff.agents import AgentRepository, public_agent
+    from bot.storage.database import Database
+
+    settings = ctx.settings
+
+    async def add() -> dict[str, Any]:
+        database = Database(settings.database_url)
+        try:
+            await database.migrate()
+            async with database.session() as session:
+                agent = await AgentRepository(session).create(
+                    login, password, name, role, languages, capacity
+                )
+                await session.flush()
+                return public_agent(agent, 0)
+        finally:
+            await database.close()
+
+    agent = asyncio.run(add())
+    click.echo(json.dumps(agent, ensure_ascii=False))
+
+
+@agents.command("list")
+@pass_context
+def agents_list(ctx: _Context) -> None:
+    """Print every agent with role, languages, capacity, status and current load (one JSON per line)."""
+    from bot.handoff.agents import AgentRepository, public_agent
+    from bot.storage.database import Database
+
+    settings = ctx.settings
+
+    async def listing() -> list[dict[str, Any]]:
+        database = Database(settings.database_url)
+        try:
+            await database.migrate()
+            async with database.session() as session:
+                repo = AgentRepository(session)
+                loads = await repo.loads()
+                return [public_agent(agent, loads.get(agent.id, 0)) for agent in await repo.all()]
+        finally:
+            await database.close()
+
+    for agent in asyncio.run(listing()):
+        click.echo(json.dumps(agent, ensure_ascii=False))
 
 
 def main() -> None:

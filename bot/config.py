@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -83,6 +83,8 @@ class TelegramSettings(BaseModel):
     webhook_url: str | None = None
     webhook_secret: str | None = None
     api_base: str = "https://api.telegram.org"
+    request_timeout_seconds: float = 10.0  # each Bot API call; a timeout is retried by the outbox
+    polling_timeout_seconds: int = 25  # how long one getUpdates long poll waits for news
 
 
 class WhatsAppSettings(BaseModel):
@@ -98,7 +100,51 @@ class WhatsAppSettings(BaseModel):
 
 class WebchatSettings(BaseModel):
     enabled: bool = True
-    rate_limit_per_minute: int = 30
+    rate_limit_per_minute: int = Field(default=30, ge=1)  # per visitor; more get 429
+    allowed_origins: list[str] = []  # other sites that embed the widget (CORS); "*" = any; empty = same site
+    poll_seconds: float = Field(default=2.0, gt=0)  # a visitor's stream also re-reads the database this often
+
+
+class CannedResponse(BaseModel):
+    """A reply agents insert with one click; {agent} and {customer} are filled in by the console."""
+
+    title: str
+    text: dict[str, str]  # per language; the conversation's language, else kb.default_language
+
+
+class ConsoleSettings(BaseModel):
+    enabled: bool = True  # the agent console at /agent
+    demo_page: bool = True  # the demo shop with the chat widget at / (needs channels.webchat.enabled)
+    demo_agent: bool = True  # on SQLite with no agents, `supportbot run` creates and prints a demo agent
+    canned_responses: list[CannedResponse] = [
+        CannedResponse(
+            title="Greeting",
+            text={
+                "en": "Hi, this is {agent} from Northwind customer care. Let me have a look.",
+                "ru": "Здравствуйте, это {agent} из службы поддержки Northwind. Сейчас посмотрю.",
+                "pl": "Dzień dobry, tu {agent} z obsługi klienta Northwind. Już sprawdzam.",
+                "uk": "Добрий день, це {agent} зі служби підтримки Northwind. Зараз перевірю.",
+            },
+        ),
+        CannedResponse(
+            title="Order number",
+            text={
+                "en": "Could you send me your order number, please? It is in the confirmation e-mail.",
+                "ru": "Пришлите, пожалуйста, номер заказа: он есть в письме с подтверждением.",
+                "pl": "Proszę podać numer zamówienia: znajdziesz go w e-mailu z potwierdzeniem.",
+                "uk": "Надішліть, будь ласка, номер замовлення: він є в листі з підтвердженням.",
+            },
+        ),
+        CannedResponse(
+            title="Anything else?",
+            text={
+                "en": "Is there anything else I can help you with?",
+                "ru": "Могу ли я помочь чем-нибудь ещё?",
+                "pl": "Czy mogę pomóc w czymś jeszcze?",
+                "uk": "Чи можу я допомогти чимось іще?",
+            },
+        ),
+    ]
 
 
 class ChannelsSettings(BaseModel):
@@ -113,10 +159,43 @@ class OutboxSettings(BaseModel):
     poll_interval_seconds: float = 2.0
 
 
+class ContextProviderSettings(BaseModel):
+    """One context provider: an HTTP endpoint (URL template) or a Python callable; see config.yaml."""
+
+    url: str | None = None  # e.g. https://shop/api/orders?phone={phone}; fields are URL-encoded
+    method: Literal["GET", "POST"] = "GET"  # POST sends the customer as JSON
+    headers: dict[str, str] = {}
+    callable: str | None = None  # "package.module:function", an async function(customer) -> dict
+    timeout: float = Field(default=2.0, gt=0)  # seconds; a slower provider is shown as an error
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ContextProviderSettings:
+        if bool(self.url) == bool(self.callable):
+            raise ValueError("a context provider needs exactly one of url or callable")
+        return self
+
+
 class HandoffSettings(BaseModel):
-    agent_reply_timeout: float = 180.0
+    agent_reply_timeout: float = 180.0  # an assigned agent's first reply is due within this; else requeued
+    away_on_timeout: bool = True  # an agent who let a conversation time out is set to away
     timezone: str = "UTC"
     business_hours: dict[str, str] = {}  # "mon": "09:00-18:00"; empty = always open
+    sla_first_response: float = 180.0  # waiting longer than this without an answer is flagged
+    default_handling_time: float = 300.0  # per conversation, until there are real handling times
+    estimate_sample: int = 50  # recent handled conversations the wait estimate is computed from
+    estimate_update_interval: float = 120.0  # at least this long between "still waiting" updates
+    priority: dict[str, int] = {"vip": 10, "complaint": 5}  # queue bumps; higher is served first
+    token_ttl_hours: float = 12.0  # agent API bearer tokens expire after this
+    tick_seconds: float = 1.0  # how often the handoff worker checks timeouts, SLA and the queue
+    context_providers: dict[str, ContextProviderSettings] = {}
+
+    @model_validator(mode="after")
+    def _valid_hours(self) -> HandoffSettings:
+        from bot.handoff.hours import BusinessHours
+
+        BusinessHours.from_settings(self.business_hours, self.timezone)  # raises ValueError, naming the key
+        return self
 
 
 class Settings(BaseSettings):
@@ -133,6 +212,7 @@ class Settings(BaseSettings):
     channels: ChannelsSettings = ChannelsSettings()
     outbox: OutboxSettings = OutboxSettings()
     handoff: HandoffSettings = HandoffSettings()
+    console: ConsoleSettings = ConsoleSettings()
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @classmethod

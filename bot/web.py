@@ -11,6 +11,9 @@ from sqlalchemy import text
 
 from bot import __version__
 from bot.app import SupportBot
+from bot.console import install_console
+from bot.handoff.api import agent_api
+from bot.handoff.service import LiveHandoff
 
 
 def create_app(bot: SupportBot, start: bool = True) -> FastAPI:
@@ -32,6 +35,9 @@ def create_app(bot: SupportBot, start: bool = True) -> FastAPI:
         router = channel.router(bot.inbox)
         if router is not None:
             app.include_router(router)
+    if isinstance(bot.handoff, LiveHandoff):
+        app.include_router(agent_api(bot.handoff))  # /api/v1: the agent API (bot/handoff/api.py)
+        install_console(app, bot)  # /, /agent, /static and /api/v1/console (bot/console.py)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:

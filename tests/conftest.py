@@ -18,6 +18,7 @@ from bot.adapters.base import Channel, DeliveryTarget
 from bot.app import SupportBot
 from bot.config import Settings, load_settings
 from bot.errors import SendError
+from bot.handoff.service import LiveHandoff
 from bot.messages import IncomingMessage, OutgoingReply
 from bot.nlu.encoders import E5Encoder
 from bot.storage.database import Database
@@ -117,6 +118,8 @@ async def bot(
     instance = SupportBot(make_settings(), channels=[channel], encoder=encoder, database=database)
     await instance.start(progress=False)
     yield instance
+    if isinstance(instance.handoff, LiveHandoff):
+        await instance.handoff.close()  # background work (deliveries, context providers) ends with the test
     instance.executor.shutdown(wait=False)
 
 

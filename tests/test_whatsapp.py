@@ -621,9 +621,10 @@ def test_the_channel_is_enabled_only_with_all_four_credentials(
     make_settings: Callable[..., Settings],
 ) -> None:
     full = whatsapp_settings("http://127.0.0.1:9/v21.0").model_dump()
-    assert [c.name for c in enabled_channels(make_settings(channels={"whatsapp": full}))] == ["whatsapp"]
+    names = [c.name for c in enabled_channels(make_settings(channels={"whatsapp": full}))]
+    assert "whatsapp" in names
     partial = {**full, "app_secret": None}
-    assert enabled_channels(make_settings(channels={"whatsapp": partial})) == []
+    assert "whatsapp" not in [c.name for c in enabled_channels(make_settings(channels={"whatsapp": partial}))]
     with pytest.raises(ConfigError, match="app_secret"):
         WhatsAppChannel(WhatsAppSettings(**partial))
     assert WhatsAppSettings().graph_api_base == "https://graph.facebook.com/v21.0"

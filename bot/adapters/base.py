@@ -24,6 +24,9 @@ class Inbox:
     customer_blocked: Callable[[str, str], Awaitable[None]]
     # A platform delivery receipt. Args: channel, platform message id, status (sent/delivered/read/failed), error.
     delivery_status: Callable[[str, str, str, str | None], Awaitable[None]]
+    # For channels that serve the chat themselves (the web chat): what the customer sees of their chat.
+    # Args: channel, customer id, messages after this id (None: none, just the state). See bot/chat_view.py.
+    chat_view: Callable[[str, str, int | None], Awaitable[dict[str, Any]]] | None = None
 
 
 @dataclass(frozen=True)
