@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.adapters.payload_fields import as_dict as _obj
+from bot.adapters.payload_fields import dict_items as _dicts
+from bot.adapters.payload_fields import keys_summary as _summary
+from bot.adapters.payload_fields import text_or_none as _str
 from bot.messages import Attachment, IncomingMessage
 
 log = logging.getLogger(__name__)
@@ -320,19 +324,3 @@ def _timestamp(raw: Any, now: datetime) -> datetime:
     except (TypeError, ValueError, OverflowError, OSError):
         return now
     return min(moment, now)
-
-
-def _obj(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _dicts(value: Any) -> list[dict[str, Any]]:
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
-
-
-def _str(value: Any) -> str | None:
-    return str(value) if value not in (None, "") else None
-
-
-def _summary(value: dict[str, Any]) -> str:
-    return ", ".join(sorted(value))[:200]
