@@ -230,3 +230,14 @@ async def test_delivery_receipts_are_recorded(bot: SupportBot) -> None:
     await bot.delivery_status("test", "p1", "read", None)
     rows = await stored_messages(bot, result.conversation_id or 0)
     assert rows[-1].platform_message_id == "p1" and rows[-1].delivery_status == "read"
+
+
+async def test_a_late_receipt_never_steps_the_status_back(bot: SupportBot) -> None:
+    result = await bot.receive(incoming("How can I pay?"))
+    for status in ("read", "delivered", "sent"):
+        await bot.delivery_status("test", "p1", status, None)
+    rows = await stored_messages(bot, result.conversation_id or 0)
+    assert rows[-1].delivery_status == "read"
+    await bot.delivery_status("test", "p1", "failed", "131047: re-engagement message")
+    rows = await stored_messages(bot, result.conversation_id or 0)
+    assert rows[-1].delivery_status == "failed" and "131047" in (rows[-1].last_error or "")

@@ -147,6 +147,9 @@ class ConversationRepository:
         return int((await self.session.execute(query)).scalar_one())
 
 
+_RECEIPT_RANK = {"sent": 1, "delivered": 2, "read": 3}  # platform receipts, in the order they happen
+
+
 @dataclass
 class MessageRepository:
     """Inbound messages (deduplicated) and outbound ones (the outbox)."""
@@ -276,7 +279,12 @@ class MessageRepository:
         )
         row = (await self.session.execute(query)).scalars().first()
         if row is not None:
-            row.delivery_status = status
+            # Receipts can arrive out of order (a late "delivered" after "read"): never step back,
+            # except to "failed", which always wins.
+            if status == "failed" or _RECEIPT_RANK.get(status, 0) >= _RECEIPT_RANK.get(
+                row.delivery_status or "", 0
+            ):
+                row.delivery_status = status
             if error:
                 row.last_error = error[:2000]
         return row
