@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.adapters.base import Channel, DeliveryTarget, Inbox
+from bot.adapters.reply_parts import PartTracker
 from bot.adapters.telegram_payloads import CHANNEL, CustomerMessage, Ignored, MemberChange, parse_update
 from bot.adapters.text_split import split_text
 from bot.errors import SendError
@@ -73,7 +74,7 @@ class TelegramChannelBase(Channel):
     def __init__(self, retry_delays: Sequence[float] = (0.5, 2.0, 8.0)) -> None:
         self._retry_delays = tuple(retry_delays)  # between attempts to hand an update to the engine
         self._inbox: Inbox | None = None
-        self._parts_sent: dict[int, int] = {}  # outbox message id -> parts already delivered
+        self._parts = PartTracker()  # a retried reply resumes after the parts already delivered
         self._long_payloads: OrderedDict[str, str] = OrderedDict()  # digest -> payload
 
     # --- transport: one Bot API call each; raise SendError (ChatUnavailable for 403) -------------
@@ -185,30 +186,18 @@ class TelegramChannelBase(Channel):
     async def send(self, target: DeliveryTarget, reply: OutgoingReply) -> str | None:
         """Send a reply as one or more messages; return the last one's id. Raise SendError on failure."""
         parts = self.render(reply)
-        key = target.message_id
-        done = self._parts_sent.get(key, 0) if key is not None else 0  # parts a failed attempt delivered
-        message_id: str | None = None
+
+        async def send_part(part: tuple[str, dict[str, Any]]) -> str | None:
+            method, params = part
+            if method == "sendMessage":
+                return await self.send_text(target.chat_id, params["text"], params.get("keyboard"))
+            return await self.send_media(target.chat_id, method, params)
+
         try:
-            for number, (method, params) in enumerate(parts):
-                if number < done:
-                    continue
-                if method == "sendMessage":
-                    message_id = await self.send_text(target.chat_id, params["text"], params.get("keyboard"))
-                else:
-                    message_id = await self.send_media(target.chat_id, method, params)
-                if key is not None:
-                    self._parts_sent[key] = number + 1
-        except SendError as exc:
-            if exc.permanent and key is not None:
-                self._parts_sent.pop(key, None)
-            elif len(self._parts_sent) > 10_000:  # forget replies the outbox gave up on long ago
-                self._parts_sent.clear()
-            if isinstance(exc, ChatUnavailable):
-                await self._record_blocked(target, exc)
+            return await self._parts.send(target.message_id, parts, send_part)
+        except ChatUnavailable as exc:
+            await self._record_blocked(target, exc)
             raise
-        if key is not None:
-            self._parts_sent.pop(key, None)
-        return message_id
 
     async def _record_blocked(self, target: DeliveryTarget, error: SendError) -> None:
         if self._inbox is None:

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from bot.adapters.base import Channel, DeliveryTarget, Inbox
+from bot.adapters.reply_parts import PartTracker
 from bot.adapters.text_split import split_text
 from bot.adapters.whatsapp_payloads import CHANNEL, Ignored, StatusUpdate, WebhookItem, parse_webhook
 from bot.config import WhatsAppSettings
@@ -59,7 +60,7 @@ class WhatsAppChannel(Channel):
             timeout=httpx.Timeout(settings.request_timeout_seconds),
         )
         self._tasks: set[asyncio.Task[None]] = set()
-        self._parts_sent: dict[int, int] = {}  # outbox message id -> parts already delivered
+        self._parts = PartTracker()  # a retried reply resumes after the parts already delivered
 
     def free_form_window(self) -> timedelta:
         """Return WhatsApp's customer-service window: free text only 24 hours after their message."""
@@ -165,26 +166,7 @@ class WhatsAppChannel(Channel):
 
     async def send(self, target: DeliveryTarget, reply: OutgoingReply) -> str | None:
         """Send a reply as one or more Graph API messages; return the last one's wamid."""
-        bodies = self._render(target, reply)
-        key = target.message_id
-        done = self._parts_sent.get(key, 0) if key is not None else 0  # parts a failed attempt delivered
-        wamid: str | None = None
-        try:
-            for number, body in enumerate(bodies):
-                if number < done:
-                    continue
-                wamid = await self._post_message(body)
-                if key is not None:
-                    self._parts_sent[key] = number + 1
-        except SendError as exc:
-            if exc.permanent and key is not None:
-                self._parts_sent.pop(key, None)
-            elif len(self._parts_sent) > 10_000:  # forget replies the outbox gave up on long ago
-                self._parts_sent.clear()
-            raise
-        if key is not None:
-            self._parts_sent.pop(key, None)
-        return wamid
+        return await self._parts.send(target.message_id, self._render(target, reply), self._post_message)
 
     async def send_template(
         self, target: DeliveryTarget, name: str | None = None, language: str | None = None
