@@ -161,7 +161,8 @@ class SentenceCache:
         return self._rows[self._where[self._key(text)]]
 
     def add(self, vectors: dict[str, np.ndarray]) -> None:
-        new = {self._key(t): v for t, v in vectors.items() if self._key(t) not in self._where}
+        keyed = {self._key(t): v for t, v in vectors.items()}
+        new = {k: v for k, v in keyed.items() if k not in self._where}
         if not new:
             return
         start = len(self._rows)
@@ -169,7 +170,7 @@ class SentenceCache:
         for offset, key in enumerate(new):
             self._where[key] = start + offset
         self.dir.mkdir(parents=True, exist_ok=True)
-        keys = sorted(self._where, key=self._where.__getitem__)
+        keys = list(self._where)  # insertion order is row order: rows are only ever appended
         suffix = f".{os.getpid()}.tmp"
         rows_tmp = self.rows_path.with_name(self.rows_path.name + suffix)
         keys_tmp = self.keys_path.with_name(self.keys_path.name + suffix)
