@@ -66,6 +66,7 @@ class PolicySettings(BaseModel):
     classifier: bool = (
         True  # a softmax head over the embeddings ranks entries; false = nearest neighbour only
     )
+    lexical: bool = True  # mix a character n-gram TF-IDF signal into the score (needs the head)
     calibration_file: Path | None = Path("var/calibration.yaml")
     auto_calibrate: bool = True  # recalibrate at start and reload when kb/ or intents/ changed
     max_misses: int = 2  # misses in a row before the bot hands off by itself

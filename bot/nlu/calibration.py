@@ -11,6 +11,7 @@ from bot.intents import OOS_INTENT
 from bot.nlu.classifier import SoftmaxHead, blend
 from bot.nlu.encoders import Thresholds
 from bot.nlu.index import Candidate, SemanticIndex
+from bot.nlu.lexical import LexicalIndex
 from bot.nlu.normalize import fold_diacritics
 from bot.nlu.policy import MAX_OPTIONS, Decision
 
@@ -49,11 +50,16 @@ def utility(decision: Decision, gold: str, wrong_answer_cost: float) -> float:
 
 
 def score_vectors(
-    vectors: np.ndarray, index: SemanticIndex, head: SoftmaxHead | None, exclude: np.ndarray | None = None
+    vectors: np.ndarray,
+    index: SemanticIndex,
+    head: SoftmaxHead | None,
+    exclude: np.ndarray | None = None,
+    lexical: np.ndarray | None = None,
 ) -> list[list[Candidate]]:
     """Rank labels for each vector: classifier probability (if a head) blended with best cosine per label.
 
-    `exclude` lists index items no row may match (the held-out fold in cross-validation).
+    `exclude` lists index items no row may match (the held-out fold in cross-validation); `lexical`
+    holds each row's lexical similarity to every index item (used with a head).
     """
     items = index.items
     keys = head.classes if head is not None else sorted({(item.kind, item.label) for item in items})
@@ -69,7 +75,14 @@ def score_vectors(
             i = start + offset
             best_sim = np.full(len(keys), -np.inf, dtype=np.float32)
             np.maximum.at(best_sim, columns, row)
-            score = blend(probs[i], best_sim) if probs is not None else best_sim
+            best_lexical = None
+            if lexical is not None:
+                lexical_row = lexical[i].copy()
+                if exclude is not None:
+                    lexical_row[exclude] = 0.0
+                best_lexical = np.zeros(len(keys), dtype=np.float32)
+                np.maximum.at(best_lexical, columns, lexical_row)
+            score = blend(probs[i], best_sim, best_lexical) if probs is not None else best_sim
             order = np.argsort(-score)[:10]
             ranked.append(
                 [
@@ -81,7 +94,13 @@ def score_vectors(
     return ranked
 
 
-def cross_validate(index: SemanticIndex, use_head: bool, folds: int = 5, seed: int = 0) -> list[Record]:
+def cross_validate(
+    index: SemanticIndex,
+    use_head: bool,
+    folds: int = 5,
+    seed: int = 0,
+    lexical: LexicalIndex | None = None,
+) -> list[Record]:
     """Score every written sentence by a model that never saw it, nor any variant of it (k-fold)."""
     items = index.items
     if len(items) < folds * 2:
@@ -107,7 +126,9 @@ def cross_validate(index: SemanticIndex, use_head: bool, folds: int = 5, seed: i
             train = np.flatnonzero(fold_of != fold)
             head = SoftmaxHead.fit(index.vectors[train], classes, targets[train])
         scored = [int(i) for i in held if not items[i].variant]
-        ranked = score_vectors(index.vectors[scored], index, head, exclude=held)
+        rows = np.array(scored, dtype=np.int64)
+        similar = lexical.row_similarities(rows) if lexical is not None and use_head else None
+        ranked = score_vectors(index.vectors[scored], index, head, exclude=held, lexical=similar)
         for i, candidates in zip(scored, ranked, strict=True):
             records.append(Record(items[i].label, candidates, items[i].lang))
     return records
@@ -199,16 +220,24 @@ def search_thresholds(
         weights[f["gold_oos"]] = oos_share * (len(scored) - oos_count) / ((1 - oos_share) * oos_count)
     s1 = f["s1"]
     sims = f["sim1"]
-    answers = np.unique(np.round(np.quantile(s1, np.linspace(0.0, 0.99, 34)), 4))
-    gaps = np.array([0.0, 0.05, 0.1, 0.2]) * (float(np.ptp(s1)) or 1.0)
+    # answer and clarify thresholds both from the score quantiles (clarify <= answer), so the
+    # out-of-scope cut can land anywhere, not only a fixed step below the answer threshold
+    levels = np.unique(
+        np.round(
+            np.concatenate(
+                [np.quantile(s1, np.linspace(0.0, 0.99, 34)), np.linspace(s1.min(), s1.max(), 41)]
+            ),
+            4,
+        )
+    )
     margins = np.array([0.0, 0.01, 0.02, 0.05, 0.1]) * (float(np.ptp(s1)) or 1.0)
-    min_sims = np.unique(np.round(np.concatenate([[0.0], np.quantile(sims, np.linspace(0.0, 0.5, 16))]), 4))
+    min_sims = np.unique(np.round(np.concatenate([[0.0], np.quantile(sims, np.linspace(0.0, 0.5, 12))]), 4))
     best, best_score = base, -np.inf
-    for answer in answers:
-        for gap in gaps:
+    for answer in levels:
+        for clarify in levels[levels <= answer][::-1][:16]:
             for margin in margins:
                 for min_sim in min_sims:
-                    t = Thresholds(float(answer), float(answer - gap), float(margin), float(min_sim))
+                    t = Thresholds(float(answer), float(clarify), float(margin), float(min_sim))
                     score = _vectorised_utility(f, t, wrong_answer_cost, weights)
                     if score > best_score + 1e-9:
                         best, best_score = t, score

@@ -16,12 +16,19 @@ import numpy as np
 
 _EPOCHS = 200
 _LEARNING_RATE = 0.1
-_L2 = 1e-2  # 1e-4 overfitted: confidently wrong on messy messages (eval/demo_test.csv top-1 0.77 -> 0.82)
+# 1e-4 overfitted the demo KB (about 30 questions an entry): confidently wrong on messy messages
+# (eval/demo_test.csv top-1 0.77 -> 0.82). With a validation set `supportbot eval --val` picks from
+# L2_CHOICES instead (CLINC150, 100 examples an intent: 1e-2 top-1 0.935, 3e-4 0.954).
+DEFAULT_L2 = 1e-2
+L2_CHOICES = (1e-4, 3e-4, 1e-3, 1e-2)
 _VERSION = "softmax-v2"
 # The final score mixes the head's probability with a softmax over each label's best cosine: the head
 # generalises across phrasings, the nearest neighbour catches a message close to one specific question.
 HEAD_WEIGHT = 0.5
 KNN_TEMPERATURE = 0.02
+# With the lexical signal (bot/nlu/lexical.py) it takes this share, half from each of the other two.
+LEXICAL_WEIGHT = 0.2
+LEXICAL_TEMPERATURE = 0.05
 
 
 @dataclass
@@ -35,8 +42,14 @@ class SoftmaxHead:
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, vectors: np.ndarray, classes: Sequence[tuple[str, str]], targets: np.ndarray) -> SoftmaxHead:
-        """Train on `vectors` (n x d) with integer `targets` indexing `classes`."""
+    def fit(
+        cls,
+        vectors: np.ndarray,
+        classes: Sequence[tuple[str, str]],
+        targets: np.ndarray,
+        l2: float = DEFAULT_L2,
+    ) -> SoftmaxHead:
+        """Train on `vectors` (n x d) with integer `targets` indexing `classes`, L2 penalty `l2`."""
         mean = vectors.mean(axis=0)
         scale = vectors.std(axis=0) + 1e-6
         x = ((vectors - mean) / scale).astype(np.float32)
@@ -50,7 +63,7 @@ class SoftmaxHead:
         for step in range(1, _EPOCHS + 1):
             probs = _softmax(x @ weights + bias)
             grad = (probs - onehot) / n
-            grad_w = x.T @ grad + _L2 * weights
+            grad_w = x.T @ grad + l2 * weights
             grad_b = grad.sum(axis=0)
             for param, g, m, v in (
                 (weights, grad_w, moments[0], moments[1]),
@@ -96,15 +109,24 @@ class SoftmaxHead:
             return None
 
 
-def blend(probs: np.ndarray, best_sim: np.ndarray) -> np.ndarray:
-    """Score labels: HEAD_WEIGHT x head probability + the rest x softmax(best cosine / temperature).
+def blend(probs: np.ndarray, best_sim: np.ndarray, best_lexical: np.ndarray | None = None) -> np.ndarray:
+    """Score labels: head probability, softmax(best cosine / temperature) and, if given, the lexical signal.
 
-    `best_sim` holds each label's best cosine (-inf where the label was not among the neighbours).
+    `best_sim` holds each label's best cosine (-inf where the label was not among the neighbours);
+    `best_lexical` each label's best TF-IDF cosine. Without it: HEAD_WEIGHT x head + the rest x cosine.
     """
-    sims = np.where(np.isfinite(best_sim), best_sim, -1.0)
-    z = np.exp((sims - sims.max(axis=-1, keepdims=True)) / KNN_TEMPERATURE)
-    knn = z / z.sum(axis=-1, keepdims=True)
-    return HEAD_WEIGHT * probs + (1.0 - HEAD_WEIGHT) * knn
+    knn = _relative_softmax(np.where(np.isfinite(best_sim), best_sim, -1.0), KNN_TEMPERATURE)
+    if best_lexical is None:
+        return HEAD_WEIGHT * probs + (1.0 - HEAD_WEIGHT) * knn
+    lexical = _relative_softmax(best_lexical, LEXICAL_TEMPERATURE)
+    head_weight = HEAD_WEIGHT - LEXICAL_WEIGHT / 2
+    knn_weight = 1.0 - HEAD_WEIGHT - LEXICAL_WEIGHT / 2
+    return head_weight * probs + knn_weight * knn + LEXICAL_WEIGHT * lexical
+
+
+def _relative_softmax(values: np.ndarray, temperature: float) -> np.ndarray:
+    z = np.exp((values - values.max(axis=-1, keepdims=True)) / temperature)
+    return z / z.sum(axis=-1, keepdims=True)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -113,7 +135,7 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def head_cache_key(index_key: str) -> str:
-    return hashlib.sha256(
-        f"{index_key}\0{_VERSION}\0{_EPOCHS}\0{_LEARNING_RATE}\0{_L2}".encode()
-    ).hexdigest()[:24]
+def head_cache_key(index_key: str, l2: float = DEFAULT_L2) -> str:
+    return hashlib.sha256(f"{index_key}\0{_VERSION}\0{_EPOCHS}\0{_LEARNING_RATE}\0{l2}".encode()).hexdigest()[
+        :24
+    ]

@@ -17,11 +17,12 @@ from bot.errors import ContentError
 from bot.intents import IntentSet, load_intents
 from bot.knowledge import KnowledgeBase, load_knowledge_base
 from bot.nlu.calibration import cross_validate, search_thresholds
-from bot.nlu.classifier import SoftmaxHead, blend, head_cache_key
+from bot.nlu.classifier import DEFAULT_L2, SoftmaxHead, blend, head_cache_key
 from bot.nlu.encoders import Encoder, Thresholds, default_thresholds, load_encoder
 from bot.nlu.human_request import is_human_request
 from bot.nlu.index import Candidate, IndexItem, SemanticIndex, cache_key
 from bot.nlu.language import detect_language
+from bot.nlu.lexical import LexicalIndex
 from bot.nlu.normalize import fold_diacritics, has_words, normalize_for_matching, split_long
 from bot.nlu.policy import Decision, decide
 from bot.nlu.translit import looks_latin, to_cyrillic
@@ -45,9 +46,9 @@ def index_items(kb: KnowledgeBase, intents: IntentSet) -> list[IndexItem]:
     return items
 
 
-def train_head(index: SemanticIndex, cache_dir: Path | None, key: str) -> SoftmaxHead:
+def train_head(index: SemanticIndex, cache_dir: Path | None, key: str, l2: float = DEFAULT_L2) -> SoftmaxHead:
     """Fit the classifier head on every indexed sentence (or load it from the cache)."""
-    path = cache_dir / f"{head_cache_key(key)}.npz" if cache_dir is not None else None
+    path = cache_dir / f"{head_cache_key(key, l2)}.npz" if cache_dir is not None else None
     if path is not None and path.exists():
         head = SoftmaxHead.load(path)
         if head is not None:
@@ -55,7 +56,7 @@ def train_head(index: SemanticIndex, cache_dir: Path | None, key: str) -> Softma
     classes = sorted({(item.kind, item.label) for item in index.items})
     ids = {c: i for i, c in enumerate(classes)}
     targets = np.array([ids[(item.kind, item.label)] for item in index.items])
-    head = SoftmaxHead.fit(index.vectors, classes, targets)
+    head = SoftmaxHead.fit(index.vectors, classes, targets, l2)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         head.save(path)
@@ -118,6 +119,18 @@ class Matcher:
     cache_size: int = 4096  # repeated identical questions skip the model
     _cache: OrderedDict[str, list[Candidate]] = field(default_factory=OrderedDict, repr=False)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    lexical: LexicalIndex | None = field(default=None, repr=False)
+    _columns: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
+
+    def __post_init__(self) -> None:
+        """Build the lexical index over the same sentences (it only takes part beside the head)."""
+        if self.head is not None and self.settings.policy.lexical and self.lexical is None:
+            self.lexical = LexicalIndex([item.text for item in self.index.items])
+        if self.head is not None:
+            class_ids = {key: i for i, key in enumerate(self.head.classes)}
+            self._columns = np.array(
+                [class_ids[(item.kind, item.label)] for item in self.index.items], dtype=np.int64
+            )
 
     @classmethod
     def load(cls, settings: Settings, encoder: Encoder | None = None, progress: bool = True) -> Matcher:
@@ -156,7 +169,7 @@ class Matcher:
 
     def calibrate(self, wrong_answer_cost: float = 2.0) -> dict[str, object]:
         """Pick thresholds by cross-validation over this content, write the calibration file, use them."""
-        records = cross_validate(self.index, use_head=self.head is not None)
+        records = cross_validate(self.index, use_head=self.head is not None, lexical=self.lexical)
         actions = dict(self.settings.intents.actions)
         thresholds, score = search_thresholds(
             records, actions, default_thresholds(self.encoder, self.head is not None), wrong_answer_cost
@@ -182,15 +195,25 @@ class Matcher:
         self.thresholds = load_thresholds(self.settings, self.encoder)
         return data
 
-    def embed_message(self, text: str) -> np.ndarray:
+    def clear_cache(self) -> None:
+        """Forget cached message rankings (after the head, lexical signal or content changed)."""
+        with self._cache_lock:
+            self._cache.clear()
+
+    @staticmethod
+    def readings(cleaned: str) -> list[str]:
+        """The ways to read a message: as written, plus Cyrillic for Russian or Ukrainian typed in Latin."""
+        if not looks_latin(cleaned):
+            return [cleaned]
+        return [cleaned] + [to_cyrillic(cleaned, lang) for lang in translit_languages(cleaned)]
+
+    def embed_message(self, text: str, readings: list[str] | None = None) -> np.ndarray:
         """Embed a message, split into parts so the model never reads more than it can.
 
         Russian or Ukrainian typed in Latin letters is also read transliterated back to Cyrillic;
         the best-scoring reading wins in `rank`.
         """
-        parts = split_long(text)
-        if looks_latin(text):
-            parts += [p for lang in translit_languages(text) for p in split_long(to_cyrillic(text, lang))]
+        parts = [part for reading in readings or self.readings(text) for part in split_long(reading)]
         capped = []
         for part in parts:
             while len(part) > 20 and self.encoder.token_count(part) > self.settings.embedding.max_tokens:
@@ -208,15 +231,19 @@ class Matcher:
             if cached is not None:
                 self._cache.move_to_end(cleaned)
                 return cached
-        found = self.rank(self.embed_message(cleaned))
+        readings = self.readings(cleaned)
+        found = self.rank(self.embed_message(cleaned, readings), readings)
         with self._cache_lock:
             self._cache[cleaned] = found
             if len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return found
 
-    def rank(self, vectors: np.ndarray) -> list[Candidate]:
-        """Rank labels for the parts of one message: classifier probability, plus best cosine per label."""
+    def rank(self, vectors: np.ndarray, readings: list[str] | None = None) -> list[Candidate]:
+        """Rank labels for the parts of one message: classifier probability, plus best cosine per label.
+
+        With the lexical signal on, `readings` (the message's texts) are also matched letter by letter.
+        """
         nearest = self.index.search(vectors)
         if self.head is None:
             return nearest
@@ -225,7 +252,11 @@ class Matcher:
             [by_key[key].similarity if key in by_key else -np.inf for key in self.head.classes],
             dtype=np.float32,
         )
-        probs = blend(self.head.predict(vectors).max(axis=0), best_sim)
+        best_lexical = None
+        if self.lexical is not None and readings:
+            best_lexical = np.zeros(len(self.head.classes), dtype=np.float32)
+            np.maximum.at(best_lexical, self._columns, self.lexical.similarities(readings).max(axis=0))
+        probs = blend(self.head.predict(vectors).max(axis=0), best_sim, best_lexical)
         ranked = []
         for k in np.argsort(-probs)[:10]:
             kind, label = self.head.classes[k]
