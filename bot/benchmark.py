@@ -23,7 +23,7 @@ from bot.intents import IntentSet
 from bot.knowledge import KBEntry, KnowledgeBase
 from bot.messages import IncomingMessage, OutgoingReply
 from bot.nlu.encoders import Encoder, load_encoder
-from bot.nlu.index import SemanticIndex, cache_key, make_faiss_index
+from bot.nlu.index import SemanticIndex, build_faiss_index, cache_key, describe_index, search_index
 from bot.nlu.matcher import Matcher, index_items, load_thresholds, train_head
 
 _WORDS = (
@@ -67,8 +67,11 @@ def synthetic_kb(entries: int, seed: int = 7) -> KnowledgeBase:
 def bench_search_only(entries: int, dim: int = 384, queries: int = 1000) -> dict[str, Any]:
     """Time the vector search alone over `entries` random unit vectors, with the index the bot would use.
 
-    Queries are stored vectors plus noise. `recall_at_5` is the share of queries whose exact nearest
-    neighbour is among the index's top 5 (1.0 by construction for the exact index).
+    Queries are stored vectors plus noise (cosine ~0.71 to their source; the runner-up is ~0.28, so the
+    source is the exact nearest neighbour). `recall_at_5` is the share of queries whose exact nearest
+    neighbour is among the index's top 5, `recall_at_1` the share where it comes first (both 1.0 by
+    construction for the exact index). Exact ranks 2-5 are near-ties between unrelated random vectors,
+    so matching them is not measured. `index_build_s` includes training a large index.
     """
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((entries, dim), dtype=np.float32)
@@ -77,15 +80,14 @@ def bench_search_only(entries: int, dim: int = 384, queries: int = 1000) -> dict
         (queries, dim), dtype=np.float32
     )
     probe /= np.linalg.norm(probe, axis=1, keepdims=True)
-    index = make_faiss_index(dim, entries)
     started = time.perf_counter()
-    index.add(vectors)
+    index = build_faiss_index(vectors)
     build = time.perf_counter() - started
     timings = []
     found = np.zeros((queries, 5), dtype=np.int64)
     for i, row in enumerate(probe):
         started = time.perf_counter()
-        _, ids = index.search(row[None, :], 5)
+        _, ids = search_index(index, row[None, :], 5)
         timings.append((time.perf_counter() - started) * 1000)
         found[i] = ids[0]
     exact = faiss.IndexFlatIP(dim)
@@ -98,8 +100,9 @@ def bench_search_only(entries: int, dim: int = 384, queries: int = 1000) -> dict
         "search_ms_p50": _percentile(timings, 50),
         "search_ms_p99": _percentile(timings, 99),
         "recall_at_5": round(recall, 4),
+        "recall_at_1": round(float(np.mean(found[:, 0] == truth[:, 0])), 4),
         "index_build_s": round(build, 3),
-        "index": type(index).__name__,
+        "index": describe_index(index),
         "rss_mb": _rss_mb(),
     }
 

@@ -102,21 +102,3 @@ def test_unknown_builtin_model_is_a_clear_error() -> None:
 
     with pytest.raises(EncoderError, match="unknown built-in model"):
         load_encoder("builtin:nope")
-
-
-def test_large_indexes_use_hnsw_and_still_find_the_nearest(monkeypatch: pytest.MonkeyPatch) -> None:
-    import faiss
-
-    from bot.nlu import index as index_module
-
-    monkeypatch.setattr(index_module, "EXACT_LIMIT", 100)
-    rng = np.random.default_rng(1)
-    vectors = rng.standard_normal((2000, 32)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    items = [IndexItem(f"l{i}", "kb", f"s{i}") for i in range(len(vectors))]
-    semantic = SemanticIndex(items, vectors)
-    assert isinstance(semantic._index, faiss.IndexHNSWFlat)
-    found = semantic.search(vectors[:50] * 0.99 + 0.01 * vectors[50:100], per_query=5)
-    assert found and found[0].score > 0.9
-    top = [semantic.search(vectors[i : i + 1], per_query=1)[0].label for i in range(50)]
-    assert top == [f"l{i}" for i in range(50)]
