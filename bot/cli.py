@@ -164,6 +164,13 @@ def chat(ctx: _Context, as_json: bool, customer: str | None, lang: str | None) -
 @click.option(
     "--wrong-answer-cost", default=2.0, show_default=True, help="How much worse a wrong answer is than none."
 )
+@click.option(
+    "--oos-share",
+    default=0.2,
+    show_default=True,
+    type=click.FloatRange(0.0, 0.9),
+    help="Share of out-of-scope traffic the thresholds are calibrated for (rarer oos examples are weighted up).",
+)
 @pass_context
 def eval_command(
     ctx: _Context,
@@ -173,11 +180,13 @@ def eval_command(
     clinc: Path | None,
     oos_label: str,
     wrong_answer_cost: float,
+    oos_share: float,
 ) -> None:
     """Score the intent layer on labelled messages; the last stdout line is one JSON object.
 
     Without --train the configured KB and intents are used. Without --val the thresholds come from
-    cross-validation over the training data, never from the test file.
+    cross-validation over the training data, never from the test file; with --val the head's L2 and
+    the lexical signal are chosen on it as well.
     """
     from bot.evaluation import evaluate, load_clinc, load_csv
 
@@ -190,7 +199,12 @@ def eval_command(
     else:
         raise click.UsageError("give --test FILE (with optional --train/--val) or --clinc FILE")
     result = evaluate(
-        ctx.settings, test_rows, train_rows or None, val_rows or None, wrong_answer_cost=wrong_answer_cost
+        ctx.settings,
+        test_rows,
+        train_rows or None,
+        val_rows or None,
+        wrong_answer_cost=wrong_answer_cost,
+        oos_share=oos_share,
     )
     click.echo(json.dumps(result, ensure_ascii=False))
 

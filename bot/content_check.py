@@ -58,7 +58,9 @@ def similarity_warnings(settings: Settings) -> list[str]:
 
     matcher = Matcher.load(settings, progress=False)
     warnings = []
-    for confusion in confusable_entries(cross_validate(matcher.index, use_head=matcher.head is not None)):
+    for confusion in confusable_entries(
+        cross_validate(matcher.index, use_head=matcher.head is not None, lexical=matcher.lexical)
+    ):
         first = matcher.kb.get(confusion.first)
         where = first.source if first else ""
         warnings.append(

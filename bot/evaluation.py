@@ -20,11 +20,13 @@ from bot.errors import ContentError
 from bot.intents import OOS_INTENT, Intent, IntentSet
 from bot.knowledge import KBEntry, KnowledgeBase
 from bot.nlu.calibration import Record, cross_validate, is_correct, search_thresholds
+from bot.nlu.classifier import DEFAULT_L2, L2_CHOICES
 from bot.nlu.encoders import Encoder, Thresholds, default_thresholds, load_encoder
 from bot.nlu.human_request import is_human_request
 from bot.nlu.index import SemanticIndex, cache_key
 from bot.nlu.language import detect_language
 from bot.nlu.matcher import Matcher, index_items, load_content, train_head
+from bot.nlu.normalize import has_words, normalize_for_matching
 from bot.nlu.policy import Decision
 
 
@@ -156,6 +158,71 @@ def report(
     }
 
 
+@dataclass(frozen=True)
+class Tuning:
+    """What `--val` picked: the head's L2 penalty, the lexical signal on or off, and the thresholds."""
+
+    l2: float
+    lexical: bool
+    thresholds: Thresholds
+    utility: float
+
+
+def _embedded(
+    matcher: Matcher, examples: Sequence[Example], desc: str, progress: bool
+) -> list[tuple[np.ndarray, list[str]]]:
+    """Embed each example once, as the live path does (parts, transliterated readings)."""
+    out: list[tuple[np.ndarray, list[str]]] = []
+    limit = matcher.settings.policy.max_message_chars
+    for example in tqdm(examples, desc=desc, file=sys.stderr, disable=not progress, unit="msg"):
+        cleaned = normalize_for_matching(example.text[:limit])
+        if not has_words(cleaned):
+            out.append((np.zeros((0, matcher.encoder.dim), dtype=np.float32), []))
+            continue
+        readings = matcher.readings(cleaned)
+        out.append((matcher.embed_message(cleaned, readings), readings))
+    return out
+
+
+def tune_on_validation(
+    matcher: Matcher,
+    val: Sequence[Example],
+    wrong_answer_cost: float,
+    oos_share: float,
+    progress: bool,
+) -> Tuning:
+    """Pick the head's L2 and whether to use the lexical signal by the best utility on the validation set.
+
+    Each choice gets its own thresholds (the same search `kb calibrate` runs); the matcher is left with
+    the winner. The test set is never looked at.
+    """
+    embedded = _embedded(matcher, val, "embedding val", progress)
+    cache = matcher.settings.resolve(matcher.settings.embedding.cache_dir)
+    key = cache_key(matcher.encoder, matcher.index.items)
+    lexical_index = matcher.lexical
+    actions = dict(matcher.settings.intents.actions)
+    best: Tuning | None = None
+    for l2 in L2_CHOICES:
+        matcher.head = train_head(matcher.index, cache, key, l2)
+        for lexical in (False, True) if lexical_index is not None else (False,):
+            matcher.lexical = lexical_index if lexical else None
+            records = [
+                Record(e.intent, matcher.rank(vectors, readings) if len(vectors) else [], e.lang)
+                for e, (vectors, readings) in zip(val, embedded, strict=True)
+            ]
+            thresholds, score = search_thresholds(
+                records, actions, matcher.thresholds, wrong_answer_cost, oos_share
+            )
+            if best is None or score > best.utility:
+                best = Tuning(l2, lexical, thresholds, score)
+    assert best is not None
+    matcher.head = train_head(matcher.index, cache, key, best.l2)
+    matcher.lexical = lexical_index if best.lexical else None
+    matcher.thresholds = best.thresholds
+    matcher.clear_cache()
+    return best
+
+
 def evaluate(
     settings: Settings,
     test: Sequence[Example],
@@ -163,27 +230,41 @@ def evaluate(
     val: Sequence[Example] | None = None,
     progress: bool = True,
     wrong_answer_cost: float = 2.0,
+    oos_share: float = 0.2,
 ) -> dict[str, Any]:
-    """Build the intent layer from `train` (or the configured KB), calibrate, and score `test`."""
+    """Build the intent layer from `train` (or the configured KB), calibrate, and score `test`.
+
+    With `val` (and the classifier head on) the head's L2 and the lexical signal are chosen on it too.
+    """
     encoder = load_encoder(settings.embedding.model, settings.embedding.threads, settings.embedding.workers)
     if train:
         matcher = matcher_from_examples(settings, encoder, train, progress)
     else:
         load_content(settings)  # fail early with file:line problems
         matcher = Matcher.load(settings, encoder, progress)
-    source = "defaults"
-    if val:
+    tuning: Tuning | None = None
+    if val and matcher.head is not None:
+        tuning = tune_on_validation(matcher, val, wrong_answer_cost, oos_share, progress)
+        source = "val"
+    elif val:
         val_records, _ = _records(matcher, val, "scoring val", progress)
+        matcher.thresholds, _ = search_thresholds(
+            val_records, dict(settings.intents.actions), matcher.thresholds, wrong_answer_cost, oos_share
+        )
         source = "val"
     else:
-        val_records = cross_validate(matcher.index, use_head=matcher.head is not None)
+        val_records = cross_validate(
+            matcher.index, use_head=matcher.head is not None, lexical=matcher.lexical
+        )
         source = "train cross-validation" if val_records else "defaults"
-    thresholds: Thresholds = matcher.thresholds
-    if val_records:
-        actions = dict(settings.intents.actions)
-        thresholds, _ = search_thresholds(val_records, actions, matcher.thresholds, wrong_answer_cost)
-    matcher.thresholds = thresholds
+        if val_records:
+            matcher.thresholds, _ = search_thresholds(
+                val_records, dict(settings.intents.actions), matcher.thresholds, wrong_answer_cost, oos_share
+            )
     records, latencies = _records(matcher, test, "scoring test", progress)
     result = report(matcher, test, records, latencies)
     result["thresholds_from"] = source
+    result["oos_share"] = oos_share
+    result["head_l2"] = (tuning.l2 if tuning else DEFAULT_L2) if matcher.head is not None else None
+    result["lexical"] = matcher.lexical is not None
     return result
