@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -156,32 +158,37 @@ class MessageRepository:
 
     session: AsyncSession
 
-    async def add_inbound(self, conversation: Conversation, message: IncomingMessage) -> Message | None:
-        """Store an inbound message; return None when this platform message was already stored."""
-        key = dedupe_key(message)
-        if key is not None:
-            existing = await self.session.execute(select(Message.id).where(Message.dedupe_key == key))
-            if existing.first() is not None:
-                return None
-        row = Message(
-            conversation_id=conversation.id,
-            direction="in",
-            sender="customer",
-            text=message.text,
-            payload=message.payload,
-            attachments=[a.to_dict() for a in message.attachments],
-            buttons=[],
-            dedupe_key=key,
-            platform_message_id=message.platform_message_id,
-            status="received",
-            created_at=message.timestamp,
+    async def add_inbound(
+        self, conversation: Conversation, message: IncomingMessage, decision: dict[str, Any] | None = None
+    ) -> Message | None:
+        """Store an inbound message; return None when this platform message was already stored.
+
+        One INSERT ... ON CONFLICT DO NOTHING on the dedupe key: a redelivery, even one racing in
+        through another worker at the same moment, stores nothing (no read first, no savepoint).
+        """
+        insert = postgresql_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        statement = (
+            insert(Message)
+            .values(
+                conversation_id=conversation.id,
+                direction="in",
+                sender="customer",
+                text=message.text,
+                payload=message.payload,
+                attachments=[a.to_dict() for a in message.attachments],
+                buttons=[],
+                dedupe_key=dedupe_key(message),
+                platform_message_id=message.platform_message_id,
+                decision=decision,
+                status="received",
+                created_at=message.timestamp,
+            )
+            .on_conflict_do_nothing(index_elements=[Message.dedupe_key])
+            .returning(Message)
         )
-        try:
-            async with self.session.begin_nested():
-                self.session.add(row)
-        except IntegrityError:  # the same delivery raced in through another worker
-            return None
-        conversation.last_customer_message_at = message.timestamp
+        row = (await self.session.scalars(statement)).one_or_none()
+        if row is not None:
+            conversation.last_customer_message_at = message.timestamp
         return row
 
     async def apply_edit(self, message: IncomingMessage) -> Message | None:
@@ -207,8 +214,13 @@ class MessageRepository:
         sender: str = "bot",
         decision: dict[str, Any] | None = None,
         agent_id: int | None = None,
+        next_attempt_at: datetime | None = None,
     ) -> Message:
-        """Store a reply in the outbox (status pending) before anything tries to send it."""
+        """Store a reply in the outbox (status pending) before anything tries to send it.
+
+        `next_attempt_at` is when a sender may claim it: now by default; a lease's end when the caller
+        claims it itself in this transaction (it sends it right after the commit).
+        """
         row = Message(
             conversation_id=conversation.id,
             direction="out",
@@ -220,7 +232,7 @@ class MessageRepository:
             agent_id=agent_id,
             status="pending",
             attempts=0,
-            next_attempt_at=utcnow(),
+            next_attempt_at=next_attempt_at or utcnow(),
         )
         self.session.add(row)
         await self.session.flush()
@@ -252,6 +264,24 @@ class MessageRepository:
         message.platform_message_id = platform_message_id
         message.attempts += 1
         message.last_error = None
+
+    async def mark_sent_many(self, sent: Sequence[tuple[int, str | None]]) -> None:
+        """`mark_sent` for (message id, platform message id) pairs, without loading the rows."""
+        if not sent:
+            return
+        table = cast(Table, Message.__table__)
+        await self.session.execute(
+            update(table)
+            .where(table.c.id == bindparam("message_id"))
+            .values(
+                status="sent",
+                sent_at=bindparam("sent_at"),
+                platform_message_id=bindparam("platform_id"),
+                attempts=table.c.attempts + 1,
+                last_error=None,
+            ),
+            [{"message_id": m, "platform_id": p, "sent_at": utcnow()} for m, p in sent],
+        )
 
     async def mark_attempt_failed(
         self, message: Message, error: str, retry_in: float | None, give_up: bool
