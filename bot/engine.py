@@ -131,8 +131,7 @@ class ConversationEngine:
     ) -> TurnResult:
         async with self.database.session() as session:
             conversations = ConversationRepository(session)
-            customer = await conversations.upsert_customer(message)
-            conversation = await conversations.active_conversation(customer, message.chat_id)
+            customer, conversation = await conversations.customer_and_conversation(message)
             if conversation.state in HUMAN_STATES and not self._may_leave_queue(message):
                 decision = None  # for the agent, not the bot
             summary = decision.summary() if decision is not None else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -158,3 +159,26 @@ async def test_a_connection_returned_inside_a_transaction_is_rolled_back(tmp_pat
         ids = (await session.execute(select(Customer.external_id))).scalars().all()
     assert ids == ["real"]
     await database.close()
+
+
+async def test_customer_and_conversation_in_one_lookup(database: Database) -> None:
+    async with database.session() as session:
+        repo = ConversationRepository(session)
+        customer, first = await repo.customer_and_conversation(incoming("hi", customer="anna"))
+        assert first.state == State.BOT and first.customer_id == customer.id
+        customer.blocked = True
+    async with database.session() as session:
+        repo = ConversationRepository(session)
+        message = incoming("again", customer="anna", display_name="Anna K.")
+        customer, again = await repo.customer_and_conversation(message)
+        assert again.id == first.id and not customer.blocked and customer.display_name == "Anna K."
+        await repo.transition(again, State.WAITING, "bot", "human_request")
+        await repo.transition(again, State.RESOLVED, "agent:1", "done")
+    async with database.session() as session:
+        repo = ConversationRepository(session)
+        moved = replace(incoming("new", customer="anna"), chat_id="other-chat")
+        customer, new = await repo.customer_and_conversation(moved)
+        assert new.id != first.id and new.state == State.BOT and new.chat_id == "other-chat"
+        moved_back = replace(incoming("x", customer="anna"), chat_id="anna")
+        customer, same = await repo.customer_and_conversation(moved_back)
+        assert same.id == new.id and same.chat_id == "anna"

@@ -24,6 +24,15 @@ def dedupe_key(message: IncomingMessage) -> str | None:
     return f"{message.channel}:{message.chat_id}:{message.platform_message_id}"[:300]
 
 
+def _refresh_profile(customer: Customer, message: IncomingMessage) -> None:
+    for field in ("display_name", "username", "phone"):
+        value = getattr(message, field)
+        if value and getattr(customer, field) != value:
+            setattr(customer, field, value)
+    if customer.blocked:
+        customer.blocked = False  # they wrote to us again, so they unblocked the bot
+
+
 @dataclass
 class ConversationRepository:
     """Customers, their conversations and the audit events of state changes."""
@@ -43,13 +52,36 @@ class ConversationRepository:
                     self.session.add(customer)
             except IntegrityError:  # created concurrently by another worker
                 customer = (await self.session.execute(query)).scalar_one()
-        for field in ("display_name", "username", "phone"):
-            value = getattr(message, field)
-            if value and getattr(customer, field) != value:
-                setattr(customer, field, value)
-        if customer.blocked:
-            customer.blocked = False  # they wrote to us again, so they unblocked the bot
+        _refresh_profile(customer, message)
         return customer
+
+    async def customer_and_conversation(self, message: IncomingMessage) -> tuple[Customer, Conversation]:
+        """`upsert_customer` and `active_conversation` together: one query for a returning customer.
+
+        A customer writing in an open conversation (nearly every message) costs one SELECT, the
+        conversation row locked as `active_conversation` locks it; anyone else takes the two-step way.
+        """
+        query = (
+            select(Customer, Conversation)
+            .join(Conversation, Conversation.customer_id == Customer.id)
+            .where(
+                Customer.channel == message.channel,
+                Customer.external_id == message.customer_id,
+                Conversation.state != State.RESOLVED,
+            )
+            .order_by(Conversation.id.desc())
+            .limit(1)
+            .with_for_update(of=Conversation)
+        )
+        found = (await self.session.execute(query)).first()
+        if found is None:
+            customer = await self.upsert_customer(message)
+            return customer, await self.active_conversation(customer, message.chat_id)
+        customer, conversation = found
+        _refresh_profile(customer, message)
+        if conversation.chat_id != message.chat_id:
+            conversation.chat_id = message.chat_id
+        return customer, conversation
 
     async def active_conversation(self, customer: Customer, chat_id: str, lock: bool = True) -> Conversation:
         """Return the customer's open conversation on this channel, or start one with the bot."""
