@@ -170,9 +170,9 @@ async def _engine_run(
                 await send(f"{run}-{index}", number, text)
                 bar.update(1)
 
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         await asyncio.gather(*(conversation(i) for i in range(concurrency)))
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         bar.close()
     finally:
         await bot.close()
@@ -180,6 +180,10 @@ async def _engine_run(
         "latency_p50_ms": _percentile(sequential, 50),
         "latency_p99_ms": _percentile(sequential, 99),
         "msgs_per_s": round(messages / elapsed, 1),
+        # CPU of this process (all threads) per message in the concurrent phase, and how many cores it
+        # got: fewer than the machine has while CPU-bound means other processes took the rest.
+        "cpu_ms_per_msg": round(cpu * 1000 / messages, 2),
+        "cores_used": round(cpu / elapsed, 2),
     }
 
 
