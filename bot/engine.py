@@ -185,7 +185,7 @@ class ConversationEngine:
             if conversation.bot_misses >= self.settings.policy.max_misses:
                 plan.replies = []
                 plan.handoff_reason = "repeated_misses"
-        summary = decision.summary() if decision else None
+        summary = inbound.decision  # the decision as stored with the message
         if plan.handoff_reason and conversation.state == State.BOT:
             plan.replies.append(await self._hand_off(session, conversation, plan.handoff_reason, language))
             if summary is not None:
