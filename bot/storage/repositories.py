@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +23,21 @@ def dedupe_key(message: IncomingMessage) -> str | None:
     if not message.platform_message_id:
         return None
     return f"{message.channel}:{message.chat_id}:{message.platform_message_id}"[:300]
+
+
+# A customer and their newest open conversation (locked); built once, run for nearly every message.
+_OPEN_CONVERSATION = (
+    select(Customer, Conversation)
+    .join(Conversation, Conversation.customer_id == Customer.id)
+    .where(
+        Customer.channel == bindparam("channel"),
+        Customer.external_id == bindparam("external_id"),
+        Conversation.state != State.RESOLVED,
+    )
+    .order_by(Conversation.id.desc())
+    .limit(1)
+    .with_for_update(of=Conversation)
+)
 
 
 def _refresh_profile(customer: Customer, message: IncomingMessage) -> None:
@@ -61,19 +77,11 @@ class ConversationRepository:
         A customer writing in an open conversation (nearly every message) costs one SELECT, the
         conversation row locked as `active_conversation` locks it; anyone else takes the two-step way.
         """
-        query = (
-            select(Customer, Conversation)
-            .join(Conversation, Conversation.customer_id == Customer.id)
-            .where(
-                Customer.channel == message.channel,
-                Customer.external_id == message.customer_id,
-                Conversation.state != State.RESOLVED,
+        found = (
+            await self.session.execute(
+                _OPEN_CONVERSATION, {"channel": message.channel, "external_id": message.customer_id}
             )
-            .order_by(Conversation.id.desc())
-            .limit(1)
-            .with_for_update(of=Conversation)
-        )
-        found = (await self.session.execute(query)).first()
+        ).first()
         if found is None:
             customer = await self.upsert_customer(message)
             return customer, await self.active_conversation(customer, message.chat_id)
@@ -184,6 +192,34 @@ class ConversationRepository:
 _RECEIPT_RANK = {"sent": 1, "delivered": 2, "read": 3}  # platform receipts, in the order they happen
 
 
+@functools.cache
+def _message_insert(dialect: str, columns: tuple[str, ...], skip_redelivery: bool) -> Any:
+    """INSERT INTO messages (columns) ... RETURNING *, built once per back end and set of columns.
+
+    With `skip_redelivery`, ON CONFLICT (dedupe_key) DO NOTHING: a redelivery returns no row.
+    """
+    dialect_insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = dialect_insert(Message).values({name: bindparam(name) for name in columns})
+    if skip_redelivery:
+        statement = statement.on_conflict_do_nothing(index_elements=[Message.dedupe_key])
+    return statement.returning(Message)
+
+
+_MESSAGES = cast(Table, Message.__table__)
+# Marks replies sent by id without loading them (executemany), built once.
+_MARK_SENT = (
+    update(_MESSAGES)
+    .where(_MESSAGES.c.id == bindparam("message_id"))
+    .values(
+        status="sent",
+        sent_at=bindparam("sent_at"),
+        platform_message_id=bindparam("platform_id"),
+        attempts=_MESSAGES.c.attempts + 1,
+        last_error=None,
+    )
+)
+
+
 @dataclass
 class MessageRepository:
     """Inbound messages (deduplicated) and outbound ones (the outbox)."""
@@ -198,27 +234,22 @@ class MessageRepository:
         One INSERT ... ON CONFLICT DO NOTHING on the dedupe key: a redelivery, even one racing in
         through another worker at the same moment, stores nothing (no read first, no savepoint).
         """
-        insert = postgresql_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        statement = (
-            insert(Message)
-            .values(
-                conversation_id=conversation.id,
-                direction="in",
-                sender="customer",
-                text=message.text,
-                payload=message.payload,
-                attachments=[a.to_dict() for a in message.attachments],
-                buttons=[],
-                dedupe_key=dedupe_key(message),
-                platform_message_id=message.platform_message_id,
-                decision=decision,
-                status="received",
-                created_at=message.timestamp,
-            )
-            .on_conflict_do_nothing(index_elements=[Message.dedupe_key])
-            .returning(Message)
-        )
-        row = (await self.session.scalars(statement)).one_or_none()
+        values = {
+            "conversation_id": conversation.id,
+            "direction": "in",
+            "sender": "customer",
+            "text": message.text,
+            "payload": message.payload,
+            "attachments": [a.to_dict() for a in message.attachments],
+            "buttons": [],
+            "dedupe_key": dedupe_key(message),
+            "platform_message_id": message.platform_message_id,
+            "decision": decision,
+            "status": "received",
+            "created_at": message.timestamp,
+        }
+        statement = _message_insert(self.session.get_bind().dialect.name, tuple(values), True)
+        row = (await self.session.scalars(statement, values)).one_or_none()
         if row is not None:
             conversation.last_customer_message_at = message.timestamp
         return row
@@ -253,22 +284,21 @@ class MessageRepository:
         `next_attempt_at` is when a sender may claim it: now by default; a lease's end when the caller
         claims it itself in this transaction (it sends it right after the commit).
         """
-        row = Message(
-            conversation_id=conversation.id,
-            direction="out",
-            sender=sender,
-            text=reply.text,
-            buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons],
-            attachments=[a.to_dict() for a in reply.attachments],
-            decision=decision,
-            agent_id=agent_id,
-            status="pending",
-            attempts=0,
-            next_attempt_at=next_attempt_at or utcnow(),
-        )
-        self.session.add(row)
-        await self.session.flush()
-        return row
+        values = {
+            "conversation_id": conversation.id,
+            "direction": "out",
+            "sender": sender,
+            "text": reply.text,
+            "buttons": [{"title": b.title, "payload": b.payload} for b in reply.buttons],
+            "attachments": [a.to_dict() for a in reply.attachments],
+            "decision": decision,
+            "agent_id": agent_id,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": next_attempt_at or utcnow(),
+        }
+        statement = _message_insert(self.session.get_bind().dialect.name, tuple(values), False)
+        return (await self.session.scalars(statement, values)).one()
 
     async def transcript(self, conversation_id: int, limit: int = 200) -> Sequence[Message]:
         query = (
@@ -301,17 +331,8 @@ class MessageRepository:
         """`mark_sent` for (message id, platform message id) pairs, without loading the rows."""
         if not sent:
             return
-        table = cast(Table, Message.__table__)
         await self.session.execute(
-            update(table)
-            .where(table.c.id == bindparam("message_id"))
-            .values(
-                status="sent",
-                sent_at=bindparam("sent_at"),
-                platform_message_id=bindparam("platform_id"),
-                attempts=table.c.attempts + 1,
-                last_error=None,
-            ),
+            _MARK_SENT,
             [{"message_id": m, "platform_id": p, "sent_at": utcnow()} for m, p in sent],
         )
 
