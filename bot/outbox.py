@@ -103,7 +103,9 @@ class Outbox:
         self.settings = settings
         self._wakeup = asyncio.Event()
         # Claims are serialised in-process: SQLite ignores FOR UPDATE SKIP LOCKED, and without this the
-        # background loop and the delivery right after a turn could both claim and send one reply.
+        # background loop and a delivery for one conversation (after an agent's message, a reply left
+        # for another process) could both claim and send one reply. A turn's own replies need no claim:
+        # they are stored leased to this process (see ConversationEngine._store_replies).
         self._claim_lock = asyncio.Lock()
         self._sent = _SentMarks(database)
 

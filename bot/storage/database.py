@@ -39,7 +39,7 @@ def _rollback_if_open(dbapi_connection: Any, record: ConnectionPoolEntry, reset:
     says exactly whether a transaction is open, so the ones that need it are still rolled back.
     """
     if reset.terminate_only or not reset.asyncio_safe:
-        return  # the connection is being closed, or cannot be awaited here (the default skips it too)
+        return  # being closed (which rolls back), or cannot be awaited here (the default skips it too)
     if getattr(record.driver_connection, "in_transaction", True):
         dbapi_connection.rollback()
 
