@@ -2,7 +2,7 @@
 
 The engine already runs one message per core (one model handle per worker thread). faiss (OpenMP) and
 numpy's BLAS would otherwise start threads of their own for every tiny search and matrix product; those
-threads spin while waiting and take the cores the model handles need (a 1 ms search took 30 ms, the
+threads spin while waiting and take the cores the model handles need (a 0.6 ms search took 30 ms, the
 head's 0.06 ms product 16 ms, on a 2-core machine while the model ran).
 """
 
