@@ -8,6 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from typing import Any
 
+from threadpoolctl import threadpool_limits
+
 from bot.adapters.base import Channel, Inbox
 from bot.chat_view import chat_view
 from bot.config import Settings
@@ -18,6 +20,7 @@ from bot.handoff.service import LiveHandoff
 from bot.messages import IncomingMessage
 from bot.nlu.encoders import Encoder, load_encoder
 from bot.nlu.matcher import Matcher
+from bot.nlu.threads import limit_blas_threads, single_threaded_worker
 from bot.outbox import Outbox
 from bot.storage.database import Database
 from bot.storage.repositories import ConversationRepository, MessageRepository
@@ -41,15 +44,25 @@ class SupportBot:
         self.database = database or Database(settings.database_url, echo=settings.database.echo)
         self.channels: dict[str, Channel] = {c.name: c for c in channels or []}
         self.executor = ThreadPoolExecutor(
-            max_workers=max(2, settings.embedding.workers), thread_name_prefix="nlu"
+            max_workers=max(2, settings.embedding.workers),
+            thread_name_prefix="nlu",
+            initializer=single_threaded_worker,
         )
+        self._blas_limit: threadpool_limits | None = None
         self._encoder = encoder
         self._matcher: Matcher | None = None
         # the live-agent desk: the engine's handoff, the agent API's back end (bot/handoff/service.py)
         self.handoff: Handoff = handoff or LiveHandoff(
             settings, self.database, self.channels, deliver=lambda cid: self.outbox.deliver(cid)
         )
-        self.engine = ConversationEngine(settings, self.database, self.matcher, self.handoff, self.executor)
+        self.engine = ConversationEngine(
+            settings,
+            self.database,
+            self.matcher,
+            self.handoff,
+            self.executor,
+            sends_on=lambda channel: channel in self.channels,
+        )
         self.outbox = Outbox(self.database, self.channels, settings.outbox)
         self._tasks: list[asyncio.Task[None]] = []
         self._content_stamp: tuple[tuple[str, float], ...] = ()
@@ -75,6 +88,7 @@ class SupportBot:
             self.executor, lambda: Matcher.load(self.settings, self._encoder, progress)
         )
         self._content_stamp = self._stamp()
+        self._blas_limit = self._blas_limit or limit_blas_threads()
         if background:
             self._tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
             self._tasks.append(asyncio.create_task(self._watch_content(), name="kb-watch"))
@@ -86,7 +100,9 @@ class SupportBot:
     async def receive(self, message: IncomingMessage) -> TurnResult:
         """Handle one inbound message and deliver its replies right away (the outbox retries failures)."""
         result = await self.engine.handle(message)
-        if result.replies and result.conversation_id is not None:
+        if result.claimed:
+            await self.outbox.send_claimed(result.claimed)
+        elif result.replies and result.conversation_id is not None:
             await self.outbox.deliver(result.conversation_id)
         return result
 
@@ -156,3 +172,6 @@ class SupportBot:
             await self.handoff.close()
         await self.database.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
+        if self._blas_limit is not None:
+            self._blas_limit.restore_original_limits()
+            self._blas_limit = None

@@ -55,6 +55,7 @@ class EmbeddingSettings(BaseModel):
     max_tokens: int = 512  # e5 reads 512 tokens; longer text is split into parts
     threads: int = 1  # threads inside one encoder call
     workers: int = 2  # messages embedded in parallel (one model handle each); the event loop never embeds
+    max_batch: int = 16  # messages that arrive together share one model call, up to this many
 
 
 class PolicySettings(BaseModel):

@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.handoff.base import Handoff
 from bot.handoff.context import build_context
 from bot.knowledge import KBEntry
 from bot.messages import Button, IncomingMessage, OutgoingReply
+from bot.nlu.batching import UnderstandingBatcher
 from bot.nlu.language import choose_language
 from bot.nlu.matcher import Matcher
 from bot.nlu.policy import Decision
+from bot.outbox import Claimed, lease_end
 from bot.phrases import PHRASES, phrase
 from bot.states import HUMAN_STATES, State
 from bot.storage.database import Database
-from bot.storage.models import Conversation, Message
+from bot.storage.models import Conversation, Customer, Message
 from bot.storage.repositories import ConversationRepository, MessageRepository
 
 START_PAYLOAD = "start"  # a messenger's "start" (Telegram /start): greeting plus a menu of topics
@@ -41,6 +44,7 @@ class TurnResult:
     replies: list[tuple[int, OutgoingReply]] = field(default_factory=list)
     duplicate: bool = False
     edited: bool = False
+    claimed: list[Claimed] = field(default_factory=list)  # replies leased to this process to send now
 
 
 @dataclass
@@ -63,12 +67,17 @@ class ConversationEngine:
         matcher: Callable[[], Matcher],
         handoff: Handoff,
         executor: Executor | None = None,
+        sends_on: Callable[[str], bool] | None = None,
     ) -> None:
         self.settings = settings
         self.database = database
         self._matcher = matcher
         self.handoff = handoff
-        self._executor = executor
+        self._batcher = UnderstandingBatcher(
+            executor, settings.embedding.workers, settings.embedding.max_batch
+        )
+        # Does this process send on that channel? Then a turn leases its replies to it at once.
+        self._sends_on = sends_on
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     def _lock_for(self, message: IncomingMessage) -> asyncio.Lock:
@@ -78,32 +87,56 @@ class ConversationEngine:
         return self._locks.setdefault(key, asyncio.Lock())
 
     async def handle(self, message: IncomingMessage) -> TurnResult:
-        """Store the message, then answer it, queue it for a human, or pass it to the agent."""
-        async with self._lock_for(message):
-            stored = await self._store_inbound(message)
-            if isinstance(stored, TurnResult):
-                return stored
-            conversation_id, message_id, state, language = stored
-            decision: Decision | None = None
-            if state == State.BOT or (state in HUMAN_STATES and self._may_leave_queue(message)):
-                decision = await self._understand(message)
-            return await self._act(conversation_id, message_id, message, decision, language)
+        """Understand the message, then store it, the decision and the replies in one transaction.
 
-    async def _store_inbound(self, message: IncomingMessage) -> TurnResult | tuple[int, int, str, str]:
+        The text alone says what the message means, so the model reads it at once, even while the
+        customer's previous message is still being handled; the stored state then decides what to do.
+        Nothing is written while the model works, so a transaction never waits for it. The replies
+        are stored (in the outbox) in the same transaction as the message, before anything sends them.
+        """
+        understanding = None if message.edited else self._start_understanding(message)
+        try:
+            async with self._lock_for(message):
+                if message.edited:
+                    edited = await self._apply_edit(message)
+                    if edited is not None:
+                        return edited
+                    understanding = self._start_understanding(message)
+                try:
+                    decision = await understanding if understanding is not None else None
+                except Exception:
+                    await self._turn(message, None, act=False)  # keep the message even if the model failed
+                    raise
+                return await self._turn(message, decision)
+        finally:
+            if understanding is not None and not understanding.done():
+                understanding.cancel()
+
+    def _start_understanding(self, message: IncomingMessage) -> asyncio.Task[Decision] | None:
+        if message.payload or (message.attachments and not message.text.strip()):
+            return None  # buttons and files are handled without the intent layer
+        return asyncio.create_task(self._batcher.understand(self._matcher(), message.text))
+
+    async def _apply_edit(self, message: IncomingMessage) -> TurnResult | None:
+        """Update the text of an edited message we stored; None when we never saw it (a new message)."""
+        async with self.database.session() as session:
+            row = await MessageRepository(session).apply_edit(message)
+            if row is None:
+                return None
+            conversation = await ConversationRepository(session).get(row.conversation_id)
+            return TurnResult(row.conversation_id, conversation.state if conversation else "", edited=True)
+
+    async def _turn(
+        self, message: IncomingMessage, decision: Decision | None, act: bool = True
+    ) -> TurnResult:
         async with self.database.session() as session:
             conversations = ConversationRepository(session)
-            messages = MessageRepository(session)
-            if message.edited:
-                row = await messages.apply_edit(message)
-                if row is not None:
-                    conversation = await conversations.get(row.conversation_id)
-                    return TurnResult(
-                        row.conversation_id, conversation.state if conversation else "", edited=True
-                    )
-            customer = await conversations.upsert_customer(message)
-            conversation = await conversations.active_conversation(customer, message.chat_id)
-            row = await messages.add_inbound(conversation, message)
-            if row is None:
+            customer, conversation = await conversations.customer_and_conversation(message)
+            if conversation.state in HUMAN_STATES and not self._may_leave_queue(message):
+                decision = None  # for the agent, not the bot
+            summary = decision.summary() if decision is not None else None
+            inbound = await MessageRepository(session).add_inbound(conversation, message, summary)
+            if inbound is None:
                 return TurnResult(conversation.id, conversation.state, duplicate=True)
             language = choose_language(
                 message.text,
@@ -114,89 +147,98 @@ class ConversationEngine:
             )
             conversation.language = language
             customer.language = customer.language or language
-            await session.flush()
-            return conversation.id, row.id, conversation.state, language
+            if not act:
+                return TurnResult(conversation.id, conversation.state)
+            return await self._act(session, customer, conversation, inbound, message, decision, language)
 
     def _may_leave_queue(self, message: IncomingMessage) -> bool:
         return message.payload == BOT_PAYLOAD or bool(message.text.strip())
 
-    async def _understand(self, message: IncomingMessage) -> Decision | None:
-        if message.payload or (message.attachments and not message.text.strip()):
-            return None  # buttons and files are handled without the intent layer
-        loop = asyncio.get_running_loop()
-        matcher = self._matcher()
-        return await loop.run_in_executor(self._executor, functools.partial(matcher.understand, message.text))
-
     async def _act(
         self,
-        conversation_id: int,
-        message_id: int,
+        session: AsyncSession,
+        customer: Customer,
+        conversation: Conversation,
+        inbound: Message,
         message: IncomingMessage,
         decision: Decision | None,
         language: str,
     ) -> TurnResult:
-        async with self.database.session() as session:
-            conversations = ConversationRepository(session)
-            messages = MessageRepository(session)
-            conversation = await conversations.get(conversation_id, lock=True)
-            inbound = await session.get(Message, message_id)
-            assert conversation is not None and inbound is not None
-            if decision is not None:
-                inbound.decision = decision.summary()
-            if conversation.state in HUMAN_STATES:
-                plan = self._plan_human_state(conversation, message, decision, language)
-                if not plan.back_to_bot:
-                    await self.handoff.customer_message(session, conversation, inbound)
-                    if plan.handoff_reason is None:
-                        return TurnResult(conversation.id, conversation.state, decision)
+        conversations = ConversationRepository(session)
+        if conversation.state in HUMAN_STATES:
+            plan = self._plan_human_state(conversation, message, decision, language)
+            if not plan.back_to_bot:
+                await self.handoff.customer_message(session, conversation, inbound)
+                if plan.handoff_reason is None:
+                    return TurnResult(conversation.id, conversation.state, decision)
+        else:
+            plan = self._plan_bot_state(conversation, message, decision, language)
+        for kind, data in plan.events:
+            await conversations.add_event(conversation.id, kind, "customer", data)
+        if plan.back_to_bot:
+            await conversations.transition(conversation, State.BOT, "customer", "back_to_bot")
+            await self.handoff.cancelled(session, conversation)
+        if plan.reset_misses:
+            conversation.bot_misses = 0
+        if plan.miss:
+            conversation.bot_misses += 1
+            if conversation.bot_misses >= self.settings.policy.max_misses:
+                plan.replies = []
+                plan.handoff_reason = "repeated_misses"
+        summary = inbound.decision  # the decision as stored with the message
+        if plan.handoff_reason and conversation.state == State.BOT:
+            plan.replies.append(await self._hand_off(session, conversation, plan.handoff_reason, language))
+            if summary is not None:
+                summary = {**summary, "decision": "handoff", "reason": plan.handoff_reason}
             else:
-                plan = self._plan_bot_state(conversation, message, decision, language)
-            for kind, data in plan.events:
-                await conversations.add_event(conversation.id, kind, "customer", data)
-            if plan.back_to_bot:
-                await conversations.transition(conversation, State.BOT, "customer", "back_to_bot")
-                await self.handoff.cancelled(session, conversation)
-            if plan.reset_misses:
-                conversation.bot_misses = 0
-            if plan.miss:
-                conversation.bot_misses += 1
-                if conversation.bot_misses >= self.settings.policy.max_misses:
-                    plan.replies = []
-                    plan.handoff_reason = "repeated_misses"
-            summary = decision.summary() if decision else None
-            if plan.handoff_reason and conversation.state == State.BOT:
-                plan.replies.append(
-                    await self._hand_off(session, conversation, plan.handoff_reason, language)
-                )
-                if summary is not None:
-                    summary = {**summary, "decision": "handoff", "reason": plan.handoff_reason}
-                else:
-                    summary = {
-                        "decision": "handoff",
-                        "kind": "handoff",
-                        "label": None,
-                        "score": 0.0,
-                        "reason": plan.handoff_reason,
-                    }
-                inbound.decision = summary
-            if len(message.text) > self.settings.policy.max_message_chars and plan.replies:
-                first = plan.replies[0]
-                note = phrase("long_message", language)
-                plan.replies[0] = OutgoingReply(f"{first.text}\n\n{note}", first.buttons, first.attachments)
-            stored = []
-            for reply in plan.replies:
-                row = await messages.add_outbound(conversation, reply, decision=summary)
-                stored.append((row.id, reply))
-            final_decision = decision
-            if plan.handoff_reason and (decision is None or decision.kind != "handoff"):
-                final_decision = Decision(
-                    "handoff",
-                    decision.label if decision else None,
-                    decision.score if decision else 0.0,
-                    plan.handoff_reason,
-                    candidates=decision.candidates if decision else (),
-                )
-            return TurnResult(conversation.id, conversation.state, final_decision, stored)
+                summary = {
+                    "decision": "handoff",
+                    "kind": "handoff",
+                    "label": None,
+                    "score": 0.0,
+                    "reason": plan.handoff_reason,
+                }
+            inbound.decision = summary
+        if len(message.text) > self.settings.policy.max_message_chars and plan.replies:
+            first = plan.replies[0]
+            note = phrase("long_message", language)
+            plan.replies[0] = OutgoingReply(f"{first.text}\n\n{note}", first.buttons, first.attachments)
+        result = TurnResult(conversation.id, conversation.state)
+        await self._store_replies(session, customer, conversation, plan.replies, summary, result)
+        result.decision = decision
+        if plan.handoff_reason and (decision is None or decision.kind != "handoff"):
+            result.decision = Decision(
+                "handoff",
+                decision.label if decision else None,
+                decision.score if decision else 0.0,
+                plan.handoff_reason,
+                candidates=decision.candidates if decision else (),
+            )
+        return result
+
+    async def _store_replies(
+        self,
+        session: AsyncSession,
+        customer: Customer,
+        conversation: Conversation,
+        replies: list[OutgoingReply],
+        summary: dict[str, Any] | None,
+        result: TurnResult,
+    ) -> None:
+        """Store the replies in the outbox; leased to this process when it sends on their channel.
+
+        A leased reply is sent right after the commit and no other sender touches it until the lease
+        ends (then the outbox retries it, should this process have died before sending).
+        """
+        messages = MessageRepository(session)
+        lease = self._sends_on is not None and self._sends_on(conversation.channel) and not customer.blocked
+        for reply in replies:
+            row = await messages.add_outbound(
+                conversation, reply, decision=summary, next_attempt_at=lease_end() if lease else None
+            )
+            result.replies.append((row.id, reply))
+            if lease:
+                result.claimed.append(Claimed.of(row.id, conversation, customer.external_id, reply))
 
     def _plan_human_state(
         self, conversation: Conversation, message: IncomingMessage, decision: Decision | None, language: str

@@ -219,7 +219,7 @@ def tune_on_validation(
     matcher.head = train_head(matcher.index, cache, key, best.l2)
     matcher.lexical = lexical_index if best.lexical else None
     matcher.thresholds = best.thresholds
-    matcher.clear_cache()
+    matcher.forget_messages()
     return best
 
 

@@ -46,12 +46,19 @@ class KnowledgeBase:
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
-    def get(self, entry_id: str) -> KBEntry | None:
-        return self._by_id.get(entry_id)
+    _positions: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    @property
-    def _by_id(self) -> dict[str, KBEntry]:
-        return {entry.id: entry for entry in self.entries}
+    def get(self, entry_id: str) -> KBEntry | None:
+        """The entry with this id, in constant time.
+
+        `entries` is a plain list that callers may change, so a position found in the index is checked
+        against the list, and the index is rebuilt when it no longer matches.
+        """
+        position = self._positions.get(entry_id)
+        if position is None or position >= len(self.entries) or self.entries[position].id != entry_id:
+            self._positions = {entry.id: i for i, entry in enumerate(self.entries)}
+            position = self._positions.get(entry_id)
+        return None if position is None else self.entries[position]
 
     def top_topics(self, limit: int = 6) -> list[KBEntry]:
         """Return the first entry of each tag (file order), for a start menu."""

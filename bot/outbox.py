@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
@@ -17,7 +19,35 @@ from bot.storage.models import Conversation, Customer, Message, utcnow
 from bot.storage.repositories import MessageRepository
 
 log = logging.getLogger(__name__)
-_LEASE = timedelta(seconds=60)  # a claimed message is retried if its sender died mid-send
+LEASE = timedelta(seconds=60)  # a claimed message is retried if its sender died mid-send
+
+
+def lease_end() -> datetime:
+    """When a reply claimed now may be claimed again (its sender died before marking it)."""
+    return utcnow() + LEASE
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A stored reply leased to this process: no other sender sends it before the lease ends."""
+
+    message_id: int
+    target: DeliveryTarget
+    reply: OutgoingReply
+
+    @classmethod
+    def of(
+        cls, message_id: int, conversation: Conversation, external_id: str, reply: OutgoingReply
+    ) -> Claimed:
+        target = DeliveryTarget(
+            conversation.channel,
+            conversation.chat_id,
+            external_id,
+            conversation.id,
+            conversation.language,
+            message_id,
+        )
+        return cls(message_id, target, reply)
 
 
 def _reply_of(message: Message) -> OutgoingReply:
@@ -26,6 +56,42 @@ def _reply_of(message: Message) -> OutgoingReply:
         buttons=tuple(Button(b["title"], b["payload"]) for b in message.buttons or []),
         attachments=tuple(Attachment.from_dict(a) for a in message.attachments or []),
     )
+
+
+class _SentMarks:
+    """Records sent replies; sends that finish while a commit is under way share the next one.
+
+    Marking a reply sent is one short write; under load many finish at once, and one transaction for
+    all of them saves a commit and a connection per reply. A lone send is marked at once, alone.
+    Each caller returns only once its reply is marked (or with the error that prevented it).
+    """
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._pending: list[tuple[int, str | None, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def mark(self, message_id: int, platform_message_id: str | None) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((message_id, platform_message_id, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), name="outbox-sent-marks")
+        await asyncio.shield(done)  # a caller that gives up must not cancel the others' commit
+
+    async def _write(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                async with self.database.session() as session:
+                    await MessageRepository(session).mark_sent_many([(m, p) for m, p, _ in batch])
+            except Exception as exc:  # each caller sees why its reply is not marked
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+            else:
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
 
 
 class Outbox:
@@ -37,18 +103,24 @@ class Outbox:
         self.settings = settings
         self._wakeup = asyncio.Event()
         # Claims are serialised in-process: SQLite ignores FOR UPDATE SKIP LOCKED, and without this the
-        # background loop and the delivery right after a turn could both claim and send one reply.
+        # background loop and a delivery for one conversation (after an agent's message, a reply left
+        # for another process) could both claim and send one reply. A turn's own replies need no claim:
+        # they are stored leased to this process (see ConversationEngine._store_replies).
         self._claim_lock = asyncio.Lock()
+        self._sent = _SentMarks(database)
 
     async def deliver(self, conversation_id: int | None = None) -> int:
         """Send what is due (for one conversation, or all); return how many were sent."""
-        claimed = await self._claim(conversation_id)
+        return await self.send_claimed(await self._claim(conversation_id))
+
+    async def send_claimed(self, claimed: Sequence[Claimed]) -> int:
+        """Send replies already leased to this process (e.g. by the turn that stored them)."""
         sent = 0
-        for message_id, target, reply in claimed:
-            sent += await self._send_one(message_id, target, reply)
+        for item in claimed:
+            sent += await self._send_one(item.message_id, item.target, item.reply)
         return sent
 
-    async def _claim(self, conversation_id: int | None) -> list[tuple[int, DeliveryTarget, OutgoingReply]]:
+    async def _claim(self, conversation_id: int | None) -> list[Claimed]:
         """Lease due messages to this sender (60 s) and return what to send."""
         async with self._claim_lock, self.database.session() as session:
             rows = await MessageRepository(session).due_outbound(utcnow(), conversation_id=conversation_id)
@@ -63,7 +135,7 @@ class Outbox:
                     .where(Conversation.id.in_(conversation_ids))
                 )
             }
-            claimed: list[tuple[int, DeliveryTarget, OutgoingReply]] = []
+            claimed: list[Claimed] = []
             for row in rows:
                 conversation, external_id, blocked = targets[row.conversation_id]
                 if conversation.channel not in self.channels:
@@ -75,16 +147,8 @@ class Outbox:
                         None,
                     )
                     continue
-                row.next_attempt_at = utcnow() + _LEASE
-                target = DeliveryTarget(
-                    conversation.channel,
-                    conversation.chat_id,
-                    external_id,
-                    conversation.id,
-                    conversation.language,
-                    row.id,
-                )
-                claimed.append((row.id, target, _reply_of(row)))
+                row.next_attempt_at = lease_end()
+                claimed.append(Claimed.of(row.id, conversation, external_id, _reply_of(row)))
         return claimed
 
     async def _send_one(self, message_id: int, target: DeliveryTarget, reply: OutgoingReply) -> int:
@@ -98,12 +162,12 @@ class Outbox:
         except Exception as exc:  # a bug or network fault in an adapter must not lose the reply
             log.exception("sending message %s through %s failed", message_id, target.channel)
             error = SendError(f"{type(exc).__name__}: {exc}")
+        if error is None:
+            await self._sent.mark(message_id, platform_id)
+            return 1
         async with self.database.session() as session:
             messages = MessageRepository(session)
             row = (await session.execute(select(Message).where(Message.id == message_id))).scalar_one()
-            if error is None:
-                await messages.mark_sent(row, platform_id)
-                return 1
             give_up = error.permanent or row.attempts + 1 >= self.settings.max_attempts
             backoff = error.retry_after or self.settings.base_backoff_seconds * (2**row.attempts)
             await messages.mark_attempt_failed(row, str(error), backoff, give_up)

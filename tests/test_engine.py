@@ -241,3 +241,15 @@ async def test_a_late_receipt_never_steps_the_status_back(bot: SupportBot) -> No
     await bot.delivery_status("test", "p1", "failed", "131047: re-engagement message")
     rows = await stored_messages(bot, result.conversation_id or 0)
     assert rows[-1].delivery_status == "failed" and "131047" in (rows[-1].last_error or "")
+
+
+async def test_nlu_workers_search_single_threaded(bot: SupportBot) -> None:
+    """The engine runs one message per core; faiss must not start threads of its own inside a worker."""
+    import asyncio
+
+    import faiss
+    from threadpoolctl import threadpool_info
+
+    threads = await asyncio.get_running_loop().run_in_executor(bot.executor, faiss.omp_get_max_threads)
+    assert threads == 1
+    assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")

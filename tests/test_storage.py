@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import func, select
 
@@ -106,3 +108,77 @@ async def test_migrations_are_idempotent(database: Database) -> None:
     await database.migrate()
     async with database.session() as session:
         assert await ConversationRepository(session).count_in_state(State.WAITING) == 0
+
+
+async def test_sent_replies_are_marked_in_one_statement(database: Database) -> None:
+    async with database.session() as session:
+        repo = ConversationRepository(session)
+        conversation = await repo.active_conversation(await repo.upsert_customer(incoming()), "c1")
+        messages = MessageRepository(session)
+        rows = [await messages.add_outbound(conversation, OutgoingReply(f"r{i}")) for i in range(3)]
+        await messages.mark_attempt_failed(rows[1], "HTTP 500", retry_in=0, give_up=False)
+    async with database.session() as session:
+        await MessageRepository(session).mark_sent_many([(rows[0].id, "p-1"), (rows[1].id, None)])
+    async with database.session() as session:
+        stored = {m.id: m for m in (await session.execute(select(Message))).scalars()}
+    assert (
+        stored[rows[0].id].status,
+        stored[rows[0].id].attempts,
+        stored[rows[0].id].platform_message_id,
+    ) == (
+        "sent",
+        1,
+        "p-1",
+    )
+    assert (stored[rows[1].id].status, stored[rows[1].id].attempts, stored[rows[1].id].last_error) == (
+        "sent",
+        2,
+        None,
+    )
+    assert stored[rows[0].id].sent_at is not None
+    assert stored[rows[2].id].status == "pending"  # untouched
+
+
+async def test_a_connection_returned_inside_a_transaction_is_rolled_back(tmp_path: Path) -> None:
+    """SQLite's pool skips the rollback after a commit, but never leaves a transaction open."""
+    database = Database(f"sqlite+aiosqlite:///{tmp_path}/reset.db")
+    await database.migrate()
+    async with database.engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        await driver.execute("BEGIN")
+        await driver.execute(
+            "INSERT INTO customers (channel, external_id, blocked, profile, created_at) "
+            "VALUES ('test', 'ghost', 0, '{}', '2026-01-01')"
+        )
+        assert driver.in_transaction  # SQLAlchemy does not know about this transaction
+    async with database.session() as session:  # the same pooled connection, rolled back and unlocked
+        session.add(Customer(channel="test", external_id="real", profile={}))
+    async with database.session() as session:
+        ids = (await session.execute(select(Customer.external_id))).scalars().all()
+    assert ids == ["real"]
+    await database.close()
+
+
+async def test_customer_and_conversation_in_one_lookup(database: Database) -> None:
+    async with database.session() as session:
+        repo = ConversationRepository(session)
+        customer, first = await repo.customer_and_conversation(incoming("hi", customer="anna"))
+        assert first.state == State.BOT and first.customer_id == customer.id
+        customer.blocked = True
+    async with database.session() as session:
+        repo = ConversationRepository(session)
+        message = incoming("again", customer="anna", display_name="Anna K.")
+        customer, again = await repo.customer_and_conversation(message)
+        assert again.id == first.id and not customer.blocked and customer.display_name == "Anna K."
+        await repo.transition(again, State.WAITING, "bot", "human_request")
+        await repo.transition(again, State.RESOLVED, "agent:1", "done")
+    async with database.session() as session:
+        repo = ConversationRepository(session)
+        moved = replace(incoming("new", customer="anna"), chat_id="other-chat")
+        customer, new = await repo.customer_and_conversation(moved)
+        assert new.id != first.id and new.state == State.BOT and new.chat_id == "other-chat"
+        moved_back = replace(incoming("x", customer="anna"), chat_id="anna")
+        customer, same = await repo.customer_and_conversation(moved_back)
+        assert same.id == new.id and same.chat_id == "anna"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,10 @@ class SoftmaxHead:
     bias: np.ndarray
     mean: np.ndarray
     scale: np.ndarray
+    positions: dict[tuple[str, str], int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.positions = {key: i for i, key in enumerate(self.classes)}
 
     @classmethod
     def fit(

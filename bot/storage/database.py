@@ -13,6 +13,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
 
 from bot.errors import StorageError
 
@@ -30,6 +31,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _rollback_if_open(dbapi_connection: Any, record: ConnectionPoolEntry, reset: PoolResetState) -> None:
+    """Pool reset for SQLite: roll back a returned connection only while a transaction is still open.
+
+    The default reset rolls back every connection put back in the pool; after a commit (nearly every
+    session) that rollback does nothing yet costs a round trip through aiosqlite's thread. SQLite
+    says exactly whether a transaction is open, so the ones that need it are still rolled back.
+    """
+    if reset.terminate_only or not reset.asyncio_safe:
+        return  # being closed (which rolls back), or cannot be awaited here (the default skips it too)
+    if getattr(record.driver_connection, "in_transaction", True):
+        dbapi_connection.rollback()
+
+
 class Database:
     """One engine per process; `session()` gives a transaction that commits on success."""
 
@@ -41,11 +55,14 @@ class Database:
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
         kwargs: dict[str, Any] = {"echo": echo}
-        if not self.is_sqlite:
+        if self.is_sqlite:
+            kwargs.update(pool_reset_on_return=None)  # _rollback_if_open does it
+        else:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=10)
         self.engine: AsyncEngine = create_async_engine(url, connect_args=connect_args or {}, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "reset", _rollback_if_open)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +23,30 @@ def dedupe_key(message: IncomingMessage) -> str | None:
     if not message.platform_message_id:
         return None
     return f"{message.channel}:{message.chat_id}:{message.platform_message_id}"[:300]
+
+
+# A customer and their newest open conversation (locked); built once, run for nearly every message.
+_OPEN_CONVERSATION = (
+    select(Customer, Conversation)
+    .join(Conversation, Conversation.customer_id == Customer.id)
+    .where(
+        Customer.channel == bindparam("channel"),
+        Customer.external_id == bindparam("external_id"),
+        Conversation.state != State.RESOLVED,
+    )
+    .order_by(Conversation.id.desc())
+    .limit(1)
+    .with_for_update(of=Conversation)
+)
+
+
+def _refresh_profile(customer: Customer, message: IncomingMessage) -> None:
+    for field in ("display_name", "username", "phone"):
+        value = getattr(message, field)
+        if value and getattr(customer, field) != value:
+            setattr(customer, field, value)
+    if customer.blocked:
+        customer.blocked = False  # they wrote to us again, so they unblocked the bot
 
 
 @dataclass
@@ -41,13 +68,28 @@ class ConversationRepository:
                     self.session.add(customer)
             except IntegrityError:  # created concurrently by another worker
                 customer = (await self.session.execute(query)).scalar_one()
-        for field in ("display_name", "username", "phone"):
-            value = getattr(message, field)
-            if value and getattr(customer, field) != value:
-                setattr(customer, field, value)
-        if customer.blocked:
-            customer.blocked = False  # they wrote to us again, so they unblocked the bot
+        _refresh_profile(customer, message)
         return customer
+
+    async def customer_and_conversation(self, message: IncomingMessage) -> tuple[Customer, Conversation]:
+        """`upsert_customer` and `active_conversation` together: one query for a returning customer.
+
+        A customer writing in an open conversation (nearly every message) costs one SELECT, the
+        conversation row locked as `active_conversation` locks it; anyone else takes the two-step way.
+        """
+        found = (
+            await self.session.execute(
+                _OPEN_CONVERSATION, {"channel": message.channel, "external_id": message.customer_id}
+            )
+        ).first()
+        if found is None:
+            customer = await self.upsert_customer(message)
+            return customer, await self.active_conversation(customer, message.chat_id)
+        customer, conversation = found
+        _refresh_profile(customer, message)
+        if conversation.chat_id != message.chat_id:
+            conversation.chat_id = message.chat_id
+        return customer, conversation
 
     async def active_conversation(self, customer: Customer, chat_id: str, lock: bool = True) -> Conversation:
         """Return the customer's open conversation on this channel, or start one with the bot."""
@@ -150,38 +192,66 @@ class ConversationRepository:
 _RECEIPT_RANK = {"sent": 1, "delivered": 2, "read": 3}  # platform receipts, in the order they happen
 
 
+@functools.cache
+def _message_insert(dialect: str, columns: tuple[str, ...], skip_redelivery: bool) -> Any:
+    """INSERT INTO messages (columns) ... RETURNING *, built once per back end and set of columns.
+
+    With `skip_redelivery`, ON CONFLICT (dedupe_key) DO NOTHING: a redelivery returns no row.
+    """
+    dialect_insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = dialect_insert(Message).values({name: bindparam(name) for name in columns})
+    if skip_redelivery:
+        statement = statement.on_conflict_do_nothing(index_elements=[Message.dedupe_key])
+    return statement.returning(Message)
+
+
+_MESSAGES = cast(Table, Message.__table__)
+# Marks replies sent by id without loading them (executemany), built once.
+_MARK_SENT = (
+    update(_MESSAGES)
+    .where(_MESSAGES.c.id == bindparam("message_id"))
+    .values(
+        status="sent",
+        sent_at=bindparam("sent_at"),
+        platform_message_id=bindparam("platform_id"),
+        attempts=_MESSAGES.c.attempts + 1,
+        last_error=None,
+    )
+)
+
+
 @dataclass
 class MessageRepository:
     """Inbound messages (deduplicated) and outbound ones (the outbox)."""
 
     session: AsyncSession
 
-    async def add_inbound(self, conversation: Conversation, message: IncomingMessage) -> Message | None:
-        """Store an inbound message; return None when this platform message was already stored."""
-        key = dedupe_key(message)
-        if key is not None:
-            existing = await self.session.execute(select(Message.id).where(Message.dedupe_key == key))
-            if existing.first() is not None:
-                return None
-        row = Message(
-            conversation_id=conversation.id,
-            direction="in",
-            sender="customer",
-            text=message.text,
-            payload=message.payload,
-            attachments=[a.to_dict() for a in message.attachments],
-            buttons=[],
-            dedupe_key=key,
-            platform_message_id=message.platform_message_id,
-            status="received",
-            created_at=message.timestamp,
-        )
-        try:
-            async with self.session.begin_nested():
-                self.session.add(row)
-        except IntegrityError:  # the same delivery raced in through another worker
-            return None
-        conversation.last_customer_message_at = message.timestamp
+    async def add_inbound(
+        self, conversation: Conversation, message: IncomingMessage, decision: dict[str, Any] | None = None
+    ) -> Message | None:
+        """Store an inbound message; return None when this platform message was already stored.
+
+        One INSERT ... ON CONFLICT DO NOTHING on the dedupe key: a redelivery, even one racing in
+        through another worker at the same moment, stores nothing (no read first, no savepoint).
+        """
+        values = {
+            "conversation_id": conversation.id,
+            "direction": "in",
+            "sender": "customer",
+            "text": message.text,
+            "payload": message.payload,
+            "attachments": [a.to_dict() for a in message.attachments],
+            "buttons": [],
+            "dedupe_key": dedupe_key(message),
+            "platform_message_id": message.platform_message_id,
+            "decision": decision,
+            "status": "received",
+            "created_at": message.timestamp,
+        }
+        statement = _message_insert(self.session.get_bind().dialect.name, tuple(values), True)
+        row = (await self.session.scalars(statement, values)).one_or_none()
+        if row is not None:
+            conversation.last_customer_message_at = message.timestamp
         return row
 
     async def apply_edit(self, message: IncomingMessage) -> Message | None:
@@ -207,24 +277,28 @@ class MessageRepository:
         sender: str = "bot",
         decision: dict[str, Any] | None = None,
         agent_id: int | None = None,
+        next_attempt_at: datetime | None = None,
     ) -> Message:
-        """Store a reply in the outbox (status pending) before anything tries to send it."""
-        row = Message(
-            conversation_id=conversation.id,
-            direction="out",
-            sender=sender,
-            text=reply.text,
-            buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons],
-            attachments=[a.to_dict() for a in reply.attachments],
-            decision=decision,
-            agent_id=agent_id,
-            status="pending",
-            attempts=0,
-            next_attempt_at=utcnow(),
-        )
-        self.session.add(row)
-        await self.session.flush()
-        return row
+        """Store a reply in the outbox (status pending) before anything tries to send it.
+
+        `next_attempt_at` is when a sender may claim it: now by default; a lease's end when the caller
+        claims it itself in this transaction (it sends it right after the commit).
+        """
+        values = {
+            "conversation_id": conversation.id,
+            "direction": "out",
+            "sender": sender,
+            "text": reply.text,
+            "buttons": [{"title": b.title, "payload": b.payload} for b in reply.buttons],
+            "attachments": [a.to_dict() for a in reply.attachments],
+            "decision": decision,
+            "agent_id": agent_id,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": next_attempt_at or utcnow(),
+        }
+        statement = _message_insert(self.session.get_bind().dialect.name, tuple(values), False)
+        return (await self.session.scalars(statement, values)).one()
 
     async def transcript(self, conversation_id: int, limit: int = 200) -> Sequence[Message]:
         query = (
@@ -252,6 +326,15 @@ class MessageRepository:
         message.platform_message_id = platform_message_id
         message.attempts += 1
         message.last_error = None
+
+    async def mark_sent_many(self, sent: Sequence[tuple[int, str | None]]) -> None:
+        """`mark_sent` for (message id, platform message id) pairs, without loading the rows."""
+        if not sent:
+            return
+        await self.session.execute(
+            _MARK_SENT,
+            [{"message_id": m, "platform_id": p, "sent_at": utcnow()} for m, p in sent],
+        )
 
     async def mark_attempt_failed(
         self, message: Message, error: str, retry_in: float | None, give_up: bool
