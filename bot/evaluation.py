@@ -26,7 +26,7 @@ from bot.nlu.human_request import is_human_request
 from bot.nlu.index import SemanticIndex, cache_key
 from bot.nlu.language import detect_language
 from bot.nlu.matcher import Matcher, index_items, load_content, train_head
-from bot.nlu.normalize import has_words, normalize_for_matching
+from bot.nlu.normalize import has_words
 from bot.nlu.policy import Decision
 
 
@@ -173,9 +173,8 @@ def _embedded(
 ) -> list[tuple[np.ndarray, list[str]]]:
     """Embed each example once, as the live path does (parts, transliterated readings)."""
     out: list[tuple[np.ndarray, list[str]]] = []
-    limit = matcher.settings.policy.max_message_chars
     for example in tqdm(examples, desc=desc, file=sys.stderr, disable=not progress, unit="msg"):
-        cleaned = normalize_for_matching(example.text[:limit])
+        cleaned = matcher.clean(example.text)
         if not has_words(cleaned):
             out.append((np.zeros((0, matcher.encoder.dim), dtype=np.float32), []))
             continue
@@ -246,17 +245,15 @@ def evaluate(
     if val and matcher.head is not None:
         tuning = tune_on_validation(matcher, val, wrong_answer_cost, oos_share, progress)
         source = "val"
-    elif val:
-        val_records, _ = _records(matcher, val, "scoring val", progress)
-        matcher.thresholds, _ = search_thresholds(
-            val_records, dict(settings.intents.actions), matcher.thresholds, wrong_answer_cost, oos_share
-        )
-        source = "val"
     else:
-        val_records = cross_validate(
-            matcher.index, use_head=matcher.head is not None, lexical=matcher.lexical
-        )
-        source = "train cross-validation" if val_records else "defaults"
+        if val:
+            val_records, _ = _records(matcher, val, "scoring val", progress)
+            source = "val"
+        else:
+            val_records = cross_validate(
+                matcher.index, use_head=matcher.head is not None, lexical=matcher.lexical
+            )
+            source = "train cross-validation" if val_records else "defaults"
         if val_records:
             matcher.thresholds, _ = search_thresholds(
                 val_records, dict(settings.intents.actions), matcher.thresholds, wrong_answer_cost, oos_share

@@ -66,6 +66,9 @@ def score_vectors(
     key_ids = {key: i for i, key in enumerate(keys)}
     columns = np.array([key_ids[(item.kind, item.label)] for item in items])
     probs = head.predict(vectors) if head is not None else None
+    if lexical is not None and exclude is not None:
+        lexical = lexical.copy()
+        lexical[:, exclude] = 0.0
     ranked: list[list[Candidate]] = []
     for start in range(0, len(vectors), 256):
         block = vectors[start : start + 256] @ index.vectors.T
@@ -77,11 +80,8 @@ def score_vectors(
             np.maximum.at(best_sim, columns, row)
             best_lexical = None
             if lexical is not None:
-                lexical_row = lexical[i].copy()
-                if exclude is not None:
-                    lexical_row[exclude] = 0.0
                 best_lexical = np.zeros(len(keys), dtype=np.float32)
-                np.maximum.at(best_lexical, columns, lexical_row)
+                np.maximum.at(best_lexical, columns, lexical[i])
             score = blend(probs[i], best_sim, best_lexical) if probs is not None else best_sim
             order = np.argsort(-score)[:10]
             ranked.append(

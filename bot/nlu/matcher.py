@@ -229,7 +229,7 @@ class Matcher:
 
     def candidates(self, text: str) -> list[Candidate]:
         """Return ranked candidates for a message (cached by its normalised text)."""
-        cleaned = self._clean(text)
+        cleaned = self.clean(text)
         if not has_words(cleaned):
             return []
         cached = self._cached(cleaned)
@@ -245,7 +245,8 @@ class Matcher:
         with self._cache_lock:
             self._cache.clear()
 
-    def _clean(self, text: str) -> str:
+    def clean(self, text: str) -> str:
+        """The text the intent layer reads of a message: its first max_message_chars, normalised."""
         return normalize_for_matching(text[: self.settings.policy.max_message_chars])
 
     def _cached(self, cleaned: str) -> list[Candidate] | None:
@@ -315,7 +316,7 @@ class Matcher:
             elif is_human_request(text):
                 decisions[i] = Decision("handoff", "human_request", 1.0, "explicit_request")
             else:
-                cleaned = self._clean(text)
+                cleaned = self.clean(text)
                 cached = self._cached(cleaned) if has_words(cleaned) else []
                 if cached is not None:
                     decisions[i] = self.decide(cached)
