@@ -95,3 +95,48 @@ def test_thresholds_are_recalibrated_when_content_changes(make_settings, encoder
     assert (
         yaml.safe_load(calibration.read_text(encoding="utf-8"))["kb_fingerprint"] != written["kb_fingerprint"]
     )
+
+
+@pytest.mark.parametrize("rows", [1, 7])
+def test_label_columns_take_each_labels_best_like_a_plain_loop(rows: int) -> None:
+    import numpy as np
+
+    from bot.nlu.classifier import LabelColumns
+
+    rng = np.random.default_rng(rows)
+    columns = rng.integers(0, 5, size=40)
+    columns[columns == 3] = 4  # label 3 has no sentence: it keeps the fill value
+    values = rng.normal(size=(rows, 40)).astype(np.float32)
+    best = LabelColumns.of(columns, 6).best(values, -np.inf)
+    for row in range(rows):
+        expected = np.full(6, -np.inf, dtype=np.float32)
+        np.maximum.at(expected, columns, values[row])
+        assert np.array_equal(best[row], expected)
+    assert np.array_equal(LabelColumns.of(columns, 6).best(values[0], -np.inf), best[0])
+
+
+def test_cross_validation_pools_several_shuffled_splits() -> None:
+    """Each repeat scores every written sentence once; the same seed gives the same records."""
+    import numpy as np
+
+    from bot.nlu.calibration import cross_validate
+    from bot.nlu.index import IndexItem, SemanticIndex
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 16))
+    items, vectors = [], []
+    for label, centre in enumerate(centres):
+        for i in range(10):
+            items.append(IndexItem(f"e{label}", "kb", f"question {label} {i}", "en"))
+            vectors.append(centre + rng.normal(scale=0.3, size=16))
+        items.append(IndexItem(f"e{label}", "kb", f"question {label} 0 ", "en", variant=True))
+        vectors.append(vectors[-10])
+    matrix = np.array(vectors, dtype=np.float32)
+    index = SemanticIndex(items, matrix / np.linalg.norm(matrix, axis=1, keepdims=True))
+    once = cross_validate(index, use_head=True, repeats=1)
+    thrice = cross_validate(index, use_head=True, repeats=3)
+    assert len(once) == 40 and len(thrice) == 120  # variants are never scored
+    assert [r.gold for r in thrice[:40]] == [r.gold for r in once]
+    assert [c.score for c in thrice[0].candidates] == [c.score for c in once[0].candidates]
+    assert [r.gold for r in thrice[40:80]] != [r.gold for r in once]  # another shuffle, another order
+    assert sum(r.candidates[0].label == r.gold for r in thrice) / 120 > 0.9

@@ -113,10 +113,38 @@ class SoftmaxHead:
             return None
 
 
+@dataclass(frozen=True)
+class LabelColumns:
+    """Which label each indexed sentence belongs to, laid out to take per-label maxima in one pass."""
+
+    order: np.ndarray  # sentence positions sorted by label
+    starts: np.ndarray  # where each label's run starts in `order`
+    labels: np.ndarray  # the label (class position) of each run
+    count: int  # number of labels
+
+    @classmethod
+    def of(cls, columns: np.ndarray, count: int) -> LabelColumns:
+        """`columns[i]` is the class position of sentence i; `count` the number of classes."""
+        order = np.argsort(columns, kind="stable")
+        ordered = columns[order]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(ordered) else ordered
+        return cls(order, starts, ordered[starts], count)
+
+    def best(self, values: np.ndarray, fill: float) -> np.ndarray:
+        """Each label's maximum over its sentences, for every row of `values` (rows x sentences).
+
+        Labels without sentences get `fill`. Works on one row (1-D) too.
+        """
+        out = np.full((*values.shape[:-1], self.count), fill, dtype=np.float32)
+        if len(self.order):
+            out[..., self.labels] = np.maximum.reduceat(values[..., self.order], self.starts, axis=-1)
+        return out
+
+
 def blend(probs: np.ndarray, best_sim: np.ndarray, best_lexical: np.ndarray | None = None) -> np.ndarray:
     """Score labels: head probability, softmax(best cosine / temperature) and, if given, the lexical signal.
 
-    `best_sim` holds each label's best cosine (-inf where the label was not among the neighbours);
+    Works on one message (1-D) or on rows of messages (2-D). `best_sim` holds each label's best cosine (-inf where the label was not among the neighbours);
     `best_lexical` each label's best TF-IDF cosine. Without it: HEAD_WEIGHT x head + the rest x cosine.
     """
     knn = _relative_softmax(np.where(np.isfinite(best_sim), best_sim, -1.0), KNN_TEMPERATURE)

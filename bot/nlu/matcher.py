@@ -18,8 +18,8 @@ from bot.config import Settings
 from bot.errors import ContentError
 from bot.intents import IntentSet, load_intents
 from bot.knowledge import KnowledgeBase, load_knowledge_base
-from bot.nlu.calibration import cross_validate, search_thresholds
-from bot.nlu.classifier import DEFAULT_L2, SoftmaxHead, blend, head_cache_key
+from bot.nlu.calibration import REPEATS, cross_validate, search_thresholds
+from bot.nlu.classifier import DEFAULT_L2, LabelColumns, SoftmaxHead, blend, head_cache_key
 from bot.nlu.encoders import Encoder, Thresholds, default_thresholds, load_encoder
 from bot.nlu.human_request import is_human_request
 from bot.nlu.index import Candidate, IndexItem, SemanticIndex, cache_key
@@ -122,15 +122,16 @@ class Matcher:
     _cache: OrderedDict[str, list[Candidate]] = field(default_factory=OrderedDict, repr=False)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     lexical: LexicalIndex | None = field(default=None, repr=False)
-    _columns: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
+    _columns: LabelColumns | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         """Build the lexical index over the same sentences (it only takes part beside the head)."""
         if self.head is not None and self.settings.policy.lexical and self.lexical is None:
             self.lexical = LexicalIndex([item.text for item in self.index.items])
         if self.head is not None:
-            self._columns = np.array(
-                [self.head.positions[(item.kind, item.label)] for item in self.index.items], dtype=np.int64
+            self._columns = LabelColumns.of(
+                np.array([self.head.positions[(item.kind, item.label)] for item in self.index.items]),
+                len(self.head.classes),
             )
 
     @classmethod
@@ -183,7 +184,10 @@ class Matcher:
             "min_similarity": round(thresholds.min_similarity, 4),
             "classifier": self.head is not None,
             "kb_fingerprint": self.content_fingerprint()[:16],
-            "measured_on": f"{len(records)} KB questions and intent examples, 5-fold cross-validation",
+            "measured_on": (
+                f"{len(records) // REPEATS} KB questions and intent examples, "
+                f"5-fold cross-validation repeated {REPEATS} times"
+            ),
             "mean_utility": round(score, 4),
         }
         if self.settings.policy.calibration_file is not None:
@@ -277,9 +281,8 @@ class Matcher:
             if position is not None:
                 best_sim[position] = candidate.similarity
         best_lexical = None
-        if self.lexical is not None and readings:
-            best_lexical = np.zeros(len(self.head.classes), dtype=np.float32)
-            np.maximum.at(best_lexical, self._columns, self.lexical.similarities(readings).max(axis=0))
+        if self.lexical is not None and readings and self._columns is not None:
+            best_lexical = self._columns.best(self.lexical.similarities(readings).max(axis=0), 0.0)
         probs = blend(self.head.predict(vectors).max(axis=0), best_sim, best_lexical)
         ranked = []
         for k in np.argsort(-probs)[:10]:
