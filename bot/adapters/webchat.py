@@ -1,11 +1,14 @@
 """The web chat: a website visitor talks to the bot (and to agents) through a small JSON API.
 
-    POST /api/v1/webchat/{visitor_id}/messages  {"text"} or {"payload", "text"}  -> the bot's immediate replies
-    GET  /api/v1/webchat/{visitor_id}/messages?after=ID                        -> the stored chat (both ways)
-    GET  /api/v1/webchat/{visitor_id}/events?since=ID                          -> later replies, as SSE
+    POST /api/v1/webchat/messages  {"text"} or {"payload", "text"}  -> the bot's immediate replies
+    GET  /api/v1/webchat/messages?after=ID                        -> the stored chat (both ways)
+    GET  /api/v1/webchat/events?since=ID                          -> later replies, as SSE
 
 The visitor id is chosen by the browser (a random string of 16-64 letters, digits, _ or -, kept in
-localStorage) and is the only key to the chat, so it must not be guessable. Replies the outbox hands to
+localStorage) and is the only key to the chat, so it must not be guessable; it travels in the
+X-Visitor-Id header, never in a URL (the older /api/v1/webchat/{visitor_id}/... routes remain, deprecated).
+Messages are rate-limited per visitor (and optionally per client address) by the service's limiter, which
+Redis makes shared across processes (bot/ratelimit.py). Replies the outbox hands to
 `send` wake the visitor's stream; the stream itself reads from the stored messages (`Inbox.chat_view`), so
 a reply sent while no stream was connected is replayed with `?since=` (or the `Last-Event-ID` the browser's
 EventSource sends when it reconnects), and streams in other processes pick it up within `poll_seconds`.

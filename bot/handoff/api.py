@@ -3,6 +3,10 @@
 Every endpoint but login needs `Authorization: Bearer <token>` (401 without a valid one) and checks the
 role (403): agents see the queue and their own conversations; supervisors see and move everything; admins
 also manage agents. Domain errors come back as {"detail": {"code": ..., "message": ...}}.
+
+Log-in failures are limited per login name and per client address (bot/ratelimit.py; 429 + Retry-After).
+No secret ever goes in a URL: the live-event stream takes the token in the header, or a single-use ticket
+(POST /events/ticket) where a header cannot be sent; `?token=` is refused.
 """
 
 import asyncio
