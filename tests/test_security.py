@@ -118,13 +118,6 @@ async def test_concurrent_guesses_cannot_slip_past_the_limit(desk_bot: SupportBo
     assert codes == [401] * 3 + [429] * 7  # counted before the (slow) password check, not after
 
 
-async def test_the_console_shows_why_a_login_is_refused(desk_bot: SupportBot) -> None:
-    async with LiveServer(create_app(desk_bot, start=False)) as server, http_client(server.url) as client:
-        script = (await client.get("/static/console.js")).text
-    # the console puts the API's message on the login form: that is the text above
-    assert '$("login-error").textContent = error.message' in script
-
-
 async def test_the_web_chat_limit_is_shared_through_redis(
     make_settings: Callable[..., Settings], database: Database, encoder: E5Encoder, redis_prefix: str
 ) -> None:
