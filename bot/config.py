@@ -214,7 +214,7 @@ class RedisSettings(BaseModel):
 
     url: str | None = None  # e.g. redis://127.0.0.1:6379/0; None = each process counts on its own
     key_prefix: str = "supportbot:"  # every key we write starts with this
-    timeout_seconds: float = Field(default=0.5, gt=0)  # per command; on errors we count in-process
+    timeout_seconds: float = Field(default=2.0, gt=0)  # connect and per command; then counted in-process
 
 
 class Settings(BaseSettings):
