@@ -22,6 +22,7 @@ from bot.nlu.encoders import Encoder, load_encoder
 from bot.nlu.matcher import Matcher
 from bot.nlu.threads import limit_blas_threads, single_threaded_worker
 from bot.outbox import Outbox
+from bot.ratelimit import Limiter, make_limiter
 from bot.storage.database import Database
 from bot.storage.repositories import ConversationRepository, MessageRepository
 from bot.yamlfile import content_files
@@ -39,8 +40,11 @@ class SupportBot:
         encoder: Encoder | None = None,
         handoff: Handoff | None = None,
         database: Database | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self.settings = settings
+        # rate limits (agent log-in, web chat): in this process, or shared through Redis (redis.url)
+        self.limiter = limiter or make_limiter(settings)
         self.database = database or Database(settings.database_url, echo=settings.database.echo)
         self.channels: dict[str, Channel] = {c.name: c for c in channels or []}
         self.executor = ThreadPoolExecutor(
@@ -109,7 +113,9 @@ class SupportBot:
     @property
     def inbox(self) -> Inbox:
         """The callbacks adapters use; they never see the engine, the queue or the database."""
-        return Inbox(self.receive, self.customer_blocked, self.delivery_status, self.chat_view)
+        return Inbox(
+            self.receive, self.customer_blocked, self.delivery_status, self.chat_view, limiter=self.limiter
+        )
 
     async def customer_blocked(self, channel: str, customer_id: str) -> None:
         """Record that the customer blocked the bot and stop every pending send to them."""
@@ -171,6 +177,8 @@ class SupportBot:
         if isinstance(self.handoff, LiveHandoff):
             await self.handoff.close()
         await self.database.close()
+        with suppress(Exception):
+            await self.limiter.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
         if self._blas_limit is not None:
             self._blas_limit.restore_original_limits()

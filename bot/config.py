@@ -103,6 +103,8 @@ class WhatsAppSettings(BaseModel):
 class WebchatSettings(BaseModel):
     enabled: bool = True
     rate_limit_per_minute: int = Field(default=30, ge=1)  # per visitor; more get 429
+    # per client address (all its visitor ids together); 0 = off (behind a proxy, see README)
+    rate_limit_per_address_per_minute: int = Field(default=0, ge=0)
     allowed_origins: list[str] = []  # other sites that embed the widget (CORS); "*" = any; empty = same site
     poll_seconds: float = Field(default=2.0, gt=0)  # a visitor's stream also re-reads the database this often
 
@@ -189,6 +191,13 @@ class HandoffSettings(BaseModel):
     estimate_update_interval: float = 120.0  # at least this long between "still waiting" updates
     priority: dict[str, int] = {"vip": 10, "complaint": 5}  # queue bumps; higher is served first
     token_ttl_hours: float = 12.0  # agent API bearer tokens expire after this
+    # failed log-ins within login_window_seconds, per login name and per client address; then 429
+    login_max_failures: int = Field(default=5, ge=1)
+    login_max_failures_per_address: int = Field(default=20, ge=1)
+    login_window_seconds: float = Field(default=60.0, gt=0)
+    events_ticket_seconds: float = Field(
+        default=30.0, gt=0
+    )  # a single-use ticket for /api/v1/events lives this long
     tick_seconds: float = 1.0  # how often the handoff worker checks timeouts, SLA and the queue
     context_providers: dict[str, ContextProviderSettings] = {}
 
@@ -198,6 +207,14 @@ class HandoffSettings(BaseModel):
 
         BusinessHours.from_settings(self.business_hours, self.timezone)  # raises ValueError, naming the key
         return self
+
+
+class RedisSettings(BaseModel):
+    """Optional: with a URL, rate limits (agent log-in, web chat) are shared by every process."""
+
+    url: str | None = None  # e.g. redis://127.0.0.1:6379/0; None = each process counts on its own
+    key_prefix: str = "supportbot:"  # every key we write starts with this
+    timeout_seconds: float = Field(default=2.0, gt=0)  # connect and per command; then counted in-process
 
 
 class Settings(BaseSettings):
@@ -215,6 +232,7 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = OutboxSettings()
     handoff: HandoffSettings = HandoffSettings()
     console: ConsoleSettings = ConsoleSettings()
+    redis: RedisSettings = RedisSettings()
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @classmethod

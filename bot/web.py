@@ -14,13 +14,17 @@ from bot.app import SupportBot
 from bot.console import install_console
 from bot.handoff.api import agent_api
 from bot.handoff.service import LiveHandoff
+from bot.redact import install_access_log_redaction
 
 
 def create_app(bot: SupportBot, start: bool = True) -> FastAPI:
     """Return the FastAPI app; its lifespan starts and stops `bot` unless start is False."""
 
+    install_access_log_redaction()  # no token, ticket or visitor id in the access log
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        install_access_log_redaction()  # again, in case logging was configured after create_app
         if start:
             await bot.start(background=True)
         try:
@@ -36,7 +40,7 @@ def create_app(bot: SupportBot, start: bool = True) -> FastAPI:
         if router is not None:
             app.include_router(router)
     if isinstance(bot.handoff, LiveHandoff):
-        app.include_router(agent_api(bot.handoff))  # /api/v1: the agent API (bot/handoff/api.py)
+        app.include_router(agent_api(bot.handoff, bot.limiter))  # /api/v1: the agent API (bot/handoff/api.py)
         install_console(app, bot)  # /, /agent, /static and /api/v1/console (bot/console.py)
 
     @app.get("/healthz")

@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 POSTGRES_URL = os.environ.get(
     "SUPPORTBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
+REDIS_URL = os.environ.get("SUPPORTBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture(scope="session")
@@ -146,11 +147,11 @@ def free_port() -> int:
 class LiveServer:
     """Runs an ASGI app with uvicorn on 127.0.0.1 inside the test's event loop."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, log_level: str = "warning") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level=log_level)
         )
         self._task: asyncio.Task[None] | None = None
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.adapters.webchat import RateLimiter, WebchatChannel
+from bot.adapters.webchat import WebchatChannel
 from bot.app import SupportBot
 from bot.config import Settings
 from bot.messages import OutgoingReply
@@ -59,13 +59,20 @@ async def served(bot: SupportBot) -> AsyncIterator[httpx.AsyncClient]:
 
 
 class VisitorStream:
-    """Reads /api/v1/webchat/{visitor}/events in the background and keeps the events."""
+    """Reads /api/v1/webchat/events (visitor id in X-Visitor-Id; with legacy=True, in the path) in the
+    background and keeps the events."""
 
-    def __init__(self, client: httpx.AsyncClient, visitor_id: str, **params: Any) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, visitor_id: str, legacy: bool = False, **params: Any
+    ) -> None:
         self.client = client
-        self.url = f"/api/v1/webchat/{visitor_id}/events"
-        self.params = params
         self.headers: dict[str, str] = params.pop("headers", {})
+        if legacy:
+            self.url = f"/api/v1/webchat/{visitor_id}/events"
+        else:
+            self.url = "/api/v1/webchat/events"
+            self.headers["X-Visitor-Id"] = visitor_id
+        self.params = params
         self.events: list[tuple[str, str | None, dict[str, Any]]] = []  # (event, id, data)
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
@@ -111,7 +118,16 @@ class VisitorStream:
 
 
 async def post(client: httpx.AsyncClient, visitor_id: str, **body: Any) -> httpx.Response:
-    return await client.post(f"/api/v1/webchat/{visitor_id}/messages", json=body)
+    return await client.post("/api/v1/webchat/messages", json=body, headers={"X-Visitor-Id": visitor_id})
+
+
+async def chat(client: httpx.AsyncClient, visitor_id: str, **params: Any) -> dict[str, Any]:
+    response = await client.get(
+        "/api/v1/webchat/messages", params=params, headers={"X-Visitor-Id": visitor_id}
+    )
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
 
 
 async def test_post_answers_with_buttons_and_a_button_press_is_understood(webbot: SupportBot) -> None:
@@ -138,11 +154,11 @@ async def test_post_answers_with_buttons_and_a_button_press_is_understood(webbot
         assert voted.status_code == 200 and voted.json()["replies"][0]["text"]
 
         # the stored chat, both directions, oldest first (what the widget restores on reload)
-        chat = (await client.get(f"/api/v1/webchat/{you}/messages")).json()
-        directions = [(m["direction"], m["sender"]) for m in chat["messages"]]
+        stored = await chat(client, you)
+        directions = [(m["direction"], m["sender"]) for m in stored["messages"]]
         assert directions[:4] == [("in", "customer"), ("out", "bot"), ("in", "customer"), ("out", "bot")]
-        assert chat["messages"][2]["text"] == "How can I pay for my order?"
-        later = (await client.get(f"/api/v1/webchat/{you}/messages", params={"after": answer["id"]})).json()
+        assert stored["messages"][2]["text"] == "How can I pay for my order?"
+        later = await chat(client, you, after=answer["id"])
         assert later["messages"][0]["text"] == "👍"
 
 
@@ -250,24 +266,42 @@ async def test_rate_limit_is_per_visitor_and_nothing_is_stored_beyond_it(webbot:
     assert "one too many" not in texts and "hello 4" in texts
 
 
-def test_rate_limiter_window_slides() -> None:
-    limiter = RateLimiter(2, window=60)
-    assert limiter.check("a", now=0) is None and limiter.check("a", now=1) is None
-    assert limiter.check("a", now=2) == pytest.approx(58)
-    assert limiter.check("a", now=60) is None  # the first hit has left the window
+async def test_old_clients_with_the_visitor_id_in_the_path_still_work(webbot: SupportBot) -> None:
+    you = visitor()
+    async with served(webbot) as client:
+        posted = await client.post(f"/api/v1/webchat/{you}/messages", json={"text": "How can I pay?"})
+        assert posted.status_code == 200 and "BLIK" in posted.json()["replies"][0]["text"]
+        # the same chat, whichever way the id travels
+        old = (await client.get(f"/api/v1/webchat/{you}/messages")).json()
+        assert old["messages"] == (await chat(client, you))["messages"]
+        async with VisitorStream(client, you, legacy=True, since=0) as stream:
+            await wait_for(lambda: any("BLIK" in t for t in stream.texts()), what="the legacy stream")
+        schema = (await client.get("/openapi.json")).json()["paths"]
+        assert schema["/api/v1/webchat/{visitor_id}/messages"]["post"]["deprecated"] is True
+        assert "deprecated" not in schema["/api/v1/webchat/messages"]["post"]
 
 
 async def test_bad_input_gets_a_clear_answer(webbot: SupportBot) -> None:
     async with served(webbot) as client:
         short = await post(client, "abc", text="hi")
         assert short.status_code == 422 and short.json()["detail"]["code"] == "invalid_visitor_id"
+        assert "X-Visitor-Id" in short.json()["detail"]["message"]
+        missing = await client.post("/api/v1/webchat/messages", json={"text": "hi"})
+        assert missing.status_code == 422 and missing.json()["detail"]["code"] == "invalid_visitor_id"
+        for path in ("/api/v1/webchat/messages", "/api/v1/webchat/events"):
+            unnamed = await client.get(path)
+            assert unnamed.status_code == 422 and unnamed.json()["detail"]["code"] == "invalid_visitor_id"
+        old_short = await client.post("/api/v1/webchat/abc/messages", json={"text": "hi"})
+        assert old_short.status_code == 422 and old_short.json()["detail"]["code"] == "invalid_visitor_id"
         bad_chars = await client.get("/api/v1/webchat/<script>alert(1)</script>aaaaaaaa/events")
         assert bad_chars.status_code in (404, 422)
         empty = await post(client, visitor(), text="   ")
         assert empty.status_code == 422 and empty.json()["detail"]["code"] == "empty_message"
         long = await post(client, visitor(), text="x" * 8001)
         assert long.status_code == 422
-        not_json = await client.post(f"/api/v1/webchat/{visitor()}/messages", content=b"hello")
+        not_json = await client.post(
+            "/api/v1/webchat/messages", content=b"hello", headers={"X-Visitor-Id": visitor()}
+        )
         assert not_json.status_code == 422
 
 
@@ -289,18 +323,29 @@ async def test_a_resent_message_is_answered_once(webbot: SupportBot) -> None:
 async def test_cors_only_for_configured_origins(webbot: SupportBot) -> None:
     you = visitor()
     async with served(webbot) as client:
-        preflight = await client.options(
-            f"/api/v1/webchat/{you}/messages",
-            headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"},
-        )
-        assert preflight.status_code == 204
-        assert preflight.headers["access-control-allow-origin"] == "https://shop.example"
+        for path in ("/api/v1/webchat/messages", "/api/v1/webchat/events", f"/api/v1/webchat/{you}/messages"):
+            preflight = await client.options(
+                path,
+                headers={
+                    "Origin": "https://shop.example",
+                    "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": "content-type, x-visitor-id",
+                },
+            )
+            assert preflight.status_code == 204, path
+            assert preflight.headers["access-control-allow-origin"] == "https://shop.example"
+            assert "X-Visitor-Id" in preflight.headers["access-control-allow-headers"]
         allowed = await client.post(
-            f"/api/v1/webchat/{you}/messages", json={"text": "hi"}, headers={"Origin": "https://shop.example"}
+            "/api/v1/webchat/messages",
+            json={"text": "hi"},
+            headers={"Origin": "https://shop.example", "X-Visitor-Id": you},
         )
         assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
+        assert allowed.headers["access-control-expose-headers"] == "Retry-After"  # the widget reads it
         foreign = await client.post(
-            f"/api/v1/webchat/{you}/messages", json={"text": "hi"}, headers={"Origin": "https://evil.example"}
+            "/api/v1/webchat/messages",
+            json={"text": "hi"},
+            headers={"Origin": "https://evil.example", "X-Visitor-Id": you},
         )
         assert "access-control-allow-origin" not in foreign.headers
 

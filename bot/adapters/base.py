@@ -12,6 +12,7 @@ from fastapi import APIRouter
 
 from bot.errors import OutsideMessagingWindow
 from bot.messages import IncomingMessage, OutgoingReply
+from bot.ratelimit import Limiter
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,9 @@ class Inbox:
     # For channels that serve the chat themselves (the web chat): what the customer sees of their chat.
     # Args: channel, customer id, messages after this id (None: none, just the state). See bot/chat_view.py.
     chat_view: Callable[[str, str, int | None], Awaitable[dict[str, Any]]] | None = None
+    # Rate limits shared with the rest of the service (in-process, or across processes via Redis):
+    # None: the adapter counts on its own.
+    limiter: Limiter | None = None
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,14 @@
 """The web chat: a website visitor talks to the bot (and to agents) through a small JSON API.
 
-    POST /api/v1/webchat/{visitor_id}/messages  {"text"} or {"payload", "text"}  -> the bot's immediate replies
-    GET  /api/v1/webchat/{visitor_id}/messages?after=ID                        -> the stored chat (both ways)
-    GET  /api/v1/webchat/{visitor_id}/events?since=ID                          -> later replies, as SSE
+    POST /api/v1/webchat/messages  {"text"} or {"payload", "text"}  -> the bot's immediate replies
+    GET  /api/v1/webchat/messages?after=ID                        -> the stored chat (both ways)
+    GET  /api/v1/webchat/events?since=ID                          -> later replies, as SSE
 
 The visitor id is chosen by the browser (a random string of 16-64 letters, digits, _ or -, kept in
-localStorage) and is the only key to the chat, so it must not be guessable. Replies the outbox hands to
+localStorage) and is the only key to the chat, so it must not be guessable; it travels in the
+X-Visitor-Id header, never in a URL (the older /api/v1/webchat/{visitor_id}/... routes remain, deprecated).
+Messages are rate-limited per visitor (and optionally per client address) by the service's limiter, which
+Redis makes shared across processes (bot/ratelimit.py). Replies the outbox hands to
 `send` wake the visitor's stream; the stream itself reads from the stored messages (`Inbox.chat_view`), so
 a reply sent while no stream was connected is replayed with `?since=` (or the `Last-Event-ID` the browser's
 EventSource sends when it reconnects), and streams in other processes pick it up within `poll_seconds`.
@@ -18,9 +21,7 @@ import json
 import logging
 import math
 import re
-import time
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
@@ -33,17 +34,27 @@ from pydantic import BaseModel, Field
 from bot.adapters.base import Channel, DeliveryTarget, Inbox
 from bot.config import WebchatSettings
 from bot.messages import IncomingMessage, OutgoingReply
+from bot.ratelimit import Limiter, MemoryLimiter, Quota, digest
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "webchat"
 PREFIX = "/api/v1/webchat"
 VISITOR_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
+VISITOR_HEADER = "X-Visitor-Id"
 MAX_TEXT = 8000  # characters a visitor may send in one message (the bot reads policy.max_message_chars)
 KEEPALIVE_SECONDS = 15.0
 SETTLE_SECONDS = 10.0  # a message older than this has been committed (ids are taken before commit)
 _VISITOR = re.compile(VISITOR_PATTERN)
 Visitor = Annotated[str, Path(description="The visitor's random id: 16-64 letters, digits, _ or -")]
+After = Annotated[int, Query(ge=0, description="Only messages after this id")]
+Since = Annotated[int | None, Query(ge=0, description="Replay replies after this id")]
+Origin = Annotated[str | None, Header()]
+LastEventId = Annotated[str | None, Header()]
+VisitorHeader = Annotated[
+    str | None,
+    Header(alias=VISITOR_HEADER, description="The visitor's random id: 16-64 letters, digits, _ or -"),
+]
 
 
 class WebchatIn(BaseModel):
@@ -61,28 +72,6 @@ class WebchatIn(BaseModel):
     language: str | None = Field(
         default=None, max_length=35, description="The browser's language, e.g. pl-PL"
     )
-
-
-class RateLimiter:
-    """A sliding one-minute window per visitor."""
-
-    def __init__(self, per_minute: int, window: float = 60.0) -> None:
-        self.per_minute = per_minute
-        self.window = window
-        self._hits: dict[str, deque[float]] = {}
-
-    def check(self, key: str, now: float | None = None) -> float | None:
-        """Count one hit; return None if allowed, else the seconds until the next one is."""
-        now = time.monotonic() if now is None else now
-        if len(self._hits) > 10_000:  # forget visitors who have been quiet for a window
-            self._hits = {k: v for k, v in self._hits.items() if v and now - v[-1] < self.window}
-        hits = self._hits.setdefault(key, deque())
-        while hits and now - hits[0] >= self.window:
-            hits.popleft()
-        if len(hits) >= self.per_minute:
-            return max(0.0, self.window - (now - hits[0]))
-        hits.append(now)
-        return None
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> HTTPException:
@@ -121,7 +110,7 @@ class WebchatChannel(Channel):
 
     def __init__(self, settings: WebchatSettings) -> None:
         self.settings = settings
-        self.limiter = RateLimiter(settings.rate_limit_per_minute)
+        self.limiter: Limiter = MemoryLimiter()  # unless the service passes its own (inbox.limiter)
         self._waiters: dict[str, set[asyncio.Event]] = {}
 
     # --- outbound: the outbox calls this; the visitor's streams read the stored message ------------
@@ -157,7 +146,8 @@ class WebchatChannel(Channel):
         if "*" in allowed or origin in allowed:
             return {
                 "Access-Control-Allow-Origin": origin,
-                "Access-Control-Allow-Headers": "Content-Type, Last-Event-ID",
+                "Access-Control-Allow-Headers": f"Content-Type, Last-Event-ID, {VISITOR_HEADER}",
+                "Access-Control-Expose-Headers": "Retry-After",
                 "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
                 "Access-Control-Max-Age": "600",
                 "Vary": "Origin",
@@ -168,13 +158,15 @@ class WebchatChannel(Channel):
 
     def router(self, inbox: Inbox) -> APIRouter:
         router = APIRouter(prefix=PREFIX, tags=["webchat"])
+        limiter = inbox.limiter or self.limiter
 
-        def visitor(visitor_id: str) -> str:
-            if not _VISITOR.match(visitor_id):
+        def visitor(visitor_id: str | None) -> str:
+            if not visitor_id or not _VISITOR.match(visitor_id):
                 raise _error(
                     422,
                     "invalid_visitor_id",
-                    "visitor_id must be 16-64 characters of A-Z a-z 0-9 _ - (a random id kept by the browser)",
+                    f"send the visitor id in the {VISITOR_HEADER} header: 16-64 characters of "
+                    "A-Z a-z 0-9 _ - (a random id kept by the browser)",
                 )
             return visitor_id
 
@@ -183,26 +175,31 @@ class WebchatChannel(Channel):
                 raise _error(503, "unavailable", "this process cannot read chats (no chat_view in the inbox)")
             return await inbox.chat_view(CHANNEL, visitor_id, after)
 
-        @router.options("/{visitor_id}/messages", include_in_schema=False)
-        @router.options("/{visitor_id}/events", include_in_schema=False)
-        async def preflight(visitor_id: Visitor, origin: Annotated[str | None, Header()] = None) -> Response:
-            return Response(status_code=204, headers=self._cors(origin))
-
-        @router.post("/{visitor_id}/messages", summary="Send a visitor's message; returns the bot's replies")
-        async def post_message(
-            visitor_id: Visitor, body: WebchatIn, origin: Annotated[str | None, Header()] = None
-        ) -> JSONResponse:
-            visitor(visitor_id)
-            cors = self._cors(origin)
-            wait = self.limiter.check(visitor_id)
-            if wait is not None:
-                retry = max(1, math.ceil(wait))
+        async def limit(request: Request, visitor_id: str, cors: dict[str, str]) -> None:
+            settings = self.settings
+            quotas = [Quota(f"webchat:visitor:{digest(visitor_id)}", settings.rate_limit_per_minute, 60.0)]
+            if settings.rate_limit_per_address_per_minute:
+                address = request.client.host if request.client else "unknown"
+                quotas.append(
+                    Quota(f"webchat:address:{address}", settings.rate_limit_per_address_per_minute, 60.0)
+                )
+            hit = await limiter.hit(*quotas)
+            if hit.retry_after is not None:
+                retry = max(1, math.ceil(hit.retry_after))
                 raise _error(
                     429,
                     "rate_limited",
-                    f"at most {self.settings.rate_limit_per_minute} messages a minute; try again in {retry} s",
+                    f"too many messages (at most {settings.rate_limit_per_minute} a minute); "
+                    f"try again in {retry} s",
                     {"Retry-After": str(retry), **cors},
                 )
+
+        async def post_message(
+            request: Request, visitor_id: str | None, body: WebchatIn, origin: str | None
+        ) -> JSONResponse:
+            cors = self._cors(origin)
+            visitor_id = visitor(visitor_id)
+            await limit(request, visitor_id, cors)
             if not body.text.strip() and not body.payload:
                 raise _error(422, "empty_message", "send some text (or a button's payload)", cors)
             message = IncomingMessage(
@@ -219,8 +216,8 @@ class WebchatChannel(Channel):
                 result = await inbox.receive(message)
             except Exception as exc:
                 log.exception(
-                    "webchat: the message of visitor %s could not be handled (text %r)",
-                    visitor_id,
+                    "webchat: the message of visitor ~%s could not be handled (text %r)",
+                    digest(visitor_id)[:8],
                     body.text[:200],
                 )
                 raise _error(
@@ -242,33 +239,22 @@ class WebchatChannel(Channel):
                 headers=cors,
             )
 
-        @router.get("/{visitor_id}/messages", summary="The stored chat, both directions, oldest first")
-        async def get_messages(
-            visitor_id: Visitor,
-            after: Annotated[int, Query(ge=0, description="Only messages after this id")] = 0,
-            origin: Annotated[str | None, Header()] = None,
-        ) -> JSONResponse:
-            visitor(visitor_id)
+        async def get_messages(visitor_id: str | None, after: int, origin: str | None) -> JSONResponse:
+            visitor_id = visitor(visitor_id)
             state = await view(visitor_id, after)
             return JSONResponse(
                 {**_status(state), "last_id": state["last_id"], "messages": state["messages"]},
                 headers=self._cors(origin),
             )
 
-        @router.get(
-            "/{visitor_id}/events",
-            summary="Later replies (agents, queue updates) and state changes, as Server-Sent Events",
-            response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {}}}},
-        )
         async def events(
             request: Request,
-            visitor_id: Visitor,
-            since: Annotated[int | None, Query(ge=0, description="Replay replies after this id")] = None,
-            last_event_id: Annotated[str | None, Header()] = None,
-            origin: Annotated[str | None, Header()] = None,
+            visitor_id: str | None,
+            since: int | None,
+            last_event_id: str | None,
+            origin: str | None,
         ) -> StreamingResponse:
-            visitor(visitor_id)
+            visitor_id = visitor(visitor_id)
             start = since
             if last_event_id and last_event_id.isdigit():  # EventSource reconnecting: resume after it
                 start = max(start or 0, int(last_event_id))
@@ -278,6 +264,78 @@ class WebchatChannel(Channel):
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **self._cors(origin)},
             )
+
+        stream_doc: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {}}}}
+
+        # The visitor id travels in a header, so it never lands in an access log or a proxy's log.
+
+        @router.options("/messages", include_in_schema=False)
+        @router.options("/events", include_in_schema=False)
+        async def preflight(origin: Origin = None) -> Response:
+            return Response(status_code=204, headers=self._cors(origin))
+
+        @router.post("/messages", summary="Send a visitor's message; returns the bot's replies")
+        async def post_message_route(
+            request: Request, body: WebchatIn, x_visitor_id: VisitorHeader = None, origin: Origin = None
+        ) -> JSONResponse:
+            return await post_message(request, x_visitor_id, body, origin)
+
+        @router.get("/messages", summary="The stored chat, both directions, oldest first")
+        async def get_messages_route(
+            x_visitor_id: VisitorHeader = None, after: After = 0, origin: Origin = None
+        ) -> JSONResponse:
+            return await get_messages(x_visitor_id, after, origin)
+
+        @router.get(
+            "/events",
+            summary="Later replies (agents, queue updates) and state changes, as Server-Sent Events",
+            response_class=StreamingResponse,
+            responses=stream_doc,
+        )
+        async def events_route(
+            request: Request,
+            x_visitor_id: VisitorHeader = None,
+            since: Since = None,
+            last_event_id: LastEventId = None,
+            origin: Origin = None,
+        ) -> StreamingResponse:
+            return await events(request, x_visitor_id, since, last_event_id, origin)
+
+        # Deprecated: the visitor id in the path (older front ends; plain EventSource). It works the
+        # same, but the id is then written to every access log on the way (ours redacts it).
+
+        @router.options("/{visitor_id}/messages", include_in_schema=False)
+        @router.options("/{visitor_id}/events", include_in_schema=False)
+        async def legacy_preflight(visitor_id: Visitor, origin: Origin = None) -> Response:
+            return Response(status_code=204, headers=self._cors(origin))
+
+        @router.post("/{visitor_id}/messages", deprecated=True, summary="Deprecated: use POST /messages")
+        async def legacy_post_message(
+            request: Request, visitor_id: Visitor, body: WebchatIn, origin: Origin = None
+        ) -> JSONResponse:
+            return await post_message(request, visitor_id, body, origin)
+
+        @router.get("/{visitor_id}/messages", deprecated=True, summary="Deprecated: use GET /messages")
+        async def legacy_get_messages(
+            visitor_id: Visitor, after: After = 0, origin: Origin = None
+        ) -> JSONResponse:
+            return await get_messages(visitor_id, after, origin)
+
+        @router.get(
+            "/{visitor_id}/events",
+            deprecated=True,
+            summary="Deprecated: use GET /events",
+            response_class=StreamingResponse,
+            responses=stream_doc,
+        )
+        async def legacy_events(
+            request: Request,
+            visitor_id: Visitor,
+            since: Since = None,
+            last_event_id: LastEventId = None,
+            origin: Origin = None,
+        ) -> StreamingResponse:
+            return await events(request, visitor_id, since, last_event_id, origin)
 
         return router
 
@@ -305,7 +363,9 @@ class WebchatChannel(Channel):
                     try:
                         current = await view(visitor_id, cursor)
                     except Exception as exc:  # a database restart: keep the stream, try again shortly
-                        log.warning("webchat: reading the chat of visitor %s failed: %s", visitor_id, exc)
+                        log.warning(
+                            "webchat: reading the chat of visitor ~%s failed: %s", digest(visitor_id)[:8], exc
+                        )
                         if await request.is_disconnected():
                             return
                         await asyncio.sleep(self.settings.poll_seconds)

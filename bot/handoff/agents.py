@@ -13,7 +13,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -61,6 +61,10 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def ticket_digest(ticket: str) -> str:
+    return hashlib.sha256(b"event-ticket\x00" + ticket.encode("utf-8")).hexdigest()
 
 
 def check_role(role: str) -> str:
@@ -202,6 +206,37 @@ class AgentRepository:
         if not agent.active or as_utc(expires) <= utcnow():
             return None
         return agent
+
+    async def issue_ticket(self, agent: Agent, ttl: timedelta) -> tuple[str, datetime]:
+        """A single-use ticket for opening the live-event stream where a header cannot be sent.
+
+        It is stored like a token but under a different digest (`ticket_digest`), so a ticket is never a
+        bearer token and a token is never a ticket; `redeem_ticket` spends it.
+        """
+        ticket = secrets.token_urlsafe(24)
+        expires = utcnow() + ttl
+        self.session.add(AgentToken(agent_id=agent.id, token_hash=ticket_digest(ticket), expires_at=expires))
+        await self.session.flush()
+        return ticket, expires
+
+    async def redeem_ticket(self, ticket: str) -> Agent | None:
+        """Spend a ticket: return its active agent once; None if unknown, expired or already used."""
+        now = utcnow()
+        spent = await self.session.execute(
+            update(AgentToken)
+            .where(
+                AgentToken.token_hash == ticket_digest(ticket),
+                AgentToken.revoked_at.is_(None),
+                AgentToken.expires_at > now,
+            )
+            .values(revoked_at=now)
+            .returning(AgentToken.agent_id)
+        )
+        agent_id = spent.scalar_one_or_none()
+        if agent_id is None:
+            return None
+        agent = await self.get(agent_id)
+        return agent if agent is not None and agent.active else None
 
     async def revoke_token(self, token: str) -> None:
         row = (

@@ -3,10 +3,15 @@
 Every endpoint but login needs `Authorization: Bearer <token>` (401 without a valid one) and checks the
 role (403): agents see the queue and their own conversations; supervisors see and move everything; admins
 also manage agents. Domain errors come back as {"detail": {"code": ..., "message": ...}}.
+
+Log-in failures are limited per login name and per client address (bot/ratelimit.py; 429 + Retry-After).
+No secret ever goes in a URL: the live-event stream takes the token in the header, or a single-use ticket
+(POST /events/ticket) where a header cannot be sent; `?token=` is refused.
 """
 
 import asyncio
 import json
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import timedelta
@@ -38,6 +43,7 @@ from bot.handoff.assignment import HandoffConflict, audit
 from bot.handoff.context import context_card
 from bot.handoff.queue import queue_order
 from bot.handoff.service import Forbidden, LiveHandoff, NotFound, TemplateFailed, actor
+from bot.ratelimit import Limiter, MemoryLimiter, Quota
 from bot.states import State
 from bot.storage.models import Agent, Assignment, Conversation, Customer, Event, Message, utcnow
 
@@ -217,9 +223,10 @@ def _sla(conversation: Conversation) -> dict[str, Any]:
 # --- the router -----------------------------------------------------------------------------------
 
 
-def agent_api(desk: LiveHandoff) -> APIRouter:
-    """Return the /api/v1 router over `desk` (mounted by bot/web.py)."""
+def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
+    """Return the /api/v1 router over `desk` (mounted by bot/web.py); `limiter` counts log-in failures."""
     database = desk.database
+    limiter = limiter or MemoryLimiter()
     router = APIRouter(prefix="/api/v1", tags=["agents"])
 
     async def authenticate(token: str | None) -> Agent:
@@ -301,14 +308,41 @@ def agent_api(desk: LiveHandoff) -> APIRouter:
 
     # --- auth ---------------------------------------------------------------------------------
 
-    @router.post("/auth/login", summary="Log in; returns a bearer token")
-    async def login(body: LoginIn) -> dict[str, Any]:
+    def login_quotas(request: Request, login: str) -> tuple[Quota, Quota]:
+        window = desk.config.login_window_seconds
+        address = request.client.host if request.client else "unknown"
+        return (
+            Quota(f"login:account:{login.strip().casefold()}", desk.config.login_max_failures, window),
+            Quota(f"login:address:{address}", desk.config.login_max_failures_per_address, window),
+        )
+
+    @router.post(
+        "/auth/login",
+        summary="Log in; returns a bearer token",
+        responses={429: {"description": "Too many failed log-ins for this login or address (Retry-After)"}},
+    )
+    async def login(body: LoginIn, request: Request) -> dict[str, Any]:
+        # Every attempt is counted before the password is checked (so parallel guesses cannot slip past
+        # the limit); a successful one clears the account's count and is taken back from the address's.
+        account, address = login_quotas(request, body.login)
+        attempt = await limiter.hit(account, address)
+        if not attempt.allowed:
+            assert attempt.retry_after is not None
+            retry = max(1, math.ceil(attempt.retry_after))
+            raise _error(
+                429,
+                "rate_limited",
+                f"too many failed log-ins: try again in {retry} s",
+                {"Retry-After": str(retry)},
+            )
         async with database.session() as session:
             agent = await AgentRepository(session).by_login(body.login)
         password_hash = agent.password_hash if agent is not None and agent.active else None
         if not await asyncio.to_thread(verify_password, password_hash, body.password):
             raise _unauthorized("wrong login or password")
         assert agent is not None
+        await limiter.reset(account.key)
+        await limiter.undo(attempt, address.key)
         async with database.session() as session:
             token, expires = await AgentRepository(session).issue_token(
                 agent, timedelta(hours=desk.config.token_ttl_hours)
@@ -600,6 +634,17 @@ def agent_api(desk: LiveHandoff) -> APIRouter:
 
     # --- live events --------------------------------------------------------------------------
 
+    @router.post(
+        "/events/ticket",
+        status_code=201,
+        summary="A single-use ticket to open /api/v1/events where no header can be sent (EventSource)",
+    )
+    async def events_ticket(agent: Me) -> dict[str, Any]:
+        ttl = desk.config.events_ticket_seconds
+        async with database.session() as session:
+            ticket, expires = await AgentRepository(session).issue_ticket(agent, timedelta(seconds=ttl))
+        return {"ticket": ticket, "expires_at": iso(expires), "expires_in": ttl}
+
     @router.get(
         "/events",
         summary="Live events (Server-Sent Events): assignments, customer messages, queue changes",
@@ -609,11 +654,29 @@ def agent_api(desk: LiveHandoff) -> APIRouter:
     async def events(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-        token: Annotated[str | None, Query(description="For EventSource, which cannot send headers")] = None,
+        ticket: Annotated[
+            str | None,
+            Query(description="For EventSource: a single-use ticket from POST /api/v1/events/ticket"),
+        ] = None,
         after: Annotated[int | None, Query(description="Replay events after this id")] = None,
         last_event_id: Annotated[str | None, Header()] = None,
     ) -> StreamingResponse:
-        agent = await authenticate(credentials.credentials if credentials else token)
+        if "token" in request.query_params:
+            # URLs end up in access logs (ours, a proxy's): a bearer token never belongs in one
+            raise _unauthorized(
+                "?token= is not accepted (URLs are logged): send Authorization: Bearer <token>, or get a "
+                "single-use ticket with POST /api/v1/events/ticket and pass ?ticket="
+            )
+        if credentials is not None:
+            agent = await authenticate(credentials.credentials)
+        elif ticket:
+            async with database.session() as session:
+                found = await AgentRepository(session).redeem_ticket(ticket)
+            if found is None:
+                raise _unauthorized("invalid, expired or already used ticket: get a new one")
+            agent = found
+        else:
+            agent = await authenticate(None)
         supervisor = has_role(agent, "supervisor")
         start = after
         if start is None and last_event_id and last_event_id.isdigit():

@@ -187,26 +187,58 @@
     panel.setAttribute("data-state", status.state);
   }
 
+  // Live replies: Server-Sent Events read with fetch, so the visitor id travels in a header (an
+  // EventSource could only put it in the URL, and URLs end up in access logs).
   function connect() {
     if (source) return;
-    source = new EventSource(API + visitor + "/events?since=" + lastId);
-    source.addEventListener("message", function (event) {
-      render(JSON.parse(event.data));
+    var controller = new AbortController();
+    source = controller;
+    var retried = false;
+    function again() {
+      if (source !== controller || retried) return;
+      retried = true;
+      source = null;
+      showNotice(t("offline"));
+      setTimeout(connect, 3000);
+    }
+    fetch(API + "events?since=" + lastId, { headers: { "X-Visitor-Id": visitor }, signal: controller.signal })
+      .then(function (response) {
+        if (!response.ok || !response.body) throw new Error("HTTP " + response.status);
+        showNotice("");
+        var reader = response.body.getReader();
+        var decoder = new TextDecoder();
+        var buffer = "";
+        function pump() {
+          return reader.read().then(function (chunk) {
+            if (chunk.done) return null;
+            buffer += decoder.decode(chunk.value, { stream: true }).replace(/\r\n/g, "\n");
+            var blocks = buffer.split("\n\n");
+            buffer = blocks.pop();
+            blocks.forEach(onBlock);
+            return pump();
+          });
+        }
+        return pump();
+      })
+      .catch(function () { return null; })
+      .then(again);
+  }
+  function onBlock(block) {
+    var kind = "message", payload = null;
+    block.split("\n").forEach(function (line) {
+      if (line.indexOf("event: ") === 0) kind = line.slice(7);
+      else if (line.indexOf("data: ") === 0) payload = (payload === null ? "" : payload + "\n") + line.slice(6);
     });
-    source.addEventListener("status", function (event) { setStatus(JSON.parse(event.data)); });
-    source.addEventListener("open", function () { showNotice(""); });
-    source.addEventListener("error", function () {
-      if (source && source.readyState === EventSource.CLOSED) {
-        source = null;
-        showNotice(t("offline"));
-        setTimeout(connect, 3000);
-      }
-    });
+    if (payload === null) return;
+    var value;
+    try { value = JSON.parse(payload); } catch (e) { return; }
+    if (kind === "message") render(value);
+    else if (kind === "status") setStatus(value);
   }
 
   function load() {
     if (!loaded) {
-      loaded = fetch(API + visitor + "/messages?after=0")
+      loaded = fetch(API + "messages?after=0", { headers: { "X-Visitor-Id": visitor } })
         .then(function (response) {
           if (!response.ok) throw new Error("HTTP " + response.status);
           return response.json();
@@ -241,9 +273,9 @@
     var body = { text: text || "", client_message_id: clientId, language: data.lang || navigator.language };
     if (payload) body.payload = payload;
     if (data.name) body.name = data.name;
-    return fetch(API + visitor + "/messages", {
+    return fetch(API + "messages", {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: { "Content-Type": "application/json", "X-Visitor-Id": visitor },
       body: JSON.stringify(body)
     }).then(function (response) {
       if (response.status === 429) {
