@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from bot.intents import OOS_INTENT
 from bot.nlu.classifier import LabelColumns, SoftmaxHead, blend
@@ -115,8 +116,9 @@ def cross_validate(
     if len(items) < folds * 2:
         return []
     records: list[Record] = []
-    for repeat in range(repeats):
-        records += _one_split(index, use_head, folds, seed + repeat, lexical)
+    with threadpool_limits(limits=1, user_api="blas"):  # small products: BLAS threads only spin
+        for repeat in range(repeats):
+            records += _one_split(index, use_head, folds, seed + repeat, lexical)
     return records
 
 

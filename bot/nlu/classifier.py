@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 _EPOCHS = 200
 _LEARNING_RATE = 0.1
@@ -53,7 +54,18 @@ class SoftmaxHead:
         targets: np.ndarray,
         l2: float = DEFAULT_L2,
     ) -> SoftmaxHead:
-        """Train on `vectors` (n x d) with integer `targets` indexing `classes`, L2 penalty `l2`."""
+        """Train on `vectors` (n x d) with integer `targets` indexing `classes`, L2 penalty `l2`.
+
+        BLAS runs single-threaded here: its threads spin between the small products of each step, and the
+        fit took 3.2 s instead of 0.6 s on the demo KB (1.7 s against 2.3 s at CLINC150's 15,000 rows).
+        """
+        with threadpool_limits(limits=1, user_api="blas"):
+            return cls._fit(vectors, classes, targets, l2)
+
+    @classmethod
+    def _fit(
+        cls, vectors: np.ndarray, classes: Sequence[tuple[str, str]], targets: np.ndarray, l2: float
+    ) -> SoftmaxHead:
         mean = vectors.mean(axis=0)
         scale = vectors.std(axis=0) + 1e-6
         x = ((vectors - mean) / scale).astype(np.float32)
