@@ -233,12 +233,12 @@ class ConversationEngine:
         messages = MessageRepository(session)
         lease = self._sends_on is not None and self._sends_on(conversation.channel) and not customer.blocked
         for reply in replies:
-            row = await messages.add_outbound(
+            row_id = await messages.add_reply(
                 conversation, reply, decision=summary, next_attempt_at=lease_end() if lease else None
             )
-            result.replies.append((row.id, reply))
+            result.replies.append((row_id, reply))
             if lease:
-                result.claimed.append(Claimed.of(row.id, conversation, customer.external_id, reply))
+                result.claimed.append(Claimed.of(row_id, conversation, customer.external_id, reply))
 
     def _plan_human_state(
         self, conversation: Conversation, message: IncomingMessage, decision: Decision | None, language: str

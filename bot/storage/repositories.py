@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -220,6 +220,33 @@ _MARK_SENT = (
 )
 
 
+# A reply stored by a turn: INSERT ... RETURNING id, built once (the values come with each execution).
+_REPLY_INSERT = insert(_MESSAGES).returning(_MESSAGES.c.id)
+
+
+def _outbound_values(
+    conversation: Conversation,
+    reply: OutgoingReply,
+    sender: str,
+    decision: dict[str, Any] | None,
+    agent_id: int | None,
+    next_attempt_at: datetime | None,
+) -> dict[str, Any]:
+    return {
+        "conversation_id": conversation.id,
+        "direction": "out",
+        "sender": sender,
+        "text": reply.text,
+        "buttons": [{"title": b.title, "payload": b.payload} for b in reply.buttons],
+        "attachments": [a.to_dict() for a in reply.attachments],
+        "decision": decision,
+        "agent_id": agent_id,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": next_attempt_at or utcnow(),
+    }
+
+
 @dataclass
 class MessageRepository:
     """Inbound messages (deduplicated) and outbound ones (the outbox)."""
@@ -284,21 +311,24 @@ class MessageRepository:
         `next_attempt_at` is when a sender may claim it: now by default; a lease's end when the caller
         claims it itself in this transaction (it sends it right after the commit).
         """
-        values = {
-            "conversation_id": conversation.id,
-            "direction": "out",
-            "sender": sender,
-            "text": reply.text,
-            "buttons": [{"title": b.title, "payload": b.payload} for b in reply.buttons],
-            "attachments": [a.to_dict() for a in reply.attachments],
-            "decision": decision,
-            "agent_id": agent_id,
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": next_attempt_at or utcnow(),
-        }
+        values = _outbound_values(conversation, reply, sender, decision, agent_id, next_attempt_at)
         statement = _message_insert(self.session.get_bind().dialect.name, tuple(values), False)
         return (await self.session.scalars(statement, values)).one()
+
+    async def add_reply(
+        self,
+        conversation: Conversation,
+        reply: OutgoingReply,
+        decision: dict[str, Any] | None = None,
+        next_attempt_at: datetime | None = None,
+    ) -> int:
+        """`add_outbound` for the bot's own reply in a turn, returning only the new row's id.
+
+        The same row in the same transaction, without loading it back as an ORM object: the turn needs
+        only its id (to send it), and loading costs more than the INSERT (~0.3 ms a reply).
+        """
+        values = _outbound_values(conversation, reply, "bot", decision, None, next_attempt_at)
+        return int((await self.session.execute(_REPLY_INSERT, values)).scalar_one())
 
     async def transcript(self, conversation_id: int, limit: int = 200) -> Sequence[Message]:
         query = (
