@@ -224,6 +224,33 @@ _MARK_SENT = (
 _REPLY_INSERT = insert(_MESSAGES).returning(_MESSAGES.c.id)
 
 
+@functools.cache
+def _inbound_id_insert(dialect: str) -> Any:
+    """INSERT INTO messages ... ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, built once per back end."""
+    dialect_insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = dialect_insert(_MESSAGES).on_conflict_do_nothing(index_elements=[_MESSAGES.c.dedupe_key])
+    return statement.returning(_MESSAGES.c.id)
+
+
+def _inbound_values(
+    conversation: Conversation, message: IncomingMessage, decision: dict[str, Any] | None
+) -> dict[str, Any]:
+    return {
+        "conversation_id": conversation.id,
+        "direction": "in",
+        "sender": "customer",
+        "text": message.text,
+        "payload": message.payload,
+        "attachments": [a.to_dict() for a in message.attachments],
+        "buttons": [],
+        "dedupe_key": dedupe_key(message),
+        "platform_message_id": message.platform_message_id,
+        "decision": decision,
+        "status": "received",
+        "created_at": message.timestamp,
+    }
+
+
 def _outbound_values(
     conversation: Conversation,
     reply: OutgoingReply,
@@ -261,25 +288,31 @@ class MessageRepository:
         One INSERT ... ON CONFLICT DO NOTHING on the dedupe key: a redelivery, even one racing in
         through another worker at the same moment, stores nothing (no read first, no savepoint).
         """
-        values = {
-            "conversation_id": conversation.id,
-            "direction": "in",
-            "sender": "customer",
-            "text": message.text,
-            "payload": message.payload,
-            "attachments": [a.to_dict() for a in message.attachments],
-            "buttons": [],
-            "dedupe_key": dedupe_key(message),
-            "platform_message_id": message.platform_message_id,
-            "decision": decision,
-            "status": "received",
-            "created_at": message.timestamp,
-        }
+        values = _inbound_values(conversation, message, decision)
         statement = _message_insert(self.session.get_bind().dialect.name, tuple(values), True)
         row = (await self.session.scalars(statement, values)).one_or_none()
         if row is not None:
             conversation.last_customer_message_at = message.timestamp
         return row
+
+    async def add_inbound_id(
+        self, conversation: Conversation, message: IncomingMessage, decision: dict[str, Any] | None = None
+    ) -> int | None:
+        """`add_inbound` returning only the new row's id (None for a redelivery), for the engine's turn.
+
+        The same row and the same ON CONFLICT DO NOTHING, without loading the row back as an ORM object.
+        """
+        values = _inbound_values(conversation, message, decision)
+        statement = _inbound_id_insert(self.session.get_bind().dialect.name)
+        row_id = (await self.session.execute(statement, values)).scalar_one_or_none()
+        if row_id is not None:
+            conversation.last_customer_message_at = message.timestamp
+        return None if row_id is None else int(row_id)
+
+    async def set_decision_by_id(self, message_id: int, decision: dict[str, Any]) -> None:
+        await self.session.execute(
+            update(_MESSAGES).where(_MESSAGES.c.id == message_id).values(decision=decision)
+        )
 
     async def apply_edit(self, message: IncomingMessage) -> Message | None:
         """Update the stored text of an edited message; return it, or None if we never saw it."""
