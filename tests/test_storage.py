@@ -219,3 +219,15 @@ async def test_sqlite_statements_take_one_thread_hand_off_each(tmp_path: Path, m
         raw = await connection.get_raw_connection()
         assert isinstance(raw.driver_connection, OneHopConnection)
     await database.close()
+
+
+async def test_sqlite_streamed_results_still_work(tmp_path: Path) -> None:
+    """Server-side (streamed) results read the rows the one-hop cursor already fetched."""
+    database = Database(f"sqlite+aiosqlite:///{tmp_path}/stream.db")
+    await database.migrate()
+    async with database.session() as session:
+        session.add_all([Customer(channel="t", external_id=f"c{i}", profile={}) for i in range(5)])
+    async with database.session() as session:
+        result = await session.stream_scalars(select(Customer.external_id).order_by(Customer.id))
+        assert [value async for value in result] == [f"c{i}" for i in range(5)]
+    await database.close()

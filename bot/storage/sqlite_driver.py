@@ -14,7 +14,7 @@ connection's thread, as before). Installed on SQLite URLs by `bot.storage.databa
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
 from threading import Thread
 from typing import Any
 
@@ -84,6 +84,10 @@ class OneHopCursor:
 
     async def close(self) -> None:
         self._rows = []  # the sqlite3 cursor was closed on the connection's thread already
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        while self._rows:
+            yield self._rows.pop(0)
 
     async def __aenter__(self) -> OneHopCursor:
         return self
