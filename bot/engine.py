@@ -135,7 +135,7 @@ class ConversationEngine:
             if conversation.state in HUMAN_STATES and not self._may_leave_queue(message):
                 decision = None  # for the agent, not the bot
             summary = decision.summary() if decision is not None else None
-            inbound = await MessageRepository(session).add_inbound(conversation, message, summary)
+            inbound = await MessageRepository(session).add_inbound_id(conversation, message, summary)
             if inbound is None:
                 return TurnResult(conversation.id, conversation.state, duplicate=True)
             language = choose_language(
@@ -149,7 +149,9 @@ class ConversationEngine:
             customer.language = customer.language or language
             if not act:
                 return TurnResult(conversation.id, conversation.state)
-            return await self._act(session, customer, conversation, inbound, message, decision, language)
+            return await self._act(
+                session, customer, conversation, inbound, message, decision, language, summary
+            )
 
     def _may_leave_queue(self, message: IncomingMessage) -> bool:
         return message.payload == BOT_PAYLOAD or bool(message.text.strip())
@@ -159,16 +161,20 @@ class ConversationEngine:
         session: AsyncSession,
         customer: Customer,
         conversation: Conversation,
-        inbound: Message,
+        inbound: int,
         message: IncomingMessage,
         decision: Decision | None,
         language: str,
+        summary: dict[str, Any] | None,
     ) -> TurnResult:
+        """Plan and store the bot's answer to the stored message `inbound` (its id; `summary` its decision)."""
         conversations = ConversationRepository(session)
         if conversation.state in HUMAN_STATES:
             plan = self._plan_human_state(conversation, message, decision, language)
             if not plan.back_to_bot:
-                await self.handoff.customer_message(session, conversation, inbound)
+                stored = await session.get(Message, inbound)
+                assert stored is not None
+                await self.handoff.customer_message(session, conversation, stored)
                 if plan.handoff_reason is None:
                     return TurnResult(conversation.id, conversation.state, decision)
         else:
@@ -185,7 +191,6 @@ class ConversationEngine:
             if conversation.bot_misses >= self.settings.policy.max_misses:
                 plan.replies = []
                 plan.handoff_reason = "repeated_misses"
-        summary = inbound.decision  # the decision as stored with the message
         if plan.handoff_reason and conversation.state == State.BOT:
             plan.replies.append(await self._hand_off(session, conversation, plan.handoff_reason, language))
             if summary is not None:
@@ -198,7 +203,7 @@ class ConversationEngine:
                     "score": 0.0,
                     "reason": plan.handoff_reason,
                 }
-            inbound.decision = summary
+            await MessageRepository(session).set_decision_by_id(inbound, summary)
         if len(message.text) > self.settings.policy.max_message_chars and plan.replies:
             first = plan.replies[0]
             note = phrase("long_message", language)
@@ -233,12 +238,12 @@ class ConversationEngine:
         messages = MessageRepository(session)
         lease = self._sends_on is not None and self._sends_on(conversation.channel) and not customer.blocked
         for reply in replies:
-            row = await messages.add_outbound(
+            row_id = await messages.add_reply(
                 conversation, reply, decision=summary, next_attempt_at=lease_end() if lease else None
             )
-            result.replies.append((row.id, reply))
+            result.replies.append((row_id, reply))
             if lease:
-                result.claimed.append(Claimed.of(row.id, conversation, customer.external_id, reply))
+                result.claimed.append(Claimed.of(row_id, conversation, customer.external_id, reply))
 
     def _plan_human_state(
         self, conversation: Conversation, message: IncomingMessage, decision: Decision | None, language: str

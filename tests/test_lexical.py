@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bot.nlu.classifier import blend
-from bot.nlu.lexical import LexicalIndex
+from bot.nlu.lexical import LexicalIndex, _grams
 
 QUESTIONS = [
     "Czy mogę zapłacić BLIKIEM?",
@@ -68,3 +68,17 @@ def test_keyword_messages_reach_the_right_entry(make_settings, encoder) -> None:
     without = Matcher.load(make_settings(policy={"lexical": False}), encoder, progress=False)
     assert without.lexical is None
     assert without.candidates("BLIK?")
+
+
+def test_similarities_are_bit_for_bit_the_sparse_product() -> None:
+    """The dense fast path adds the same float32 products in the same order as scipy's `query @ rows.T`."""
+    rng = np.random.default_rng(5)
+    words = "order delivery paczka faktura zwrot заказ доставка where is my how can i return BLIK kod".split()
+    rows = [" ".join(rng.choice(words, size=rng.integers(2, 9))) for _ in range(300)]
+    index = LexicalIndex(rows)
+    messages = [" ".join(rng.choice(words, size=rng.integers(1, 12))) for _ in range(200)]
+    messages += ["", "!!!", "zzz qqq", "FAKTURĘ please", rows[0]]
+    for start in range(0, len(messages), 3):
+        texts = messages[start : start + 3]
+        sparse_product = (index._vectors(_grams(t) for t in texts) @ index._transposed).toarray()
+        assert index.similarities(texts).tobytes() == np.asarray(sparse_product, dtype=np.float32).tobytes()

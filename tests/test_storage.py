@@ -6,14 +6,18 @@ import asyncio
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, cast
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import CursorResult, event, func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from bot.messages import OutgoingReply
 from bot.states import State
 from bot.storage.database import Database
 from bot.storage.models import Customer, Message, utcnow
 from bot.storage.repositories import ConversationRepository, MessageRepository
+from bot.storage.sqlite_driver import OneHopConnection
 from tests.conftest import incoming
 
 
@@ -182,3 +186,48 @@ async def test_customer_and_conversation_in_one_lookup(database: Database) -> No
         moved_back = replace(incoming("x", customer="anna"), chat_id="anna")
         customer, same = await repo.customer_and_conversation(moved_back)
         assert same.id == new.id and same.chat_id == "anna"
+
+
+async def test_sqlite_statements_take_one_thread_hand_off_each(tmp_path: Path, monkeypatch: Any) -> None:
+    """bot/storage/sqlite_driver.py: rows, row counts and errors as sqlite3 gives them, one hand-off each."""
+    database = Database(f"sqlite+aiosqlite:///{tmp_path}/hops.db")
+    await database.migrate()
+    hand_offs: list[str] = []
+    execute = OneHopConnection._execute
+
+    async def counted(self: OneHopConnection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        hand_offs.append(getattr(fn, "__name__", "?"))
+        return await execute(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(OneHopConnection, "_execute", counted)
+    statements: list[str] = []
+    event.listen(database.engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    async with database.session() as session:
+        session.add_all([Customer(channel="t", external_id=f"c{i}", profile={}) for i in range(3)])
+        await session.flush()
+        found = (await session.execute(select(Customer.external_id).order_by(Customer.id))).scalars().all()
+        changed = await session.execute(
+            update(Customer).where(Customer.external_id != "c0").values(blocked=True)
+        )
+    assert found == ["c0", "c1", "c2"]
+    assert cast(CursorResult[Any], changed).rowcount == 2
+    assert hand_offs == ["_run"] * len(statements) + ["commit"]  # aiosqlite's own cursors took 3-4 each
+    with pytest.raises(IntegrityError):  # sqlite3's error, raised through SQLAlchemy as before
+        async with database.session() as session:
+            session.add(Customer(channel="t", external_id="c1", profile={}))
+    async with database.engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        assert isinstance(raw.driver_connection, OneHopConnection)
+    await database.close()
+
+
+async def test_sqlite_streamed_results_still_work(tmp_path: Path) -> None:
+    """Server-side (streamed) results read the rows the one-hop cursor already fetched."""
+    database = Database(f"sqlite+aiosqlite:///{tmp_path}/stream.db")
+    await database.migrate()
+    async with database.session() as session:
+        session.add_all([Customer(channel="t", external_id=f"c{i}", profile={}) for i in range(5)])
+    async with database.session() as session:
+        result = await session.stream_scalars(select(Customer.external_id).order_by(Customer.id))
+        assert [value async for value in result] == [f"c{i}" for i in range(5)]
+    await database.close()

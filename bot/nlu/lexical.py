@@ -21,15 +21,13 @@ NGRAMS = (3, 5)
 
 
 def _grams(text: str) -> Counter[str]:
-    counts: Counter[str] = Counter()
+    grams: list[str] = []
     low, high = NGRAMS
     for word in fold_diacritics(text).casefold().split():
         padded = f" {word} "
-        for n in range(low, high + 1):
-            if len(padded) < n:
-                break
-            counts.update(padded[i : i + n] for i in range(len(padded) - n + 1))
-    return counts
+        for n in range(low, min(high, len(padded)) + 1):
+            grams.extend([padded[i : i + n] for i in range(len(padded) - n + 1)])
+    return Counter(grams)  # counted in order of first appearance, as the rows are built
 
 
 class LexicalIndex:
@@ -49,17 +47,22 @@ class LexicalIndex:
         self.matrix = self._vectors(grams)  # rows x vocabulary, CSR
         self._transposed = self.matrix.T.tocsr()
 
+    def _row(self, counts: Counter[str]) -> tuple[np.ndarray, np.ndarray]:
+        """One text's TF-IDF vector: its vocabulary columns (in order of first appearance) and weights."""
+        row = {self.vocabulary[g]: c for g, c in counts.items() if g in self.vocabulary}
+        columns = np.fromiter(row.keys(), dtype=np.int32, count=len(row))
+        weights = (1 + np.log(np.fromiter(row.values(), dtype=np.float32, count=len(row)))) * self.idf[
+            columns
+        ]
+        norm = float(np.linalg.norm(weights)) or 1.0
+        return columns, weights / norm
+
     def _vectors(self, grams: Iterable[Counter[str]]) -> sparse.csr_matrix:
         indptr, indices, data = [0], [], []
         for counts in grams:
-            row = {self.vocabulary[g]: c for g, c in counts.items() if g in self.vocabulary}
-            columns = np.fromiter(row.keys(), dtype=np.int32, count=len(row))
-            weights = (1 + np.log(np.fromiter(row.values(), dtype=np.float32, count=len(row)))) * self.idf[
-                columns
-            ]
-            norm = float(np.linalg.norm(weights)) or 1.0
+            columns, weights = self._row(counts)
             indices.extend(columns.tolist())
-            data.extend((weights / norm).tolist())
+            data.extend(weights.tolist())
             indptr.append(len(indices))
         return sparse.csr_matrix(
             (np.asarray(data, dtype=np.float32), np.asarray(indices, dtype=np.int32), indptr),
@@ -67,11 +70,25 @@ class LexicalIndex:
         )
 
     def similarities(self, texts: Sequence[str]) -> np.ndarray:
-        """Cosine of each text (a reading of one message) to every row: texts x rows, dense."""
+        """Cosine of each text (a reading of one message) to every row: texts x rows, dense.
+
+        The sparse product `query @ matrix.T` without building sparse matrices for a few short texts:
+        each row's sum gets the same float32 products added in the same order (the query's columns as
+        stored, each column's rows as stored), so the result is bit for bit scipy's (tests/test_lexical.py).
+        """
+        result = np.zeros((len(texts), self.matrix.shape[0]), dtype=np.float32)
         if not texts or not self.vocabulary:
-            return np.zeros((len(texts), self.matrix.shape[0]), dtype=np.float32)
-        queries = self._vectors(_grams(t) for t in texts)
-        return np.asarray((queries @ self._transposed).toarray(), dtype=np.float32)
+            return result
+        starts, rows, values = self._transposed.indptr, self._transposed.indices, self._transposed.data
+        for out, text in zip(result, texts, strict=True):
+            columns, weights = self._row(_grams(text))
+            first, lengths = starts[columns], starts[columns + 1] - starts[columns]
+            if not lengths.sum():
+                continue
+            # positions of every stored entry of those columns, column after column
+            positions = np.repeat(first - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+            np.add.at(out, rows[positions], np.repeat(weights, lengths) * values[positions])
+        return result
 
     def row_similarities(self, rows: np.ndarray) -> np.ndarray:
         """Cosine of the given indexed rows to every row (for cross-validation): len(rows) x rows."""

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
 
 from bot.errors import StorageError
+from bot.storage import sqlite_driver
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -44,6 +45,11 @@ def _rollback_if_open(dbapi_connection: Any, record: ConnectionPoolEntry, reset:
         dbapi_connection.rollback()
 
 
+def _one_hop_cursors(_dialect: Any, _record: Any, _args: Any, params: dict[str, Any]) -> None:
+    """Connect through `sqlite_driver`: one thread hand-off per statement (same aiosqlite, same sqlite3)."""
+    params["async_creator_fn"] = sqlite_driver.connect
+
+
 class Database:
     """One engine per process; `session()` gives a transaction that commits on success."""
 
@@ -63,6 +69,8 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self.engine.sync_engine, "reset", _rollback_if_open)
+            if self.engine.dialect.driver == "aiosqlite" and sqlite_driver.supported():
+                event.listen(self.engine.sync_engine, "do_connect", _one_hop_cursors)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -220,6 +220,60 @@ _MARK_SENT = (
 )
 
 
+# A reply stored by a turn: INSERT ... RETURNING id, built once (the values come with each execution).
+_REPLY_INSERT = insert(_MESSAGES).returning(_MESSAGES.c.id)
+
+
+@functools.cache
+def _inbound_id_insert(dialect: str) -> Any:
+    """INSERT INTO messages ... ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, built once per back end."""
+    dialect_insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = dialect_insert(_MESSAGES).on_conflict_do_nothing(index_elements=[_MESSAGES.c.dedupe_key])
+    return statement.returning(_MESSAGES.c.id)
+
+
+def _inbound_values(
+    conversation: Conversation, message: IncomingMessage, decision: dict[str, Any] | None
+) -> dict[str, Any]:
+    return {
+        "conversation_id": conversation.id,
+        "direction": "in",
+        "sender": "customer",
+        "text": message.text,
+        "payload": message.payload,
+        "attachments": [a.to_dict() for a in message.attachments],
+        "buttons": [],
+        "dedupe_key": dedupe_key(message),
+        "platform_message_id": message.platform_message_id,
+        "decision": decision,
+        "status": "received",
+        "created_at": message.timestamp,
+    }
+
+
+def _outbound_values(
+    conversation: Conversation,
+    reply: OutgoingReply,
+    sender: str,
+    decision: dict[str, Any] | None,
+    agent_id: int | None,
+    next_attempt_at: datetime | None,
+) -> dict[str, Any]:
+    return {
+        "conversation_id": conversation.id,
+        "direction": "out",
+        "sender": sender,
+        "text": reply.text,
+        "buttons": [{"title": b.title, "payload": b.payload} for b in reply.buttons],
+        "attachments": [a.to_dict() for a in reply.attachments],
+        "decision": decision,
+        "agent_id": agent_id,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": next_attempt_at or utcnow(),
+    }
+
+
 @dataclass
 class MessageRepository:
     """Inbound messages (deduplicated) and outbound ones (the outbox)."""
@@ -234,25 +288,31 @@ class MessageRepository:
         One INSERT ... ON CONFLICT DO NOTHING on the dedupe key: a redelivery, even one racing in
         through another worker at the same moment, stores nothing (no read first, no savepoint).
         """
-        values = {
-            "conversation_id": conversation.id,
-            "direction": "in",
-            "sender": "customer",
-            "text": message.text,
-            "payload": message.payload,
-            "attachments": [a.to_dict() for a in message.attachments],
-            "buttons": [],
-            "dedupe_key": dedupe_key(message),
-            "platform_message_id": message.platform_message_id,
-            "decision": decision,
-            "status": "received",
-            "created_at": message.timestamp,
-        }
+        values = _inbound_values(conversation, message, decision)
         statement = _message_insert(self.session.get_bind().dialect.name, tuple(values), True)
         row = (await self.session.scalars(statement, values)).one_or_none()
         if row is not None:
             conversation.last_customer_message_at = message.timestamp
         return row
+
+    async def add_inbound_id(
+        self, conversation: Conversation, message: IncomingMessage, decision: dict[str, Any] | None = None
+    ) -> int | None:
+        """`add_inbound` returning only the new row's id (None for a redelivery), for the engine's turn.
+
+        The same row and the same ON CONFLICT DO NOTHING, without loading the row back as an ORM object.
+        """
+        values = _inbound_values(conversation, message, decision)
+        statement = _inbound_id_insert(self.session.get_bind().dialect.name)
+        row_id = (await self.session.execute(statement, values)).scalar_one_or_none()
+        if row_id is not None:
+            conversation.last_customer_message_at = message.timestamp
+        return None if row_id is None else int(row_id)
+
+    async def set_decision_by_id(self, message_id: int, decision: dict[str, Any]) -> None:
+        await self.session.execute(
+            update(_MESSAGES).where(_MESSAGES.c.id == message_id).values(decision=decision)
+        )
 
     async def apply_edit(self, message: IncomingMessage) -> Message | None:
         """Update the stored text of an edited message; return it, or None if we never saw it."""
@@ -284,21 +344,24 @@ class MessageRepository:
         `next_attempt_at` is when a sender may claim it: now by default; a lease's end when the caller
         claims it itself in this transaction (it sends it right after the commit).
         """
-        values = {
-            "conversation_id": conversation.id,
-            "direction": "out",
-            "sender": sender,
-            "text": reply.text,
-            "buttons": [{"title": b.title, "payload": b.payload} for b in reply.buttons],
-            "attachments": [a.to_dict() for a in reply.attachments],
-            "decision": decision,
-            "agent_id": agent_id,
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": next_attempt_at or utcnow(),
-        }
+        values = _outbound_values(conversation, reply, sender, decision, agent_id, next_attempt_at)
         statement = _message_insert(self.session.get_bind().dialect.name, tuple(values), False)
         return (await self.session.scalars(statement, values)).one()
+
+    async def add_reply(
+        self,
+        conversation: Conversation,
+        reply: OutgoingReply,
+        decision: dict[str, Any] | None = None,
+        next_attempt_at: datetime | None = None,
+    ) -> int:
+        """`add_outbound` for the bot's own reply in a turn, returning only the new row's id.
+
+        The same row in the same transaction, without loading it back as an ORM object: the turn needs
+        only its id (to send it), and loading costs more than the INSERT (~0.3 ms a reply).
+        """
+        values = _outbound_values(conversation, reply, "bot", decision, None, next_attempt_at)
+        return int((await self.session.execute(_REPLY_INSERT, values)).scalar_one())
 
     async def transcript(self, conversation_id: int, limit: int = 200) -> Sequence[Message]:
         query = (
