@@ -58,6 +58,9 @@ def run(ctx: _Context, host: str | None, port: int | None) -> None:
     from bot.web import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request URL at INFO: context-provider URLs carry the customer's phone or e-mail.
+    # Our own code logs failed calls (with the cause) at WARNING and above.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = ctx.settings
     bot = SupportBot(settings, channels=enabled_channels(settings))
     app = create_app(bot)
