@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -118,24 +119,19 @@ async def test_concurrent_guesses_cannot_slip_past_the_limit(desk_bot: SupportBo
     assert codes == [401] * 3 + [429] * 7  # counted before the (slow) password check, not after
 
 
-async def test_the_web_chat_limit_is_shared_through_redis(
-    make_settings: Callable[..., Settings], database: Database, encoder: E5Encoder, redis_prefix: str
-) -> None:
-    """Two services (as two `supportbot run` processes would be), each with its own Redis connection."""
-    settings = make_settings(
-        channels={"webchat": {"rate_limit_per_minute": 3}}, redis=redis_settings(redis_prefix)
+@contextlib.asynccontextmanager
+async def two_services(
+    settings: Settings, database: Database, encoder: E5Encoder
+) -> AsyncIterator[tuple[SupportBot, httpx.AsyncClient, httpx.AsyncClient]]:
+    """Two services on one database (as two `supportbot run` processes would be), a client for each."""
+    first, second = (
+        SupportBot(
+            settings, channels=[WebchatChannel(settings.channels.webchat)], encoder=encoder, database=database
+        )
+        for _ in range(2)
     )
-    first = SupportBot(
-        settings, channels=[WebchatChannel(settings.channels.webchat)], encoder=encoder, database=database
-    )
-    second = SupportBot(
-        settings, channels=[WebchatChannel(settings.channels.webchat)], encoder=encoder, database=database
-    )
-    assert first.limiter is not second.limiter
     await first.start(progress=False)
     await second.start(progress=False)
-    you = f"v-{uuid.uuid4().hex}"
-    headers = {"X-Visitor-Id": you}
     try:
         async with (
             LiveServer(create_app(first, start=False)) as one,
@@ -143,23 +139,34 @@ async def test_the_web_chat_limit_is_shared_through_redis(
             http_client(one.url) as a,
             http_client(two.url) as b,
         ):
-            for client in (a, b, a):
-                sent = await client.post("/api/v1/webchat/messages", json={"text": "hello"}, headers=headers)
-                assert sent.status_code == 200, sent.text
-            for client in (b, a):
-                limited = await client.post(
-                    "/api/v1/webchat/messages", json={"text": "more"}, headers=headers
-                )
-                assert limited.status_code == 429 and 1 <= int(limited.headers["Retry-After"]) <= 60
-            other = {"X-Visitor-Id": f"v-{uuid.uuid4().hex}"}
-            assert (
-                await b.post("/api/v1/webchat/messages", json={"text": "hi"}, headers=other)
-            ).status_code == 200
+            assert first.limiter is not second.limiter
+            yield first, a, b
     finally:
         for bot in (first, second):
             await desk_of(bot).close()
             await bot.limiter.close()
             bot.executor.shutdown(wait=False)
+
+
+async def test_the_web_chat_limit_is_shared_through_redis(
+    make_settings: Callable[..., Settings], database: Database, encoder: E5Encoder, redis_prefix: str
+) -> None:
+    """Two services, each with its own Redis connection, count one visitor's messages together."""
+    settings = make_settings(
+        channels={"webchat": {"rate_limit_per_minute": 3}}, redis=redis_settings(redis_prefix)
+    )
+    headers = {"X-Visitor-Id": f"v-{uuid.uuid4().hex}"}
+    async with two_services(settings, database, encoder) as (_, a, b):
+        for client in (a, b, a):
+            sent = await client.post("/api/v1/webchat/messages", json={"text": "hello"}, headers=headers)
+            assert sent.status_code == 200, sent.text
+        for client in (b, a):
+            limited = await client.post("/api/v1/webchat/messages", json={"text": "more"}, headers=headers)
+            assert limited.status_code == 429 and 1 <= int(limited.headers["Retry-After"]) <= 60
+        other = {"X-Visitor-Id": f"v-{uuid.uuid4().hex}"}
+        assert (
+            await b.post("/api/v1/webchat/messages", json={"text": "hi"}, headers=other)
+        ).status_code == 200
 
 
 async def test_in_process_limits_are_per_process(
@@ -168,31 +175,13 @@ async def test_in_process_limits_are_per_process(
     """The default: without redis.url each service counts on its own (why Redis is there)."""
     settings = make_settings(channels={"webchat": {"rate_limit_per_minute": 2}})
     assert settings.redis.url is None and isinstance(make_limiter(settings), MemoryLimiter)
-    first = SupportBot(
-        settings, channels=[WebchatChannel(settings.channels.webchat)], encoder=encoder, database=database
-    )
-    second = SupportBot(
-        settings, channels=[WebchatChannel(settings.channels.webchat)], encoder=encoder, database=database
-    )
-    await first.start(progress=False)
-    await second.start(progress=False)
     headers = {"X-Visitor-Id": f"v-{uuid.uuid4().hex}"}
-    try:
-        async with (
-            LiveServer(create_app(first, start=False)) as one,
-            LiveServer(create_app(second, start=False)) as two,
-            http_client(one.url) as a,
-            http_client(two.url) as b,
-        ):
-            codes = [
-                (await c.post("/api/v1/webchat/messages", json={"text": "hi"}, headers=headers)).status_code
-                for c in (a, a, a, b)
-            ]
-        assert codes == [200, 200, 429, 200]
-    finally:
-        for bot in (first, second):
-            await desk_of(bot).close()
-            bot.executor.shutdown(wait=False)
+    async with two_services(settings, database, encoder) as (_, a, b):
+        codes = [
+            (await c.post("/api/v1/webchat/messages", json={"text": "hi"}, headers=headers)).status_code
+            for c in (a, a, a, b)
+        ]
+    assert codes == [200, 200, 429, 200]
 
 
 async def test_events_open_with_a_single_use_ticket_never_a_token_in_the_url(desk_bot: SupportBot) -> None:
