@@ -237,7 +237,7 @@ def bench(
 
 @cli.group()
 def kb() -> None:
-    """Knowledge-base tools: check, build."""
+    """Knowledge-base tools: check, calibrate, build, misses."""
 
 
 @kb.command("check")
@@ -280,6 +280,51 @@ def kb_calibrate(ctx: _Context, wrong_answer_cost: float) -> None:
     data = matcher.calibrate(wrong_answer_cost)
     path = settings.resolve(settings.policy.calibration_file)
     click.echo(json.dumps({**data, "file": str(path)}, ensure_ascii=False))
+
+
+@kb.command("misses")
+@click.option(
+    "--days", default=30, show_default=True, type=click.IntRange(min=1), help="How far back to look."
+)
+@click.option(
+    "--limit", default=200, show_default=True, type=click.IntRange(min=1), help="At most this many."
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the CSV here (default: stdout)."
+)
+@pass_context
+def kb_misses(ctx: _Context, days: int, limit: int, out: Path | None) -> None:
+    """The questions the bot failed on (fallbacks, clarifications, 👎 answers), most frequent first, as CSV.
+
+    Fill in the empty `intent` column (a KB entry id, or oos) and the file scores the bot with
+    `supportbot eval --test`; its rows are what new KB questions and out-of-scope examples come from.
+    """
+    from datetime import timedelta
+
+    from bot.misses import collect_misses, write_csv
+    from bot.storage.database import Database
+    from bot.storage.models import utcnow
+
+    settings = ctx.settings
+
+    async def collect() -> list[Any]:
+        database = Database(settings.database_url)
+        try:
+            await database.migrate()
+            return await collect_misses(database, utcnow() - timedelta(days=days), limit)
+        finally:
+            await database.close()
+
+    misses = asyncio.run(collect())
+    if out is None:
+        write_csv(misses, sys.stdout)
+    else:
+        with out.open("w", encoding="utf-8", newline="") as handle:
+            write_csv(misses, handle)
+    asked = sum(m.count for m in misses)
+    click.echo(
+        f"{len(misses)} distinct questions missed ({asked} messages) in the last {days} days", err=True
+    )
 
 
 @kb.command("build")

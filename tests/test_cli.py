@@ -98,3 +98,27 @@ def test_run_serves_healthz(tmp_path: Path, index_cache: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_kb_misses_lists_what_the_bot_could_not_answer(tmp_path: Path, index_cache: Path) -> None:
+    config = write_config(tmp_path, index_cache)
+    subprocess.run(
+        [SUPPORTBOT, "--config", str(config), "chat", "--json"],
+        input="Сколько идёт доставка?\nwhat's the weather going to be like in Paris tomorrow?\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    out = tmp_path / "misses.csv"
+    done = subprocess.run(
+        [SUPPORTBOT, "--config", str(config), "kb", "misses", "--days", "7", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "1 distinct questions missed (1 messages) in the last 7 days" in done.stderr
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "text,intent,lang,count,kind,reason,bot_entry,score,last_seen"
+    assert lines[1].startswith("what's the weather going to be like in Paris tomorrow?,,en,1,fallback,")

@@ -1,0 +1,140 @@
+"""What the bot failed on: the customer questions content editors should read (`supportbot kb misses`).
+
+A miss is an inbound message the bot could not answer on its own (an honest fallback, or a clarifying
+question because two entries were close) or an answer the customer marked 👎. Identical questions are
+grouped (case and spacing aside) and counted, most frequent first, with what the bot thought of them.
+The CSV it writes has an empty `intent` column: filled in with a KB entry id or `oos`, the same file
+scores the bot with `supportbot eval --test`, and its rows are the raw material for new KB questions and
+`intents/` out-of-scope examples.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import IO, Any
+
+from sqlalchemy import select
+
+from bot.nlu.language import detect_language
+from bot.storage.database import Database
+from bot.storage.models import Conversation, Event, Message
+
+MISSED = {"fallback", "clarify"}
+NOT_A_QUESTION = {"empty", "no_text"}  # a sticker, a photo, an empty message: nothing to learn from
+COLUMNS = ("text", "intent", "lang", "count", "kind", "reason", "bot_entry", "score", "last_seen")
+
+
+@dataclass
+class Miss:
+    """One question (as first written), how often it came, and what the bot made of it the last time."""
+
+    text: str
+    count: int
+    kind: str  # fallback / clarify / disliked
+    reason: str  # the decision's reason (low_confidence, out_of_scope, close_candidates, unsure, feedback)
+    bot_entry: str | None  # the entry the bot answered or thought closest
+    score: float
+    language: str | None
+    last_seen: datetime
+    kinds: set[str] = field(default_factory=set, repr=False)
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "intent": "",
+            "lang": self.language or "",
+            "count": self.count,
+            "kind": "+".join(sorted(self.kinds)) or self.kind,
+            "reason": self.reason,
+            "bot_entry": self.bot_entry or "",
+            "score": round(self.score, 4),
+            "last_seen": self.last_seen.isoformat(timespec="seconds"),
+        }
+
+
+def _key(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def _closest(decision: dict[str, Any]) -> tuple[str | None, float]:
+    label = decision.get("label")
+    score = float(decision.get("score") or 0.0)
+    candidates = decision.get("candidates") or []
+    if label is None and candidates:
+        label = next((c.get("label") for c in candidates if c.get("kind") == "kb"), None)
+    return label, score
+
+
+async def collect_misses(database: Database, since: datetime, limit: int = 200) -> list[Miss]:
+    """The questions the bot missed since `since`, grouped and most frequent first (at most `limit`)."""
+    found: dict[str, Miss] = {}
+
+    def add(
+        message: Message, language: str | None, kind: str, reason: str, entry: str | None, score: float
+    ) -> None:
+        language = detect_language(message.text)[0] or language  # the conversation's is its latest
+        key = _key(message.text)
+        miss = found.get(key)
+        if miss is None:
+            miss = found[key] = Miss(
+                message.text, 0, kind, reason, entry, score, language, message.created_at
+            )
+        miss.count += 1
+        miss.kinds.add(kind)
+        if message.created_at >= miss.last_seen:
+            miss.kind, miss.reason, miss.bot_entry, miss.score = kind, reason, entry, score
+            miss.last_seen, miss.language = message.created_at, language or miss.language
+
+    async with database.session() as session:
+        inbound = await session.execute(
+            select(Message, Conversation.language)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(
+                Message.direction == "in",
+                Message.sender == "customer",
+                Message.created_at >= since,
+                Message.decision.is_not(None),
+            )
+            .order_by(Message.id)
+        )
+        answered: dict[int, list[Message]] = {}  # conversation -> its answered messages, oldest first
+        for message, language in inbound:
+            decision = message.decision or {}
+            kind = decision.get("decision")
+            if kind in MISSED and decision.get("reason") not in NOT_A_QUESTION and message.text.strip():
+                entry, score = _closest(decision)
+                add(message, language, str(kind), str(decision.get("reason") or ""), entry, score)
+            elif kind == "answer" and message.text.strip():
+                answered.setdefault(message.conversation_id, []).append(message)
+        disliked = await session.execute(
+            select(Event, Conversation.language)
+            .join(Conversation, Conversation.id == Event.conversation_id)
+            .where(Event.kind == "answer_feedback", Event.created_at >= since)
+            .order_by(Event.id)
+        )
+        for event, language in disliked:
+            if event.data.get("vote") != "down" or event.conversation_id is None:
+                continue
+            # the question behind the 👎: the latest earlier message of that conversation answered with it
+            asked = [
+                m
+                for m in answered.get(event.conversation_id, [])
+                if m.created_at <= event.created_at
+                and (m.decision or {}).get("label") == event.data.get("entry")
+            ]
+            if asked:
+                entry, score = _closest(asked[-1].decision or {})
+                add(asked[-1], language, "disliked", "feedback", entry, score)
+    ranked = sorted(found.values(), key=lambda m: (-m.count, -m.last_seen.timestamp()))
+    return ranked[:limit]
+
+
+def write_csv(misses: Sequence[Miss], out: IO[str]) -> None:
+    """Write the misses as CSV with an empty `intent` column to fill in (see the module docstring)."""
+    writer = csv.DictWriter(out, fieldnames=COLUMNS)
+    writer.writeheader()
+    for miss in misses:
+        writer.writerow(miss.row())
