@@ -29,16 +29,21 @@ def write_config(tmp_path: Path, index_cache: Path) -> Path:
     return config
 
 
-def test_chat_json_answers_then_hands_off(tmp_path: Path, index_cache: Path) -> None:
-    config = write_config(tmp_path, index_cache)
-    done = subprocess.run(
+def chat(config: Path, *lines: str) -> subprocess.CompletedProcess[str]:
+    """`supportbot chat --json` with these customer lines on stdin."""
+    return subprocess.run(
         [SUPPORTBOT, "--config", str(config), "chat", "--json"],
-        input="Сколько идёт доставка?\nI want to talk to a human\n",
+        input="".join(f"{line}\n" for line in lines),
         capture_output=True,
         text=True,
         timeout=300,
         check=True,
     )
+
+
+def test_chat_json_answers_then_hands_off(tmp_path: Path, index_cache: Path) -> None:
+    config = write_config(tmp_path, index_cache)
+    done = chat(config, "Сколько идёт доставка?", "I want to talk to a human")
     replies = [json.loads(line) for line in done.stdout.splitlines()]
     assert [r["decision"] for r in replies] == ["answer", "handoff"]
     assert replies[0]["entry"] == "delivery_time" and replies[0]["state"] == "bot"
@@ -102,14 +107,7 @@ def test_run_serves_healthz(tmp_path: Path, index_cache: Path) -> None:
 
 def test_kb_misses_lists_what_the_bot_could_not_answer(tmp_path: Path, index_cache: Path) -> None:
     config = write_config(tmp_path, index_cache)
-    subprocess.run(
-        [SUPPORTBOT, "--config", str(config), "chat", "--json"],
-        input="Сколько идёт доставка?\nwhat's the weather going to be like in Paris tomorrow?\n",
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
+    chat(config, "Сколько идёт доставка?", "what's the weather going to be like in Paris tomorrow?")
     out = tmp_path / "misses.csv"
     done = subprocess.run(
         [SUPPORTBOT, "--config", str(config), "kb", "misses", "--days", "7", "--out", str(out)],
