@@ -20,12 +20,12 @@ from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from bot.csat import SCORES as CSAT_SCORES
 from bot.storage.database import Database
 from bot.storage.models import Agent, Conversation, Event, Message, utcnow
 
 DECISIONS = ("answer", "clarify", "fallback", "handoff")
 INTENT_KINDS = ("respond", "handoff")  # a conversational intent won: a canned reply or a handoff
-CSAT_SCORES = (1, 2, 3, 4, 5)
 
 
 @dataclass
@@ -63,9 +63,12 @@ class Feedback:
 
 @dataclass
 class Csat:
+    """Ratings after resolved chats (bot/csat.py): 1 😞, 2 😐, 3 😀."""
+
     count: int = 0
     average: float | None = None
-    scores: dict[str, int] = field(default_factory=dict)  # "1".."5" -> ratings
+    satisfied_share: float | None = None  # share of 😀, the usual "CSAT %"
+    scores: dict[str, int] = field(default_factory=dict)  # "1".."3" -> ratings
 
 
 @dataclass
@@ -269,6 +272,7 @@ async def _feedback_and_csat(session: AsyncSession, stats: SupportStats) -> None
     stats.csat.scores = {str(value): count for value, count in scores.items()}
     if stats.csat.count:
         stats.csat.average = round(sum(v * c for v, c in scores.items()) / stats.csat.count, 2)
+    stats.csat.satisfied_share = share(scores[max(CSAT_SCORES)], stats.csat.count)
 
     resolved = await _grouped(
         session, Event.agent_id, *_events("resolved", stats.since, stats.until), Event.agent_id.is_not(None)
