@@ -340,6 +340,29 @@ def kb_build(ctx: _Context) -> None:
     )
 
 
+@cli.command()
+@click.option(
+    "--days", default=30, show_default=True, type=click.IntRange(min=1), help="How far back to look."
+)
+@pass_context
+def stats(ctx: _Context, days: int) -> None:
+    """The support lead's numbers (conversations, bot answer rate, handoffs, waits, SLA, 👍/👎, CSAT) as JSON."""
+    from bot.stats import compute_stats
+    from bot.storage.database import Database
+
+    settings = ctx.settings
+
+    async def collect() -> dict[str, Any]:
+        database = Database(settings.database_url)
+        try:
+            await database.migrate()
+            return (await compute_stats(database, days)).as_dict()
+        finally:
+            await database.close()
+
+    click.echo(json.dumps(asyncio.run(collect()), ensure_ascii=False))
+
+
 @cli.group()
 def agents() -> None:
     """Live agents: add, list."""

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import csat
 from bot.config import Settings
 from bot.handoff.base import Handoff
 from bot.handoff.context import build_context
@@ -23,7 +24,7 @@ from bot.outbox import Claimed, lease_end
 from bot.phrases import PHRASES, phrase
 from bot.states import HUMAN_STATES, State
 from bot.storage.database import Database
-from bot.storage.models import Conversation, Customer, Message
+from bot.storage.models import Conversation, Customer, Message, utcnow
 from bot.storage.repositories import ConversationRepository, MessageRepository
 
 START_PAYLOAD = "start"  # a messenger's "start" (Telegram /start): greeting plus a menu of topics
@@ -130,6 +131,10 @@ class ConversationEngine:
         self, message: IncomingMessage, decision: Decision | None, act: bool = True
     ) -> TurnResult:
         async with self.database.session() as session:
+            if message.payload and message.payload.startswith(csat.CSAT_PAYLOAD):
+                rated = await self._rate(session, message)
+                if rated is not None:
+                    return rated
             conversations = ConversationRepository(session)
             customer, conversation = await conversations.customer_and_conversation(message)
             if conversation.state in HUMAN_STATES and not self._may_leave_queue(message):
@@ -152,6 +157,20 @@ class ConversationEngine:
             return await self._act(
                 session, customer, conversation, inbound, message, decision, language, summary
             )
+
+    async def _rate(self, session: AsyncSession, message: IncomingMessage) -> TurnResult | None:
+        """A CSAT button: stored on the resolved conversation it rates (no new conversation starts)."""
+        found = await csat.rated_conversation(session, message)
+        if found is None:
+            return None  # not a rating of this customer's resolved conversation: an unknown button
+        customer, conversation, score = found
+        inbound = await MessageRepository(session).add_inbound_id(conversation, message)
+        if inbound is None:
+            return TurnResult(conversation.id, conversation.state, duplicate=True)
+        reply = await csat.record(session, conversation, score, utcnow(), self.settings.handoff.csat_window)
+        result = TurnResult(conversation.id, conversation.state)
+        await self._store_replies(session, customer, conversation, [reply], None, result)
+        return result
 
     def _may_leave_queue(self, message: IncomingMessage) -> bool:
         return message.payload == BOT_PAYLOAD or bool(message.text.strip())

@@ -120,6 +120,34 @@ PHRASES: dict[str, dict[str, str]] = {
         "pl": "Dziękujemy za opinię!",
         "uk": "Дякуємо за відгук!",
     },
+    # CSAT after an agent resolved the chat (bot/csat.py); the button titles follow a face
+    "csat_question": {
+        "en": "How did we do? Please rate this conversation.",
+        "ru": "Как мы справились? Оцените, пожалуйста, этот разговор.",
+        "pl": "Jak nam poszło? Oceń, proszę, tę rozmowę.",
+        "uk": "Як ми впоралися? Оцініть, будь ласка, цю розмову.",
+    },
+    "csat_bad": {"en": "Bad", "ru": "Плохо", "pl": "Źle", "uk": "Погано"},
+    "csat_ok": {"en": "OK", "ru": "Нормально", "pl": "W porządku", "uk": "Нормально"},
+    "csat_great": {"en": "Great", "ru": "Отлично", "pl": "Świetnie", "uk": "Чудово"},
+    "csat_thanks": {
+        "en": "Thank you for your rating!",
+        "ru": "Спасибо за оценку!",
+        "pl": "Dziękujemy za ocenę!",
+        "uk": "Дякуємо за оцінку!",
+    },
+    "csat_already": {
+        "en": "You have already rated this conversation. Thank you!",
+        "ru": "Вы уже оценили этот разговор. Спасибо!",
+        "pl": "Ta rozmowa została już oceniona. Dziękujemy!",
+        "uk": "Ви вже оцінили цю розмову. Дякуємо!",
+    },
+    "csat_expired": {
+        "en": "Thank you! This conversation can no longer be rated, but you can always write to us here.",
+        "ru": "Спасибо! Этот разговор уже нельзя оценить, но вы всегда можете написать нам здесь.",
+        "pl": "Dziękujemy! Tej rozmowy nie można już ocenić, ale zawsze możesz napisać do nas tutaj.",
+        "uk": "Дякуємо! Цю розмову вже не можна оцінити, але ви завжди можете написати нам тут.",
+    },
 }
 
 

@@ -182,9 +182,14 @@ def test_visitor_and_agent_in_the_browser(service: Service) -> None:
             expect(card.locator(".notes li")).to_have_text(f"demo: customer wrote {XSS}")
             console.screenshot(path=str(ARTIFACTS / "agent-console.png"), full_page=True)
 
-            # 9. resolve: the visitor is told, and the bot answers again
+            # 9. resolve: the visitor is told and asked to rate the chat, rates it, and the bot answers again
             console.locator("#resolve").click()
-            expect(shop.locator(".sb-from-system").last).to_contain_text("This conversation is closed")
+            expect(shop.locator(".sb-from-system", has_text="This conversation is closed")).to_have_count(1)
+            rating = shop.locator(".sb-from-system").last
+            expect(rating.locator(".sb-bubble")).to_have_text("How did we do? Please rate this conversation.")
+            expect(rating.locator(".sb-choice")).to_have_text(["😞 Bad", "😐 OK", "😀 Great"])
+            rating.locator(".sb-choice", has_text="Great").click()
+            expect(shop.locator(".sb-from-bot .sb-bubble").last).to_have_text("Thank you for your rating!")
             expect(console.locator("#mine-list .conv-item")).to_have_count(0)
             ask(shop, "How long does delivery take?")
             expect(shop.locator(".sb-from-bot .sb-bubble").last).to_contain_text("working days")

@@ -45,6 +45,7 @@ from bot.handoff.queue import queue_order
 from bot.handoff.service import Forbidden, LiveHandoff, NotFound, TemplateFailed, actor
 from bot.ratelimit import Limiter, MemoryLimiter, Quota
 from bot.states import State
+from bot.stats import compute_stats
 from bot.storage.models import Agent, Assignment, Conversation, Customer, Event, Message, utcnow
 
 # Events every agent's stream carries (the queue as a whole); the rest go to the agent concerned.
@@ -460,6 +461,12 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
     @router.get("/queue", summary="Queue length, staffing, business hours and the current wait estimate")
     async def queue(_: Me) -> dict[str, Any]:
         return await desk.queue_summary()
+
+    @router.get("/stats", summary="The support lead's numbers over the last `days` days (supervisors)")
+    async def stats(
+        _: Supervisor, days: Annotated[int, Query(ge=1, le=366, description="How far back")] = 30
+    ) -> dict[str, Any]:
+        return (await compute_stats(database, days)).as_dict()
 
     @router.get("/conversations", summary="Conversations: the queue, mine, or (supervisors) all")
     async def conversations(

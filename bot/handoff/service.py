@@ -20,6 +20,7 @@ import httpx
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import csat
 from bot.adapters.base import Channel, DeliveryTarget, ensure_free_form_allowed
 from bot.config import Settings
 from bot.errors import SendError, SupportBotError
@@ -578,6 +579,10 @@ class LiveHandoff:
                 reason=reason,
             )
             await tell_customer(session, conversation, "resolved")
+            if self.config.csat:
+                await MessageRepository(session).add_outbound(
+                    conversation, csat.question(conversation.id, conversation.language), sender="system"
+                )
         self._after([conversation_id])
         return conversation
 
