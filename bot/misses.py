@@ -19,6 +19,7 @@ from typing import IO, Any
 from sqlalchemy import select
 
 from bot.nlu.language import detect_language
+from bot.stats import FOR_AGENT
 from bot.storage.database import Database
 from bot.storage.models import Conversation, Event, Message
 
@@ -97,6 +98,7 @@ async def collect_misses(database: Database, since: datetime, limit: int = 200) 
                 Message.sender == "customer",
                 Message.created_at >= since,
                 Message.decision.is_not(None),
+                ~FOR_AGENT,  # written to a person while waiting or talking to one: not the bot's to answer
             )
             .order_by(Message.id)
         )

@@ -207,7 +207,7 @@ async def _conversations(session: AsyncSession, stats: SupportStats) -> None:
 
 # A message written while waiting for or talking to an agent went to the agent: the model read it
 # (a "cancel" takes the customer back to the bot) but the bot did not answer it.
-_FOR_AGENT = exists().where(
+FOR_AGENT = exists().where(
     Event.conversation_id == Message.conversation_id,
     Event.kind == "customer_message_for_agent",
     Event.data["message_id"].as_integer() == Message.id,
@@ -219,7 +219,7 @@ async def _messages(session: AsyncSession, stats: SupportStats) -> None:
     stats.customer_messages = int(
         (await session.execute(select(func.count()).select_from(Message).where(*inbound))).scalar_one()
     )
-    bot_read = [*inbound, ~_FOR_AGENT]
+    bot_read = [*inbound, ~FOR_AGENT]
     decision = Message.decision["decision"].as_string()
     counts = await _grouped(session, decision, *bot_read, decision.is_not(None))
     decisions = stats.decisions

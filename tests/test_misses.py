@@ -28,6 +28,8 @@ async def test_fallbacks_and_disliked_answers_are_listed_most_frequent_first(
         missed = await bot.receive(incoming(text, customer=customer))
         assert missed.decision is not None and missed.decision.kind == "fallback"
     await bot.receive(incoming("I want to talk to a human", customer="d"))  # not a miss: a request
+    waiting = await bot.receive(incoming(WEATHER, customer="d"))
+    assert waiting.decision is not None  # decided (a "cancel" would go back to the bot), but for a person
     await bot.receive(incoming("", customer="e", attachments=()))  # nothing to learn from
     # customer a presses 👎 under the delivery answer
     await bot.receive(incoming(customer="a", payload="fb:down:delivery_time"))
