@@ -165,14 +165,15 @@ def chat(ctx: _Context, as_json: bool, customer: str | None, lang: str | None) -
 @click.option("--clinc", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="CLINC150 JSON.")
 @click.option("--oos-label", default="oos", show_default=True, help="Label of out-of-scope rows.")
 @click.option(
-    "--wrong-answer-cost", default=2.0, show_default=True, help="How much worse a wrong answer is than none."
+    "--wrong-answer-cost",
+    type=click.FloatRange(min=0.0, min_open=True),
+    help="How much worse a wrong answer is than none (default: policy.wrong_answer_cost, 2).",
 )
 @click.option(
     "--oos-share",
-    default=0.2,
-    show_default=True,
     type=click.FloatRange(0.0, 0.9),
-    help="Share of out-of-scope traffic the thresholds are calibrated for (rarer oos examples are weighted up).",
+    help="Share of out-of-scope traffic the thresholds are calibrated for (rarer oos examples are weighted up; "
+    "default: policy.oos_share, 0.2).",
 )
 @pass_context
 def eval_command(
@@ -182,8 +183,8 @@ def eval_command(
     val: Path | None,
     clinc: Path | None,
     oos_label: str,
-    wrong_answer_cost: float,
-    oos_share: float,
+    wrong_answer_cost: float | None,
+    oos_share: float | None,
 ) -> None:
     """Score the intent layer on labelled messages; the last stdout line is one JSON object.
 
@@ -206,8 +207,10 @@ def eval_command(
         test_rows,
         train_rows or None,
         val_rows or None,
-        wrong_answer_cost=wrong_answer_cost,
-        oos_share=oos_share,
+        wrong_answer_cost=ctx.settings.policy.wrong_answer_cost
+        if wrong_answer_cost is None
+        else wrong_answer_cost,
+        oos_share=ctx.settings.policy.oos_share if oos_share is None else oos_share,
     )
     click.echo(json.dumps(result, ensure_ascii=False))
 
@@ -264,10 +267,12 @@ def kb_check(ctx: _Context, no_similarity: bool) -> None:
 
 @kb.command("calibrate")
 @click.option(
-    "--wrong-answer-cost", default=2.0, show_default=True, help="How much worse a wrong answer is than none."
+    "--wrong-answer-cost",
+    type=click.FloatRange(min=0.0, min_open=True),
+    help="How much worse a wrong answer is than none (default: policy.wrong_answer_cost, 2).",
 )
 @pass_context
-def kb_calibrate(ctx: _Context, wrong_answer_cost: float) -> None:
+def kb_calibrate(ctx: _Context, wrong_answer_cost: float | None) -> None:
     """Pick answer/clarify thresholds by cross-validation over the KB and intents (oos included)."""
     from bot.nlu.matcher import Matcher
 

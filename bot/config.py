@@ -72,6 +72,10 @@ class PolicySettings(BaseModel):
     auto_calibrate: bool = True  # recalibrate at start and reload when kb/ or intents/ changed
     max_misses: int = 2  # misses in a row before the bot hands off by itself
     max_message_chars: int = 4000  # longer messages are stored whole but only this much is read by the bot
+    # The operating point calibration aims for: how much worse a wrong answer is than a handoff, and the
+    # share of questions the KB does not cover that the bot should expect (rarer oos examples weigh more).
+    wrong_answer_cost: float = Field(default=2.0, gt=0)
+    oos_share: float = Field(default=0.2, ge=0.0, le=0.9)
 
 
 class ServerSettings(BaseModel):

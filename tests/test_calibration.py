@@ -140,3 +140,23 @@ def test_cross_validation_pools_several_shuffled_splits() -> None:
     assert [c.score for c in thrice[0].candidates] == [c.score for c in once[0].candidates]
     assert [r.gold for r in thrice[40:80]] != [r.gold for r in once]  # another shuffle, another order
     assert sum(r.candidates[0].label == r.gold for r in thrice) / 120 > 0.9
+
+
+def test_the_operating_point_is_a_setting(make_settings, encoder, tmp_path) -> None:
+    """policy.wrong_answer_cost steers calibration; changing it makes the calibration file stale."""
+    import yaml
+
+    from bot.nlu.matcher import Matcher
+
+    calibration = tmp_path / "calibration.yaml"
+    careful = make_settings(
+        policy={"calibration_file": str(calibration), "auto_calibrate": True, "wrong_answer_cost": 6}
+    )
+    strict = Matcher.load(careful, encoder, progress=False)
+    written = yaml.safe_load(calibration.read_text(encoding="utf-8"))
+    assert written["wrong_answer_cost"] == 6 and written["oos_share"] == 0.2
+    default = make_settings(policy={"calibration_file": str(calibration), "auto_calibrate": False})
+    relaxed = Matcher.load(default, encoder, progress=False)
+    assert relaxed.calibration_is_stale()
+    relaxed.calibrate()
+    assert strict.thresholds.answer >= relaxed.thresholds.answer  # wrong answers cost more: answer less

@@ -162,19 +162,27 @@ class Matcher:
         return not isinstance(data, dict) or data.get("kb_fingerprint") != self.content_fingerprint()[:16]
 
     def content_fingerprint(self) -> str:
-        """Hash of what calibration depends on: KB, intents, model and whether the head is on."""
+        """Hash of what calibration depends on: KB, intents, model, whether the head is on, the operating point."""
         digest = hashlib.sha256(self.kb.fingerprint().encode())
         for intent in self.intents.intents:
             digest.update("\0".join((intent.name, *intent.examples, "\n")).encode())
-        digest.update(f"{self.encoder.model_id}|{self.head is not None}".encode())
+        policy = self.settings.policy
+        digest.update(
+            f"{self.encoder.model_id}|{self.head is not None}|{policy.wrong_answer_cost}|{policy.oos_share}".encode()
+        )
         return digest.hexdigest()
 
-    def calibrate(self, wrong_answer_cost: float = 2.0) -> dict[str, object]:
-        """Pick thresholds by cross-validation over this content, write the calibration file, use them."""
+    def calibrate(self, wrong_answer_cost: float | None = None) -> dict[str, object]:
+        """Pick thresholds by cross-validation over this content, write the calibration file, use them.
+
+        The operating point is `policy.wrong_answer_cost` and `policy.oos_share` unless a cost is given.
+        """
+        policy = self.settings.policy
+        cost = policy.wrong_answer_cost if wrong_answer_cost is None else wrong_answer_cost
         records = cross_validate(self.index, use_head=self.head is not None, lexical=self.lexical)
         actions = dict(self.settings.intents.actions)
         thresholds, score = search_thresholds(
-            records, actions, default_thresholds(self.encoder, self.head is not None), wrong_answer_cost
+            records, actions, default_thresholds(self.encoder, self.head is not None), cost, policy.oos_share
         )
         data: dict[str, object] = {
             "model_id": self.encoder.model_id,
@@ -189,6 +197,8 @@ class Matcher:
                 f"5-fold cross-validation repeated {REPEATS} times"
             ),
             "mean_utility": round(score, 4),
+            "wrong_answer_cost": cost,
+            "oos_share": policy.oos_share,
         }
         if self.settings.policy.calibration_file is not None:
             path = self.settings.resolve(self.settings.policy.calibration_file)
