@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from bot.intents import OOS_INTENT
 from bot.nlu.classifier import LabelColumns, SoftmaxHead, blend
@@ -15,6 +14,7 @@ from bot.nlu.index import Candidate, SemanticIndex
 from bot.nlu.lexical import LexicalIndex
 from bot.nlu.normalize import fold_diacritics
 from bot.nlu.policy import MAX_OPTIONS, Decision
+from bot.nlu.threads import limit_blas_threads
 
 # Shuffled k-fold splits pooled by cross_validate (calibration, `kb check`, eval without --val).
 REPEATS = 3
@@ -116,7 +116,7 @@ def cross_validate(
     if len(items) < folds * 2:
         return []
     records: list[Record] = []
-    with threadpool_limits(limits=1, user_api="blas"):  # small products: BLAS threads only spin
+    with limit_blas_threads():  # small products: BLAS threads only spin
         for repeat in range(repeats):
             records += _one_split(index, use_head, folds, seed + repeat, lexical)
     return records

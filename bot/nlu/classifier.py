@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+
+from bot.nlu.threads import limit_blas_threads
 
 _EPOCHS = 200
 _LEARNING_RATE = 0.1
@@ -59,7 +60,7 @@ class SoftmaxHead:
         BLAS runs single-threaded here: its threads spin between the small products of each step, and the
         fit took 3.2 s instead of 0.6 s on the demo KB (1.7 s against 2.3 s at CLINC150's 15,000 rows).
         """
-        with threadpool_limits(limits=1, user_api="blas"):
+        with limit_blas_threads():
             return cls._fit(vectors, classes, targets, l2)
 
     @classmethod
@@ -156,8 +157,9 @@ class LabelColumns:
 def blend(probs: np.ndarray, best_sim: np.ndarray, best_lexical: np.ndarray | None = None) -> np.ndarray:
     """Score labels: head probability, softmax(best cosine / temperature) and, if given, the lexical signal.
 
-    Works on one message (1-D) or on rows of messages (2-D). `best_sim` holds each label's best cosine (-inf where the label was not among the neighbours);
-    `best_lexical` each label's best TF-IDF cosine. Without it: HEAD_WEIGHT x head + the rest x cosine.
+    Works on one message (1-D) or on rows of messages (2-D). `best_sim` holds each label's best cosine
+    (-inf where the label was not among the neighbours); `best_lexical` each label's best TF-IDF cosine.
+    Without it: HEAD_WEIGHT x head + the rest x cosine.
     """
     knn = _relative_softmax(np.where(np.isfinite(best_sim), best_sim, -1.0), KNN_TEMPERATURE)
     if best_lexical is None:

@@ -45,7 +45,8 @@ DEFAULT_THRESHOLDS: dict[str, Thresholds] = {
 }
 # With the classifier head, scores are probabilities; the cosine gate still differs per model.
 # e5: what `supportbot kb calibrate` picked on the demo KB (5-fold cross-validation over its 1,413
-# questions and intent examples, repeated 3 times, lexical signal on: 0.264/0.0581/0.0915/0.8691). use/st: untuned starting points; run `supportbot kb calibrate`.
+# questions and intent examples, repeated 3 times, lexical signal on: 0.264/0.0581/0.0915/0.8691).
+# use/st: untuned starting points; run `supportbot kb calibrate`.
 HEAD_THRESHOLDS: dict[str, Thresholds] = {
     "e5": Thresholds(answer=0.26, clarify=0.05, margin=0.09, min_similarity=0.87),
     "use": Thresholds(answer=0.5, clarify=0.3, margin=0.1, min_similarity=0.35),
