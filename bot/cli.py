@@ -279,10 +279,7 @@ def kb_calibrate(ctx: _Context, wrong_answer_cost: float | None) -> None:
     settings = ctx.settings
     if settings.policy.calibration_file is None:
         raise click.UsageError("policy.calibration_file is empty in the config: nowhere to write")
-    matcher = Matcher.load(
-        settings.model_copy(update={"policy": settings.policy.model_copy(update={"auto_calibrate": False})})
-    )
-    data = matcher.calibrate(wrong_answer_cost)
+    data = Matcher.load(settings, calibrate=False).calibrate(wrong_answer_cost)
     path = settings.resolve(settings.policy.calibration_file)
     click.echo(json.dumps({**data, "file": str(path)}, ensure_ascii=False))
 

@@ -56,7 +56,7 @@ def similarity_warnings(settings: Settings) -> list[str]:
     from bot.nlu.calibration import confusable_entries, cross_validate
     from bot.nlu.matcher import Matcher
 
-    matcher = Matcher.load(settings, progress=False)
+    matcher = Matcher.load(settings, progress=False, calibrate=False)  # confusions need no thresholds
     warnings = []
     for confusion in confusable_entries(
         cross_validate(matcher.index, use_head=matcher.head is not None, lexical=matcher.lexical)

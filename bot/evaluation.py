@@ -25,7 +25,7 @@ from bot.nlu.encoders import Encoder, Thresholds, default_thresholds, load_encod
 from bot.nlu.human_request import is_human_request
 from bot.nlu.index import SemanticIndex, cache_key
 from bot.nlu.language import detect_language
-from bot.nlu.matcher import Matcher, index_items, load_content, train_head
+from bot.nlu.matcher import Matcher, index_items, train_head
 from bot.nlu.normalize import has_words
 from bot.nlu.policy import Decision
 
@@ -239,8 +239,7 @@ def evaluate(
     if train:
         matcher = matcher_from_examples(settings, encoder, train, progress)
     else:
-        load_content(settings)  # fail early with file:line problems
-        matcher = Matcher.load(settings, encoder, progress)
+        matcher = Matcher.load(settings, encoder, progress, calibrate=False)  # thresholds are picked below
     tuning: Tuning | None = None
     if val and matcher.head is not None:
         tuning = tune_on_validation(matcher, val, wrong_answer_cost, oos_share, progress)

@@ -135,8 +135,18 @@ class Matcher:
             )
 
     @classmethod
-    def load(cls, settings: Settings, encoder: Encoder | None = None, progress: bool = True) -> Matcher:
-        """Load content and build (or reuse) the index; raise ContentError naming file:line."""
+    def load(
+        cls,
+        settings: Settings,
+        encoder: Encoder | None = None,
+        progress: bool = True,
+        calibrate: bool = True,
+    ) -> Matcher:
+        """Load content and build (or reuse) the index; raise ContentError naming file:line.
+
+        With `calibrate` (and policy.auto_calibrate) a stale calibration is redone and written; callers
+        that pick thresholds themselves or need none (`kb calibrate`, `eval`, `kb check`) pass False.
+        """
         kb, intents = load_content(settings)
         encoder = encoder or load_encoder(
             settings.embedding.model, settings.embedding.threads, settings.embedding.workers
@@ -146,7 +156,7 @@ class Matcher:
         index = SemanticIndex.build(encoder, items, cache_dir, progress=progress)
         head = train_head(index, cache_dir, cache_key(encoder, items)) if settings.policy.classifier else None
         matcher = cls(settings, encoder, kb, intents, index, load_thresholds(settings, encoder), head)
-        if settings.policy.auto_calibrate and matcher.calibration_is_stale():
+        if calibrate and settings.policy.auto_calibrate and matcher.calibration_is_stale():
             matcher.calibrate()
         return matcher
 
