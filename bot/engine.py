@@ -140,7 +140,7 @@ class ConversationEngine:
             if conversation.state in HUMAN_STATES and not self._may_leave_queue(message):
                 decision = None  # for the agent, not the bot
             summary = decision.summary() if decision is not None else None
-            inbound = await MessageRepository(session).add_inbound_id(conversation, message, summary)
+            inbound = await MessageRepository(session).add_inbound(conversation, message, summary)
             if inbound is None:
                 return TurnResult(conversation.id, conversation.state, duplicate=True)
             language = choose_language(
@@ -164,7 +164,7 @@ class ConversationEngine:
         if found is None:
             return None  # not a rating of this customer's resolved conversation: an unknown button
         customer, conversation, score = found
-        inbound = await MessageRepository(session).add_inbound_id(conversation, message)
+        inbound = await MessageRepository(session).add_inbound(conversation, message)
         if inbound is None:
             return TurnResult(conversation.id, conversation.state, duplicate=True)
         reply = await csat.record(session, conversation, score, utcnow(), self.settings.handoff.csat_window)

@@ -193,16 +193,9 @@ _RECEIPT_RANK = {"sent": 1, "delivered": 2, "read": 3}  # platform receipts, in 
 
 
 @functools.cache
-def _message_insert(dialect: str, columns: tuple[str, ...], skip_redelivery: bool) -> Any:
-    """INSERT INTO messages (columns) ... RETURNING *, built once per back end and set of columns.
-
-    With `skip_redelivery`, ON CONFLICT (dedupe_key) DO NOTHING: a redelivery returns no row.
-    """
-    dialect_insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = dialect_insert(Message).values({name: bindparam(name) for name in columns})
-    if skip_redelivery:
-        statement = statement.on_conflict_do_nothing(index_elements=[Message.dedupe_key])
-    return statement.returning(Message)
+def _outbound_insert(columns: tuple[str, ...]) -> Any:
+    """INSERT INTO messages (columns) ... RETURNING *, built once (the values come with each execution)."""
+    return insert(Message).values({name: bindparam(name) for name in columns}).returning(Message)
 
 
 _MESSAGES = cast(Table, Message.__table__)
@@ -282,25 +275,12 @@ class MessageRepository:
 
     async def add_inbound(
         self, conversation: Conversation, message: IncomingMessage, decision: dict[str, Any] | None = None
-    ) -> Message | None:
-        """Store an inbound message; return None when this platform message was already stored.
-
-        One INSERT ... ON CONFLICT DO NOTHING on the dedupe key: a redelivery, even one racing in
-        through another worker at the same moment, stores nothing (no read first, no savepoint).
-        """
-        values = _inbound_values(conversation, message, decision)
-        statement = _message_insert(self.session.get_bind().dialect.name, tuple(values), True)
-        row = (await self.session.scalars(statement, values)).one_or_none()
-        if row is not None:
-            conversation.last_customer_message_at = message.timestamp
-        return row
-
-    async def add_inbound_id(
-        self, conversation: Conversation, message: IncomingMessage, decision: dict[str, Any] | None = None
     ) -> int | None:
-        """`add_inbound` returning only the new row's id (None for a redelivery), for the engine's turn.
+        """Store an inbound message and return its id; None when this platform message was already stored.
 
-        The same row and the same ON CONFLICT DO NOTHING, without loading the row back as an ORM object.
+        One INSERT ... ON CONFLICT DO NOTHING on the dedupe key: a redelivery, even one racing in through
+        another worker at the same moment, stores nothing (no read first, no savepoint), and the row is
+        not loaded back as an ORM object.
         """
         values = _inbound_values(conversation, message, decision)
         statement = _inbound_id_insert(self.session.get_bind().dialect.name)
@@ -345,8 +325,7 @@ class MessageRepository:
         claims it itself in this transaction (it sends it right after the commit).
         """
         values = _outbound_values(conversation, reply, sender, decision, agent_id, next_attempt_at)
-        statement = _message_insert(self.session.get_bind().dialect.name, tuple(values), False)
-        return (await self.session.scalars(statement, values)).one()
+        return (await self.session.scalars(_outbound_insert(tuple(values)), values)).one()
 
     async def add_reply(
         self,
