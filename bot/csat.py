@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.messages import Button, IncomingMessage, OutgoingReply
 from bot.phrases import phrase
 from bot.states import State
-from bot.storage.models import Agent, Conversation, Customer, Event
+from bot.storage.models import Agent, Conversation, Customer, Event, as_utc
 
 CSAT_PAYLOAD = "csat:"
 SCORES = (1, 2, 3)
@@ -87,9 +87,7 @@ async def record(
     )
     if rated.first() is not None:
         return OutgoingReply(phrase("csat_already", language))
-    resolved_at = conversation.resolved_at
-    if resolved_at is not None and resolved_at.tzinfo is None:
-        resolved_at = resolved_at.replace(tzinfo=now.tzinfo)
+    resolved_at = as_utc(conversation.resolved_at)
     if resolved_at is None or now - resolved_at > timedelta(seconds=window):
         return OutgoingReply(phrase("csat_expired", language))
     agent_id = (

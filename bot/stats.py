@@ -22,7 +22,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from bot.csat import SCORES as CSAT_SCORES
 from bot.storage.database import Database
-from bot.storage.models import Agent, Conversation, Event, Message, utcnow
+from bot.storage.models import Agent, Conversation, Event, Message, as_utc, utcnow
 
 DECISIONS = ("answer", "clarify", "fallback", "handoff")
 INTENT_KINDS = ("respond", "handoff")  # a conversational intent won: a canned reply or a handoff
@@ -124,10 +124,7 @@ def percentile(values: Sequence[float], fraction: float) -> float | None:
 
 
 def _seconds(start: datetime, end: datetime) -> float:
-    def utc(moment: datetime) -> datetime:
-        return moment if moment.tzinfo is not None else moment.replace(tzinfo=end.tzinfo or start.tzinfo)
-
-    return (utc(end) - utc(start)).total_seconds()
+    return float((as_utc(end) - as_utc(start)).total_seconds())
 
 
 async def _grouped(

@@ -8,7 +8,7 @@ import re
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import SupportBotError
-from bot.storage.models import Agent, AgentToken, Assignment, utcnow
+from bot.storage.models import Agent, AgentToken, Assignment, as_utc, utcnow
 
 ROLES = ("agent", "supervisor", "admin")
 ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
@@ -251,13 +251,6 @@ class AgentRepository:
         )
         for row in rows.scalars():
             row.revoked_at = utcnow()
-
-
-def as_utc(moment: Any) -> Any:
-    """SQLite returns naive datetimes; everything stored is UTC."""
-    if isinstance(moment, datetime) and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
 
 
 def public_agent(agent: Agent, load: int | None = None) -> dict[str, Any]:

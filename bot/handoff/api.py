@@ -29,7 +29,6 @@ from bot.handoff.agents import (
     AgentError,
     AgentRepository,
     DuplicateAgent,
-    as_utc,
     check_capacity,
     check_role,
     has_role,
@@ -46,7 +45,7 @@ from bot.handoff.service import Forbidden, LiveHandoff, NotFound, TemplateFailed
 from bot.ratelimit import Limiter, MemoryLimiter, Quota
 from bot.states import State
 from bot.stats import compute_stats
-from bot.storage.models import Agent, Assignment, Conversation, Customer, Event, Message, utcnow
+from bot.storage.models import Agent, Assignment, Conversation, Customer, Event, Message, as_utc, utcnow
 
 # Events every agent's stream carries (the queue as a whole); the rest go to the agent concerned.
 QUEUE_EVENTS = ("queued", "left_queue", "returned_to_queue", "assigned", "resolved")

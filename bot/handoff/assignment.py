@@ -22,12 +22,12 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import SupportBotError
-from bot.handoff.agents import AgentRepository, as_utc, speaks
+from bot.handoff.agents import AgentRepository, speaks
 from bot.handoff.queue import queue_order, queue_position
 from bot.handoff.texts import text
 from bot.messages import OutgoingReply
 from bot.states import State
-from bot.storage.models import Agent, Assignment, Conversation, Event, HandoffLock, utcnow
+from bot.storage.models import Agent, Assignment, Conversation, Event, HandoffLock, as_utc, utcnow
 from bot.storage.repositories import ConversationRepository, MessageRepository
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -24,7 +24,7 @@ from bot import csat
 from bot.adapters.base import Channel, DeliveryTarget, ensure_free_form_allowed
 from bot.config import Settings
 from bot.errors import SendError, SupportBotError
-from bot.handoff.agents import AgentRepository, as_utc, has_role
+from bot.handoff.agents import AgentRepository, has_role
 from bot.handoff.assignment import (
     Assigned,
     HandoffConflict,
@@ -55,7 +55,7 @@ from bot.handoff.texts import estimate_text, minutes, text, when_text
 from bot.messages import OutgoingReply
 from bot.states import HUMAN_STATES, State
 from bot.storage.database import Database
-from bot.storage.models import Agent, Assignment, Conversation, Customer, Event, Message, utcnow
+from bot.storage.models import Agent, Assignment, Conversation, Customer, Event, Message, as_utc, utcnow
 from bot.storage.repositories import ConversationRepository, MessageRepository
 
 log = logging.getLogger(__name__)
