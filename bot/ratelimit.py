@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -47,6 +48,11 @@ class Hit:
     @property
     def allowed(self) -> bool:
         return self.retry_after is None
+
+    @property
+    def retry_seconds(self) -> int:
+        """Whole seconds to wait, for a Retry-After header and the message (at least 1; 0 when allowed)."""
+        return 0 if self.retry_after is None else max(1, math.ceil(self.retry_after))
 
 
 def digest(value: str) -> str:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -184,8 +183,8 @@ class WebchatChannel(Channel):
                     Quota(f"webchat:address:{address}", settings.rate_limit_per_address_per_minute, 60.0)
                 )
             hit = await limiter.hit(*quotas)
-            if hit.retry_after is not None:
-                retry = max(1, math.ceil(hit.retry_after))
+            if not hit.allowed:
+                retry = hit.retry_seconds
                 raise _error(
                     429,
                     "rate_limited",

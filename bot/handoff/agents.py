@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -186,11 +186,16 @@ class AgentRepository:
         return {int(agent_id): int(count) for agent_id, count in await self.session.execute(query)}
 
     async def issue_token(self, agent: Agent, ttl: timedelta) -> tuple[str, datetime]:
-        token = secrets.token_urlsafe(32)
+        return await self._issue(agent, ttl, secrets.token_urlsafe(32), token_digest)
+
+    async def _issue(
+        self, agent: Agent, ttl: timedelta, secret: str, digest: Callable[[str], str]
+    ) -> tuple[str, datetime]:
+        """Store `secret` for `agent` under `digest` (never the secret itself); return it and its expiry."""
         expires = utcnow() + ttl
-        self.session.add(AgentToken(agent_id=agent.id, token_hash=token_digest(token), expires_at=expires))
+        self.session.add(AgentToken(agent_id=agent.id, token_hash=digest(secret), expires_at=expires))
         await self.session.flush()
-        return token, expires
+        return secret, expires
 
     async def agent_for_token(self, token: str) -> Agent | None:
         """Return the active agent a valid (unexpired, unrevoked) token belongs to."""
@@ -213,11 +218,7 @@ class AgentRepository:
         It is stored like a token but under a different digest (`ticket_digest`), so a ticket is never a
         bearer token and a token is never a ticket; `redeem_ticket` spends it.
         """
-        ticket = secrets.token_urlsafe(24)
-        expires = utcnow() + ttl
-        self.session.add(AgentToken(agent_id=agent.id, token_hash=ticket_digest(ticket), expires_at=expires))
-        await self.session.flush()
-        return ticket, expires
+        return await self._issue(agent, ttl, secrets.token_urlsafe(24), ticket_digest)
 
     async def redeem_ticket(self, ticket: str) -> Agent | None:
         """Spend a ticket: return its active agent once; None if unknown, expired or already used."""

@@ -11,7 +11,6 @@ No secret ever goes in a URL: the live-event stream takes the token in the heade
 
 import asyncio
 import json
-import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import timedelta
@@ -327,8 +326,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
         account, address = login_quotas(request, body.login)
         attempt = await limiter.hit(account, address)
         if not attempt.allowed:
-            assert attempt.retry_after is not None
-            retry = max(1, math.ceil(attempt.retry_after))
+            retry = attempt.retry_seconds
             raise _error(
                 429,
                 "rate_limited",
