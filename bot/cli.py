@@ -7,13 +7,19 @@ import json
 import logging
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from bot.config import Settings, load_settings
 from bot.errors import SupportBotError
+
+if TYPE_CHECKING:
+    from bot.storage.database import Database
+
+T = TypeVar("T")
 
 
 class _Context:
@@ -304,20 +310,11 @@ def kb_misses(ctx: _Context, days: int, limit: int, out: Path | None) -> None:
     from datetime import timedelta
 
     from bot.misses import collect_misses, write_csv
-    from bot.storage.database import Database
     from bot.storage.models import utcnow
 
-    settings = ctx.settings
-
-    async def collect() -> list[Any]:
-        database = Database(settings.database_url)
-        try:
-            await database.migrate()
-            return await collect_misses(database, utcnow() - timedelta(days=days), limit)
-        finally:
-            await database.close()
-
-    misses = asyncio.run(collect())
+    misses = _on_database(
+        ctx.settings, lambda database: collect_misses(database, utcnow() - timedelta(days=days), limit)
+    )
     if out is None:
         write_csv(misses, sys.stdout)
     else:
@@ -350,19 +347,9 @@ def kb_build(ctx: _Context) -> None:
 def stats(ctx: _Context, days: int) -> None:
     """The support lead's numbers (conversations, bot answer rate, handoffs, waits, SLA, 👍/👎, CSAT) as JSON."""
     from bot.stats import compute_stats
-    from bot.storage.database import Database
 
-    settings = ctx.settings
-
-    async def collect() -> dict[str, Any]:
-        database = Database(settings.database_url)
-        try:
-            await database.migrate()
-            return (await compute_stats(database, days)).as_dict()
-        finally:
-            await database.close()
-
-    click.echo(json.dumps(asyncio.run(collect()), ensure_ascii=False))
+    numbers = _on_database(ctx.settings, lambda database: compute_stats(database, days))
+    click.echo(json.dumps(numbers.as_dict(), ensure_ascii=False))
 
 
 @cli.group()
@@ -397,25 +384,14 @@ def agents_add(
 ) -> None:
     """Create an agent who can log in to the agent API (POST /api/v1/auth/login)."""
     from bot.handoff.agents import AgentRepository, public_agent
-    from bot.storage.database import Database
 
-    settings = ctx.settings
+    async def add(database: Database) -> dict[str, Any]:
+        async with database.session() as session:
+            agent = await AgentRepository(session).create(login, password, name, role, languages, capacity)
+            await session.flush()
+            return public_agent(agent, 0)
 
-    async def add() -> dict[str, Any]:
-        database = Database(settings.database_url)
-        try:
-            await database.migrate()
-            async with database.session() as session:
-                agent = await AgentRepository(session).create(
-                    login, password, name, role, languages, capacity
-                )
-                await session.flush()
-                return public_agent(agent, 0)
-        finally:
-            await database.close()
-
-    agent = asyncio.run(add())
-    click.echo(json.dumps(agent, ensure_ascii=False))
+    click.echo(json.dumps(_on_database(ctx.settings, add), ensure_ascii=False))
 
 
 @agents.command("list")
@@ -423,23 +399,30 @@ def agents_add(
 def agents_list(ctx: _Context) -> None:
     """Print every agent with role, languages, capacity, status and current load (one JSON per line)."""
     from bot.handoff.agents import AgentRepository, public_agent
+
+    async def listing(database: Database) -> list[dict[str, Any]]:
+        async with database.session() as session:
+            repo = AgentRepository(session)
+            loads = await repo.loads()
+            return [public_agent(agent, loads.get(agent.id, 0)) for agent in await repo.all()]
+
+    for agent in _on_database(ctx.settings, listing):
+        click.echo(json.dumps(agent, ensure_ascii=False))
+
+
+def _on_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Open the configured database (migrated to the latest schema), run `work` on it, close it."""
     from bot.storage.database import Database
 
-    settings = ctx.settings
-
-    async def listing() -> list[dict[str, Any]]:
+    async def run() -> T:
         database = Database(settings.database_url)
         try:
             await database.migrate()
-            async with database.session() as session:
-                repo = AgentRepository(session)
-                loads = await repo.loads()
-                return [public_agent(agent, loads.get(agent.id, 0)) for agent in await repo.all()]
+            return await work(database)
         finally:
             await database.close()
 
-    for agent in asyncio.run(listing()):
-        click.echo(json.dumps(agent, ensure_ascii=False))
+    return asyncio.run(run())
 
 
 def main() -> None:

@@ -38,11 +38,11 @@ class LexicalIndex:
         document_frequency: Counter[str] = Counter()
         for counts in grams:
             document_frequency.update(counts.keys())
-        self.vocabulary = {gram: i for i, gram in enumerate(sorted(document_frequency))}
+        vocabulary = sorted(document_frequency)
+        self.vocabulary = {gram: i for i, gram in enumerate(vocabulary)}
         n = len(texts)
         self.idf = np.array(
-            [math.log((1 + n) / (1 + document_frequency[g])) + 1 for g in sorted(document_frequency)],
-            dtype=np.float32,
+            [math.log((1 + n) / (1 + document_frequency[g])) + 1 for g in vocabulary], dtype=np.float32
         )
         self.matrix = self._vectors(grams)  # rows x vocabulary, CSR
         self._transposed = self.matrix.T.tocsr()
