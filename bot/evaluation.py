@@ -28,6 +28,7 @@ from bot.nlu.language import detect_language
 from bot.nlu.matcher import Matcher, index_items, train_head
 from bot.nlu.normalize import has_words
 from bot.nlu.policy import Decision
+from bot.nlu.threads import limit_blas_threads
 
 
 @dataclass(frozen=True)
@@ -234,7 +235,21 @@ def evaluate(
     """Build the intent layer from `train` (or the configured KB), calibrate, and score `test`.
 
     With `val` (and the classifier head on) the head's L2 and the lexical signal are chosen on it too.
+    BLAS runs single-threaded throughout, as in the service (its products are small; threads only spin).
     """
+    with limit_blas_threads():
+        return _evaluate(settings, test, train, val, progress, wrong_answer_cost, oos_share)
+
+
+def _evaluate(
+    settings: Settings,
+    test: Sequence[Example],
+    train: Sequence[Example] | None,
+    val: Sequence[Example] | None,
+    progress: bool,
+    wrong_answer_cost: float,
+    oos_share: float,
+) -> dict[str, Any]:
     encoder = load_encoder(settings.embedding.model, settings.embedding.threads, settings.embedding.workers)
     if train:
         matcher = matcher_from_examples(settings, encoder, train, progress)

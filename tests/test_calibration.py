@@ -115,6 +115,44 @@ def test_label_columns_take_each_labels_best_like_a_plain_loop(rows: int) -> Non
     assert np.array_equal(LabelColumns.of(columns, 6).best(values[0], -np.inf), best[0])
 
 
+def test_label_columns_list_each_labels_sentences() -> None:
+    import numpy as np
+
+    from bot.nlu.classifier import LabelColumns
+
+    columns = np.array([2, 0, 2, 4, 0, 2])
+    table = LabelColumns.of(columns, 6)
+    assert [sorted(table.rows(label).tolist()) for label in range(6)] == [[1, 4], [], [0, 2, 5], [], [3], []]
+
+
+@pytest.mark.parametrize("exact_limit", [20_000, 10])
+def test_live_ranking_gives_every_candidate_its_labels_real_best_cosine(
+    make_settings, encoder, monkeypatch, exact_limit: int
+) -> None:
+    """Calibration gates on each label's true best cosine, so the live ranking must report the same one,
+    also for labels the neighbour search did not reach (a KB beyond the exact limit: here forced to 10)."""
+    import numpy as np
+
+    from bot.nlu import matcher as matcher_module
+
+    monkeypatch.setattr(matcher_module, "EXACT_LIMIT", exact_limit)
+    matcher = matcher_module.Matcher.load(make_settings(), encoder, progress=False, calibrate=False)
+    items = matcher.index.items
+    beyond_neighbours = 0
+    for text in ["gde moi zakaz", "czy mogę zapłacić kartą przy odbiorze", "do you sell gift cards"]:
+        vectors = matcher.embed_message(matcher.clean(text))
+        reached = {(c.kind, c.label): c.similarity for c in matcher.index.search(vectors)}
+        sims = (matcher.index.vectors @ vectors.T).max(axis=1)
+        for candidate in matcher.rank(vectors):
+            key = (candidate.kind, candidate.label)
+            rows = [i for i, item in enumerate(items) if (item.kind, item.label) == key]
+            best = rows[int(np.argmax(sims[rows]))]
+            assert candidate.similarity == pytest.approx(float(sims[best]), abs=1e-5)
+            assert candidate.matched == items[best].text
+            beyond_neighbours += reached.get(key, -1.0) < candidate.similarity - 1e-5
+    assert beyond_neighbours > 0  # the search alone would have reported a lower cosine (or none)
+
+
 def test_cross_validation_pools_several_shuffled_splits() -> None:
     """Each repeat scores every written sentence once; the same seed gives the same records."""
     import numpy as np

@@ -143,6 +143,14 @@ class LabelColumns:
         starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(ordered) else ordered
         return cls(order, starts, ordered[starts], count)
 
+    def rows(self, label: int) -> np.ndarray:
+        """The positions of the sentences of one label (empty if it has none)."""
+        run = int(np.searchsorted(self.labels, label))
+        if run >= len(self.labels) or self.labels[run] != label:
+            return self.order[:0]
+        end = self.starts[run + 1] if run + 1 < len(self.starts) else len(self.order)
+        return self.order[self.starts[run] : end]
+
     def best(self, values: np.ndarray, fill: float) -> np.ndarray:
         """Each label's maximum over its sentences, for every row of `values` (rows x sentences).
 

@@ -22,7 +22,7 @@ from bot.nlu.calibration import REPEATS, cross_validate, search_thresholds
 from bot.nlu.classifier import DEFAULT_L2, LabelColumns, SoftmaxHead, blend, head_cache_key
 from bot.nlu.encoders import Encoder, Thresholds, default_thresholds, load_encoder
 from bot.nlu.human_request import is_human_request
-from bot.nlu.index import Candidate, IndexItem, SemanticIndex, cache_key
+from bot.nlu.index import EXACT_LIMIT, Candidate, IndexItem, SemanticIndex, cache_key
 from bot.nlu.language import detect_language
 from bot.nlu.lexical import LexicalIndex
 from bot.nlu.normalize import fold_diacritics, has_words, normalize_for_matching, split_long
@@ -289,34 +289,35 @@ class Matcher:
     def rank(self, vectors: np.ndarray, readings: list[str] | None = None) -> list[Candidate]:
         """Rank labels for the parts of one message: classifier probability, plus best cosine per label.
 
-        With the lexical signal on, `readings` (the message's texts) are also matched letter by letter.
+        With the head, each label's best cosine is exact, as cross-validation computes it, so the
+        calibrated thresholds mean the same live: the message against every indexed sentence up to
+        EXACT_LIMIT sentences (a fraction of a millisecond); beyond, the labels the neighbour search
+        reached, with the ranked labels' cosines made exact. Without the head, the search ranks. With the
+        lexical signal on, `readings` (the message's texts) are also matched letter by letter.
         """
-        nearest = self.index.search(vectors)
-        if self.head is None:
-            return nearest
-        by_key = {(c.kind, c.label): c for c in nearest}
-        best_sim = np.full(len(self.head.classes), -np.inf, dtype=np.float32)
-        for key, candidate in by_key.items():  # the few neighbours, not every class
-            position = self.head.positions.get(key)
-            if position is not None:
-                best_sim[position] = candidate.similarity
+        if self.head is None or self._columns is None:
+            return self.index.search(vectors)
+        columns = self._columns
+        if len(self.index.items) <= EXACT_LIMIT:
+            best_sim = columns.best((self.index.vectors @ vectors.T).max(axis=1), -np.inf)
+        else:
+            best_sim = np.full(columns.count, -np.inf, dtype=np.float32)
+            for near in self.index.search(vectors):
+                best_sim[self.head.positions[(near.kind, near.label)]] = near.similarity
         best_lexical = None
-        if self.lexical is not None and readings and self._columns is not None:
-            best_lexical = self._columns.best(self.lexical.similarities(readings).max(axis=0), 0.0)
+        if self.lexical is not None and readings:
+            best_lexical = columns.best(self.lexical.similarities(readings).max(axis=0), 0.0)
         probs = blend(self.head.predict(vectors).max(axis=0), best_sim, best_lexical)
         ranked = []
         for k in np.argsort(-probs)[:10]:
-            kind, label = self.head.classes[k]
-            near = by_key.get((kind, label))
+            rows = columns.rows(int(k))
+            if not len(rows):
+                continue
+            sims = (self.index.vectors[rows] @ vectors.T).max(axis=1)
+            best = int(np.argmax(sims))
+            item = self.index.items[int(rows[best])]
             ranked.append(
-                Candidate(
-                    label,
-                    kind,
-                    float(probs[k]),
-                    near.matched if near else "",
-                    near.lang if near else None,
-                    near.similarity if near else 0.0,
-                )
+                Candidate(item.label, item.kind, float(probs[k]), item.text, item.lang, float(sims[best]))
             )
         return ranked
 
