@@ -113,7 +113,7 @@ def _closest(decision: dict[str, Any]) -> tuple[str | None, float]:
 
 
 async def collect_misses(database: Database, since: datetime, limit: int = 200) -> list[Miss]:
-    """The questions the bot missed since `since`, grouped and most frequent first (at most `limit`)."""
+    """The questions missed since `since` (at most `limit`): grouped, most frequent first, handled last."""
     found: dict[str, Miss] = {}
 
     def add(
@@ -178,11 +178,14 @@ async def collect_misses(database: Database, since: datetime, limit: int = 200) 
         )
         for handling in handlings.scalars():
             miss = found.get(_key(str(handling.data.get("text") or "")))
+            if miss is None:
+                continue
             action = HANDLED_BY[handling.kind]
-            declined = action == "out_of_scope" and miss is not None and miss.reason == "out_of_scope"
-            if miss is not None and (declined or as_utc(handling.created_at) >= as_utc(miss.last_seen)):
-                entry = handling.data.get("entry")
-                miss.handled = Handled(action, entry, handling.actor, handling.created_at)
+            declined = action == "out_of_scope" and miss.reason == "out_of_scope"  # as it was told to
+            if declined or as_utc(handling.created_at) >= as_utc(miss.last_seen):
+                miss.handled = Handled(
+                    action, handling.data.get("entry"), handling.actor, handling.created_at
+                )
     ranked = sorted(
         found.values(), key=lambda m: (m.handled is not None, -m.count, -as_utc(m.last_seen).timestamp())
     )

@@ -127,7 +127,7 @@
   function act(button, request, done) {
     button.disabled = true;
     request().then(function (answer) {
-      C.toast(done(answer) + " The bot reloads it within seconds.");
+      C.toast(done(answer) + " The running bot reloads it by itself.");
       return load();
     }).catch(C.failed).then(function () { button.disabled = false; });
   }
