@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import func, select
@@ -28,6 +27,7 @@ from bot import __version__
 from bot.app import SupportBot
 from bot.config import Settings
 from bot.handoff.agents import AgentError, AgentRepository, has_role, iso, public_agent, verify_password
+from bot.handoff.bearer import api_error, token_agent
 from bot.states import State
 from bot.storage.database import Database
 from bot.storage.models import Agent, Assignment, Conversation, Message, utcnow
@@ -46,13 +46,6 @@ CSP = (
 )
 SKIP_FOR_SUGGESTIONS = frozenset({"handoff", "respond"})  # "a person, please", "thanks": not questions
 
-_bearer = HTTPBearer(auto_error=False, description="The token from POST /api/v1/auth/login")
-
-
-def _error(status: int, code: str, message: str) -> HTTPException:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return HTTPException(status, detail={"code": code, "message": message}, headers=headers)
-
 
 # --- the console's extra API ---------------------------------------------------------------------
 
@@ -63,23 +56,12 @@ def console_api(bot: SupportBot) -> APIRouter:
     settings = bot.settings
     router = APIRouter(prefix="/api/v1/console", tags=["console"])
 
-    async def current_agent(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> Agent:
-        if credentials is None:
-            raise _error(401, "unauthorized", "missing bearer token: log in with POST /api/v1/auth/login")
-        async with database.session() as session:
-            agent = await AgentRepository(session).agent_for_token(credentials.credentials)
-        if agent is None:
-            raise _error(401, "unauthorized", "invalid or expired token: log in again")
-        return agent
-
-    Me = Annotated[Agent, Depends(current_agent)]
+    Me = Annotated[Agent, Depends(token_agent(database))]
 
     async def visible(session: AsyncSession, agent: Agent, conversation_id: int) -> Conversation:
         conversation = await session.get(Conversation, conversation_id)
         if conversation is None:
-            raise _error(404, "not_found", f"no conversation with id {conversation_id}")
+            raise api_error(404, "not_found", f"no conversation with id {conversation_id}")
         if (
             has_role(agent, "supervisor")
             or conversation.state == State.WAITING
@@ -92,7 +74,7 @@ def console_api(bot: SupportBot) -> APIRouter:
             .limit(1)
         )
         if held.first() is None:
-            raise _error(403, "forbidden", "this conversation is with another agent (supervisors see all)")
+            raise api_error(403, "forbidden", "this conversation is with another agent (supervisors see all)")
         return conversation
 
     @router.get("/settings", summary="Canned responses, SLA thresholds, languages; who I am")
@@ -143,7 +125,7 @@ def console_api(bot: SupportBot) -> APIRouter:
         try:
             matcher = bot.matcher()
         except RuntimeError as exc:
-            raise _error(503, "not_ready", str(exc)) from exc
+            raise api_error(503, "not_ready", str(exc)) from exc
         loop = asyncio.get_running_loop()
         candidates = await loop.run_in_executor(bot.executor, matcher.candidates, question.text)
         seen: set[str] = set()

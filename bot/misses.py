@@ -6,6 +6,10 @@ grouped (case and spacing aside) and counted, most frequent first, with what the
 The CSV it writes has an empty `intent` column: filled in with a KB entry id or `oos`, the same file
 scores the bot with `supportbot eval --test`, and its rows are the raw material for new KB questions and
 `intents/` out-of-scope examples.
+
+A miss someone has acted on in the console (made a KB question or an out-of-scope example, the audit
+events below) is marked handled and listed after the others, until the bot misses it again; a question
+made out of scope and then declined as out of scope is not missed again, it is declined as it was told.
 """
 
 from __future__ import annotations
@@ -21,11 +25,24 @@ from sqlalchemy import select
 from bot.nlu.language import detect_language
 from bot.stats import FOR_AGENT
 from bot.storage.database import Database
-from bot.storage.models import Conversation, Event, Message
+from bot.storage.models import Conversation, Event, Message, as_utc
 
 MISSED = {"fallback", "clarify"}
 NOT_A_QUESTION = {"empty", "no_text"}  # a sticker, a photo, an empty message: nothing to learn from
 COLUMNS = ("text", "intent", "lang", "count", "kind", "reason", "bot_entry", "score", "last_seen")
+QUESTION_ADDED = "kb_question_added"  # audit events of bot/insights.py; data: text, entry, language, file
+EXAMPLE_ADDED = "oos_example_added"  # data: text, file
+HANDLED_BY = {QUESTION_ADDED: "question", EXAMPLE_ADDED: "out_of_scope"}
+
+
+@dataclass(frozen=True)
+class Handled:
+    """What was done about a miss after it was last seen: made a question of `entry`, or out of scope."""
+
+    action: str  # question / out_of_scope
+    entry: str | None
+    by: str  # the audit actor, agent:<login>
+    at: datetime
 
 
 @dataclass
@@ -41,6 +58,30 @@ class Miss:
     language: str | None
     last_seen: datetime
     kinds: set[str] = field(default_factory=set, repr=False)
+    handled: Handled | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the miss as JSON for GET /api/v1/misses."""
+        handled = self.handled
+        return {
+            "text": self.text,
+            "count": self.count,
+            "kind": self.kind,
+            "kinds": sorted(self.kinds),
+            "reason": self.reason,
+            "closest_entry": self.bot_entry,
+            "score": round(self.score, 4),
+            "language": self.language,
+            "last_seen": as_utc(self.last_seen).isoformat(timespec="seconds"),
+            "handled": None
+            if handled is None
+            else {
+                "action": handled.action,
+                "entry": handled.entry,
+                "by": handled.by.removeprefix("agent:"),
+                "at": as_utc(handled.at).isoformat(timespec="seconds"),
+            },
+        }
 
     def row(self) -> dict[str, Any]:
         return {
@@ -61,16 +102,18 @@ def _key(text: str) -> str:
 
 
 def _closest(decision: dict[str, Any]) -> tuple[str | None, float]:
+    """The entry the bot chose or came closest to, with its score (a fallback has no label of its own)."""
     label = decision.get("label")
-    score = float(decision.get("score") or 0.0)
-    candidates = decision.get("candidates") or []
-    if label is None and candidates:
-        label = next((c.get("label") for c in candidates if c.get("kind") == "kb"), None)
-    return label, score
+    if label is not None:
+        return label, float(decision.get("score") or 0.0)
+    closest = next((c for c in decision.get("candidates") or [] if c.get("kind") == "kb"), None)
+    if closest is None:
+        return None, float(decision.get("score") or 0.0)
+    return closest.get("label"), float(closest.get("score") or 0.0)
 
 
 async def collect_misses(database: Database, since: datetime, limit: int = 200) -> list[Miss]:
-    """The questions the bot missed since `since`, grouped and most frequent first (at most `limit`)."""
+    """The questions missed since `since` (at most `limit`): grouped, most frequent first, handled last."""
     found: dict[str, Miss] = {}
 
     def add(
@@ -130,7 +173,22 @@ async def collect_misses(database: Database, since: datetime, limit: int = 200) 
             if asked:
                 entry, score = _closest(asked[-1].decision or {})
                 add(asked[-1], language, "disliked", "feedback", entry, score)
-    ranked = sorted(found.values(), key=lambda m: (-m.count, -m.last_seen.timestamp()))
+        handlings = await session.execute(
+            select(Event).where(Event.kind.in_(HANDLED_BY), Event.created_at >= since).order_by(Event.id)
+        )
+        for handling in handlings.scalars():
+            miss = found.get(_key(str(handling.data.get("text") or "")))
+            if miss is None:
+                continue
+            action = HANDLED_BY[handling.kind]
+            declined = action == "out_of_scope" and miss.reason == "out_of_scope"  # as it was told to
+            if declined or as_utc(handling.created_at) >= as_utc(miss.last_seen):
+                miss.handled = Handled(
+                    action, handling.data.get("entry"), handling.actor, handling.created_at
+                )
+    ranked = sorted(
+        found.values(), key=lambda m: (m.handled is not None, -m.count, -as_utc(m.last_seen).timestamp())
+    )
     return ranked[:limit]
 
 

@@ -195,9 +195,15 @@ def test_visitor_and_agent_in_the_browser(service: Service) -> None:
             expect(shop.locator(".sb-from-bot .sb-bubble").last).to_contain_text("working days")
             shop.screenshot(path=str(ARTIFACTS / "webchat-visitor.png"))
 
-            # 10. the XSS string stayed text on both pages: no element made of it, no alert
+            # 10. Insights (the demo agent is a supervisor): the numbers, and the XSS string among the misses
+            console.locator("#tab-insights").click()
+            expect(console.locator("#insights-numbers .tile").first).to_contain_text("Conversations")
+            expect(console.locator("#misses .miss-text").filter(has_text="onerror")).to_have_text(XSS)
+            console.locator("#tab-conversations").click()
+
+            # 11. the XSS string stayed text on both pages: no element made of it, no alert
             assert shop.locator("#supportbot-widget img").count() == 0
-            assert console.locator("#transcript img, #card img").count() == 0
+            assert console.locator("#transcript img, #card img, #misses img").count() == 0
             assert dialogs == []
             print(f"\nscreenshots: {ARTIFACTS / 'webchat-visitor.png'}, {ARTIFACTS / 'agent-console.png'}")
         finally:

@@ -83,6 +83,11 @@
     });
   }
   function failed(error) { toast((error && error.message) || String(error), true); }
+  // for the other views of the console (insights.js): the same helpers, the same token
+  window.supportbotConsole = {
+    api: api, el: el, clear: clear, toast: toast, failed: failed, duration: duration,
+    settings: function () { return S.settings; }, me: function () { return S.me; }
+  };
 
   // --- log in / out ---------------------------------------------------------------------------
   function showLogin(message) {
@@ -96,6 +101,7 @@
     try { sessionStorage.removeItem(TOKEN_KEY); } catch (e) { /* ignore */ }
     if (S.events) S.events.abort();
     S.events = null;
+    document.dispatchEvent(new CustomEvent("console:gone"));
     showLogin(message);
   }
   $("login-form").addEventListener("submit", function (event) {
@@ -123,6 +129,7 @@
       $("login-view").hidden = true;
       $("app-view").hidden = false;
       $("me-name").textContent = S.me.name + " (" + S.me.role + ")";
+      document.dispatchEvent(new CustomEvent("console:ready", { detail: S.me }));
       renderCanned();
       listen();
       return refresh();
