@@ -233,6 +233,45 @@ async def test_events_open_with_a_single_use_ticket_never_a_token_in_the_url(des
         assert (await client.get("/api/v1/events", params={"ticket": late["ticket"]})).status_code == 401
 
 
+async def _until_closed(lines: AsyncIterator[str]) -> list[str]:
+    """Read a stream to its end (the server closed it); fail if it is still open after 10 s."""
+    async with asyncio.timeout(10):
+        return [line async for line in lines]
+
+
+async def test_an_open_event_stream_ends_with_its_session(bot: SupportBot) -> None:
+    """Log-out ends that session's streams (ticket or header), not the agent's other sessions; so does
+    deactivation, for every session; a ticket issued under a session that has ended opens nothing."""
+    await make_agent(bot.database, "anna")
+    await make_agent(bot.database, "root", role="admin")
+    async with LiveServer(create_app(bot, start=False)) as server, http_client(server.url) as client:
+        laptop, phone = await Api.login(client, "anna"), await Api.login(client, "anna")
+        ticket = (await laptop.ok("POST", "/events/ticket"))["ticket"]
+        spare = (await laptop.ok("POST", "/events/ticket"))["ticket"]
+        async with (
+            client.stream("GET", "/api/v1/events", params={"ticket": ticket}) as by_ticket,
+            client.stream("GET", "/api/v1/events", headers=phone.headers) as by_header,
+        ):
+            assert by_ticket.status_code == by_header.status_code == 200
+            ticket_lines, header_lines = by_ticket.aiter_lines(), by_header.aiter_lines()
+            assert await anext(ticket_lines) == await anext(header_lines) == "retry: 2000"
+
+            await laptop.ok("POST", "/auth/logout")
+            await _until_closed(ticket_lines)  # the laptop's session is over, and so is its stream
+            refused = await client.get("/api/v1/events", params={"ticket": spare})
+            assert refused.status_code == 401  # issued under the laptop's session: worth nothing now
+
+            await phone.ok("PUT", "/agents/me/status", json={"status": "online"})  # the phone's goes on
+            async with asyncio.timeout(10):
+                async for line in header_lines:
+                    if line.startswith("data: ") and '"agent_status"' in line:
+                        break
+
+            root = await Api.login(client, "root")
+            await root.ok("PATCH", "/agents/anna", json={"active": False})
+            await _until_closed(header_lines)  # deactivated: every session of anna's ends
+
+
 async def test_the_access_log_never_shows_tokens_tickets_or_visitor_ids(desk_bot: SupportBot) -> None:
     await make_agent(desk_bot.database, "anna")
     records: list[logging.LogRecord] = []

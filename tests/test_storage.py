@@ -174,6 +174,23 @@ async def test_the_numbers_time_windows_are_indexed_and_migration_0003_goes_both
     await _migrate(database, "head")
 
 
+async def test_migration_0004_ties_tickets_to_their_session_both_ways(database: Database) -> None:
+    def columns(connection: Connection) -> set[str]:
+        return {str(column["name"]) for column in inspect(connection).get_columns("agent_tokens")}
+
+    def parents(connection: Connection) -> list[tuple[list[str], str, list[str]]]:
+        keys = inspect(connection).get_foreign_keys("agent_tokens")
+        return [(k["constrained_columns"], k["referred_table"], k["referred_columns"]) for k in keys]
+
+    await _migrate(database, "0003", down=True)
+    async with database.engine.connect() as connection:
+        assert "parent_id" not in await connection.run_sync(columns)
+    await _migrate(database, "head")
+    async with database.engine.connect() as connection:
+        assert "parent_id" in await connection.run_sync(columns)
+        assert (["parent_id"], "agent_tokens", ["id"]) in await connection.run_sync(parents)
+
+
 async def test_the_models_match_the_migrations(database: Database) -> None:
     """What the ORM declares (columns, indexes, constraints) is what the migrations built."""
 

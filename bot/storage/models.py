@@ -157,7 +157,7 @@ class Agent(Base):
 
 
 class AgentToken(Base):
-    """A bearer token; only its SHA-256 is stored."""
+    """A bearer token, or a single-use event ticket; only its SHA-256 is stored."""
 
     __tablename__ = "agent_tokens"
 
@@ -167,6 +167,10 @@ class AgentToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # an event ticket: the token (the log-in session) it was issued under; its stream ends with that session
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("agent_tokens.id", ondelete="CASCADE"), index=True
+    )
 
 
 class Assignment(Base):
