@@ -1,5 +1,6 @@
 """Hardening over real HTTP: log-in rate limits (in-process and Redis), single-use event tickets instead of
-?token=, the web chat limit shared across processes through Redis, and no secrets in the access log."""
+?token=, streams and stored tokens that end with their session, the web chat limit shared across processes
+through Redis, and no secrets in the access log."""
 
 from __future__ import annotations
 
@@ -8,19 +9,23 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 import redis.asyncio as redis
+from sqlalchemy import func, select
 
 from bot.adapters.webchat import WebchatChannel
 from bot.app import SupportBot
 from bot.config import RedisSettings, Settings
+from bot.handoff.agents import AgentRepository
 from bot.nlu.encoders import E5Encoder
 from bot.ratelimit import Limiter, MemoryLimiter, Quota, RedisLimiter, make_limiter
 from bot.redact import redact_url
 from bot.storage.database import Database
+from bot.storage.models import AgentToken, utcnow
 from bot.web import create_app
 from tests.conftest import REDIS_URL, LiveServer
 from tests.handoff_support import PASSWORD, Api, desk_of, http_client, make_agent
@@ -270,6 +275,33 @@ async def test_an_open_event_stream_ends_with_its_session(bot: SupportBot) -> No
             root = await Api.login(client, "root")
             await root.ok("PATCH", "/agents/anna", json={"active": False})
             await _until_closed(header_lines)  # deactivated: every session of anna's ends
+
+
+async def test_the_desk_worker_deletes_expired_and_revoked_tokens_and_tickets(bot: SupportBot) -> None:
+    desk = desk_of(bot)
+    anna = await make_agent(bot.database, "anna")
+    async with bot.database.session() as session:
+        repo = AgentRepository(session)
+        kept, _ = await repo.issue_token(anna, timedelta(hours=12))
+        logged_in = await repo.session_for_token(kept)
+        assert logged_in is not None
+        await repo.issue_ticket(anna, timedelta(seconds=30), logged_in[1])
+        left, _ = await repo.issue_token(anna, timedelta(hours=12))
+        await repo.revoke_token(left)  # a log-out
+
+    async def stored() -> int:
+        async with bot.database.session() as session:
+            return int((await session.execute(select(func.count()).select_from(AgentToken))).scalar_one())
+
+    assert await stored() == 3
+    start = utcnow()
+    desk.clock = lambda: start + timedelta(minutes=1)  # the ticket has expired, the token has not
+    await desk.tick()
+    assert await stored() == 1  # the ticket and the logged-out token are gone
+    async with bot.database.session() as session:
+        assert await AgentRepository(session).agent_for_token(kept) is not None  # the live one still works
+    await desk.tick(start + timedelta(hours=13))
+    assert await stored() == 0
 
 
 async def test_the_access_log_never_shows_tokens_tickets_or_visitor_ids(desk_bot: SupportBot) -> None:

@@ -9,11 +9,11 @@ import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -284,6 +284,12 @@ class AgentRepository:
         ).scalar_one_or_none()
         if row is not None and row.revoked_at is None:
             row.revoked_at = utcnow()
+
+    async def purge(self, now: datetime) -> int:
+        """Delete the tokens and tickets nobody can use any more (expired or revoked); return how many."""
+        dead = or_(AgentToken.expires_at <= now, AgentToken.revoked_at.is_not(None))
+        result = await self.session.execute(delete(AgentToken).where(dead))
+        return int(cast(CursorResult[Any], result).rowcount)
 
     async def revoke_all(self, agent: Agent) -> None:
         rows = await self.session.execute(
