@@ -569,9 +569,10 @@ class LiveHandoff:
             else:
                 raise HandoffConflict(await self._describe(session, conversation, "cannot be resolved"))
             who = actor(agent)
-            ended = await end_assignment(session, conversation.id, "resolved", self.clock())
+            now = self.clock()
+            ended = await end_assignment(session, conversation.id, "resolved", now)
             await ConversationRepository(session).transition(
-                conversation, State.RESOLVED, who, reason or "resolved"
+                conversation, State.RESOLVED, who, reason or "resolved", now
             )
             audit(
                 session,

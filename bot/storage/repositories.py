@@ -129,12 +129,21 @@ class ConversationRepository:
         return await self.session.get(Customer, customer_id)
 
     async def transition(
-        self, conversation: Conversation, target: State, actor: str, reason: str, **data: Any
+        self,
+        conversation: Conversation,
+        target: State,
+        actor: str,
+        reason: str,
+        now: datetime | None = None,
+        **data: Any,
     ) -> None:
-        """Move the conversation to `target`, checking the state machine, and audit the move."""
+        """Move the conversation to `target`, checking the state machine, and audit the move.
+
+        `now` (default: the current time) stamps it, e.g. `resolved_at`; the handoff desk passes its clock.
+        """
         source = conversation.state
         conversation.state = check_transition(source, target)
-        now = utcnow()
+        now = now or utcnow()
         if target == State.WAITING:
             conversation.waiting_since = conversation.waiting_since or now
         elif target == State.WITH_AGENT:
