@@ -87,7 +87,8 @@ async def test_outbox_due_failed_and_sent(database: Database) -> None:
         await messages.mark_attempt_failed(row, "HTTP 429", retry_in=30, give_up=False)
         assert await messages.due_outbound(utcnow()) == []
         assert [m.id for m in await messages.due_outbound(utcnow() + timedelta(seconds=31))] == [row.id]
-        await messages.mark_sent(row, "p-9")
+    async with database.session() as session:
+        await MessageRepository(session).mark_sent([(row.id, "p-9")])
     async with database.session() as session:
         stored = await session.get(Message, row.id)
         assert stored is not None
@@ -209,7 +210,7 @@ async def test_sent_replies_are_marked_in_one_statement(database: Database) -> N
         rows = [await messages.add_outbound(conversation, OutgoingReply(f"r{i}")) for i in range(3)]
         await messages.mark_attempt_failed(rows[1], "HTTP 500", retry_in=0, give_up=False)
     async with database.session() as session:
-        await MessageRepository(session).mark_sent_many([(rows[0].id, "p-1"), (rows[1].id, None)])
+        await MessageRepository(session).mark_sent([(rows[0].id, "p-1"), (rows[1].id, None)])
     async with database.session() as session:
         stored = {m.id: m for m in (await session.execute(select(Message))).scalars()}
     assert (

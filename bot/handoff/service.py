@@ -472,11 +472,11 @@ class LiveHandoff:
         else:
             error = None
         async with self.database.session() as session:
-            stored = await session.get(Message, row.id)
-            assert stored is not None
             if error is None:
-                await MessageRepository(session).mark_sent(stored, platform_id)
-            else:
+                await MessageRepository(session).mark_sent([(row.id, platform_id)])
+            stored = await session.get(Message, row.id)  # loaded after the mark: as it now is
+            assert stored is not None
+            if error is not None:
                 stored.status, stored.last_error = "failed", error[:2000]
         if error is not None:
             raise TemplateFailed(error)

@@ -371,15 +371,11 @@ class MessageRepository:
         query = query.order_by(Message.id).limit(limit).with_for_update(skip_locked=True)
         return (await self.session.execute(query)).scalars().all()
 
-    async def mark_sent(self, message: Message, platform_message_id: str | None) -> None:
-        message.status = "sent"
-        message.sent_at = utcnow()
-        message.platform_message_id = platform_message_id
-        message.attempts += 1
-        message.last_error = None
+    async def mark_sent(self, sent: Sequence[tuple[int, str | None]]) -> None:
+        """Mark replies sent, given (message id, platform message id) pairs, in one statement.
 
-    async def mark_sent_many(self, sent: Sequence[tuple[int, str | None]]) -> None:
-        """`mark_sent` for (message id, platform message id) pairs, without loading the rows."""
+        The rows are not loaded: an ORM copy of one already in this session is not updated by it.
+        """
         if not sent:
             return
         await self.session.execute(
