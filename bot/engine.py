@@ -24,7 +24,7 @@ from bot.outbox import Claimed, lease_end
 from bot.phrases import PHRASES, phrase
 from bot.states import HUMAN_STATES, State
 from bot.storage.database import Database
-from bot.storage.models import Conversation, Customer, Message, utcnow
+from bot.storage.models import Conversation, Customer, Message
 from bot.storage.repositories import ConversationRepository, MessageRepository
 
 START_PAYLOAD = "start"  # a messenger's "start" (Telegram /start): greeting plus a menu of topics
@@ -167,7 +167,9 @@ class ConversationEngine:
         inbound = await MessageRepository(session).add_inbound(conversation, message)
         if inbound is None:
             return TurnResult(conversation.id, conversation.state, duplicate=True)
-        reply = await csat.record(session, conversation, score, utcnow(), self.settings.handoff.csat_window)
+        # the desk's clock, which stamped the resolution (and which tests and business hours set)
+        now = self.handoff.clock()
+        reply = await csat.record(session, conversation, score, now, self.settings.handoff.csat_window)
         result = TurnResult(conversation.id, conversation.state)
         await self._store_replies(session, customer, conversation, [reply], None, result)
         return result

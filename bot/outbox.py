@@ -83,7 +83,7 @@ class _SentMarks:
             batch, self._pending = self._pending, []
             try:
                 async with self.database.session() as session:
-                    await MessageRepository(session).mark_sent_many([(m, p) for m, p, _ in batch])
+                    await MessageRepository(session).mark_sent([(m, p) for m, p, _ in batch])
             except Exception as exc:  # each caller sees why its reply is not marked
                 for _, _, done in batch:
                     if not done.done():

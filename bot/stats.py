@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, select
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -173,16 +173,15 @@ async def _conversations(session: AsyncSession, stats: SupportStats) -> None:
         stats.by_channel[channel] = stats.by_channel.get(channel, 0) + int(count)
         key = language or "unknown"
         stats.by_language[key] = stats.by_language.get(key, 0) + int(count)
+    breached = and_(Conversation.sla_breached_at >= stats.since, Conversation.sla_breached_at <= stats.until)
+    resolved = and_(Conversation.resolved_at >= stats.since, Conversation.resolved_at <= stats.until)
+    # the WHERE lets each side use its own index (a bitmap OR) instead of reading every conversation
     counts = (
         await session.execute(
             select(
-                func.count(Conversation.sla_breached_at).filter(
-                    Conversation.sla_breached_at >= stats.since, Conversation.sla_breached_at <= stats.until
-                ),
-                func.count(Conversation.resolved_at).filter(
-                    Conversation.resolved_at >= stats.since, Conversation.resolved_at <= stats.until
-                ),
-            )
+                func.count(Conversation.sla_breached_at).filter(breached),
+                func.count(Conversation.resolved_at).filter(resolved),
+            ).where(or_(breached, resolved))
         )
     ).one()
     stats.sla_breaches, stats.resolved = int(counts[0]), int(counts[1])

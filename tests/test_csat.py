@@ -12,8 +12,9 @@ from bot.adapters.webchat import WebchatChannel
 from bot.app import SupportBot
 from bot.config import Settings
 from bot.nlu.encoders import E5Encoder
+from bot.phrases import phrase
 from bot.storage.database import Database
-from bot.storage.models import Conversation, Event
+from bot.storage.models import Conversation, Event, utcnow
 from bot.web import create_app
 from tests.conftest import LiveServer, RecordingChannel, incoming
 from tests.handoff_support import Api, desk_of, http_client, make_agent, wait_for
@@ -120,6 +121,33 @@ async def test_customer_rates_a_resolved_chat_once(bot: SupportBot, channel: Rec
         ("ben", 2, 1, 2.0),
     ]
     assert stats["conversations"] == 4  # x, y, z, w: the ratings started none
+
+
+async def test_the_rating_window_runs_on_the_desk_clock(bot: SupportBot) -> None:
+    """The resolution is stamped and the rating judged by the desk's clock (the one tests set), not the wall's."""
+    desk = desk_of(bot)
+    anna = await make_agent(bot.database, "anna")
+    now = [utcnow() - timedelta(days=3)]
+    desk.clock = lambda: now[0]
+    late = await _handed_off(bot, "late", "I want to talk to a human")
+    early = await _handed_off(bot, "early", "I want to talk to a human")
+    await desk.drain()
+    for conversation_id in (late, early):
+        await desk.accept(conversation_id, anna.id)
+        await desk.reply(conversation_id, anna.id, "Done, anything else?")
+        await desk.resolve(conversation_id, anna.id, "answered")
+    window = timedelta(seconds=bot.settings.handoff.csat_window)
+
+    now[0] += window - timedelta(minutes=1)  # just inside the window on the desk's clock
+    in_time = await bot.receive(incoming(payload=f"csat:{early}:3", customer="early"))
+    assert [reply.text for _, reply in in_time.replies] == ["Thank you for your rating!"]
+    now[0] += timedelta(minutes=2)  # just past it (two days ago on the wall's clock)
+    too_late = await bot.receive(incoming(payload=f"csat:{late}:1", customer="late"))
+    assert too_late.conversation_id == late
+    assert [reply.text for _, reply in too_late.replies] == [phrase("csat_expired", "en")]
+    async with bot.database.session() as session:
+        events = (await session.execute(select(Event).where(Event.kind == "csat"))).scalars().all()
+    assert [(e.conversation_id, e.data["score"]) for e in events] == [(early, 3)]
 
 
 async def test_no_question_when_csat_is_off(

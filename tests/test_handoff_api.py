@@ -14,7 +14,7 @@ from argon2 import PasswordHasher
 
 from bot.adapters.base import DeliveryTarget
 from bot.app import SupportBot
-from bot.storage.models import utcnow
+from bot.storage.models import Message, utcnow
 from bot.web import create_app
 from tests.conftest import LiveServer, RecordingChannel, incoming
 from tests.handoff_support import PASSWORD, Api, EventStream, desk_of, http_client, make_agent, wait_for
@@ -272,7 +272,11 @@ async def test_reply_outside_the_messaging_window_is_refused_clearly(bot: Suppor
         assert all(m["text"] != "Sorry for the delay!" for m in stored["messages"])
         # what the agent can do instead: send the re-engagement template
         sent = await anna.ok("POST", f"/conversations/{cid}/template")
-        assert sent["status"] == "sent" and sent["sender"] == "agent"
+        assert sent["status"] == "sent" and sent["sender"] == "agent" and sent["sent_at"] is not None
+        async with bot.database.session() as session:
+            stored = await session.get(Message, sent["id"])
+            assert stored is not None
+            assert (stored.status, stored.platform_message_id, stored.attempts) == ("sent", "template-1", 1)
         assert [t.chat_id for t in windowed.templates] == ["late"]
         # once the customer writes again, the window is open
         await bot.receive(incoming("hello?", customer="late"))

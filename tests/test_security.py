@@ -1,5 +1,6 @@
 """Hardening over real HTTP: log-in rate limits (in-process and Redis), single-use event tickets instead of
-?token=, the web chat limit shared across processes through Redis, and no secrets in the access log."""
+?token=, streams and stored tokens that end with their session, the web chat limit shared across processes
+through Redis, and no secrets in the access log."""
 
 from __future__ import annotations
 
@@ -8,19 +9,23 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 import redis.asyncio as redis
+from sqlalchemy import func, select
 
 from bot.adapters.webchat import WebchatChannel
 from bot.app import SupportBot
 from bot.config import RedisSettings, Settings
+from bot.handoff.agents import AgentRepository
 from bot.nlu.encoders import E5Encoder
 from bot.ratelimit import Limiter, MemoryLimiter, Quota, RedisLimiter, make_limiter
 from bot.redact import redact_url
 from bot.storage.database import Database
+from bot.storage.models import AgentToken, utcnow
 from bot.web import create_app
 from tests.conftest import REDIS_URL, LiveServer
 from tests.handoff_support import PASSWORD, Api, desk_of, http_client, make_agent
@@ -231,6 +236,72 @@ async def test_events_open_with_a_single_use_ticket_never_a_token_in_the_url(des
         root = await Api.login(client, "root")
         await root.ok("PATCH", "/agents/anna", json={"password": "a brand new secret"})
         assert (await client.get("/api/v1/events", params={"ticket": late["ticket"]})).status_code == 401
+
+
+async def _until_closed(lines: AsyncIterator[str]) -> list[str]:
+    """Read a stream to its end (the server closed it); fail if it is still open after 10 s."""
+    async with asyncio.timeout(10):
+        return [line async for line in lines]
+
+
+async def test_an_open_event_stream_ends_with_its_session(bot: SupportBot) -> None:
+    """Log-out ends that session's streams (ticket or header), not the agent's other sessions; so does
+    deactivation, for every session; a ticket issued under a session that has ended opens nothing."""
+    await make_agent(bot.database, "anna")
+    await make_agent(bot.database, "root", role="admin")
+    async with LiveServer(create_app(bot, start=False)) as server, http_client(server.url) as client:
+        laptop, phone = await Api.login(client, "anna"), await Api.login(client, "anna")
+        ticket = (await laptop.ok("POST", "/events/ticket"))["ticket"]
+        spare = (await laptop.ok("POST", "/events/ticket"))["ticket"]
+        async with (
+            client.stream("GET", "/api/v1/events", params={"ticket": ticket}) as by_ticket,
+            client.stream("GET", "/api/v1/events", headers=phone.headers) as by_header,
+        ):
+            assert by_ticket.status_code == by_header.status_code == 200
+            ticket_lines, header_lines = by_ticket.aiter_lines(), by_header.aiter_lines()
+            assert await anext(ticket_lines) == await anext(header_lines) == "retry: 2000"
+
+            await laptop.ok("POST", "/auth/logout")
+            await _until_closed(ticket_lines)  # the laptop's session is over, and so is its stream
+            refused = await client.get("/api/v1/events", params={"ticket": spare})
+            assert refused.status_code == 401  # issued under the laptop's session: worth nothing now
+
+            await phone.ok("PUT", "/agents/me/status", json={"status": "online"})  # the phone's goes on
+            async with asyncio.timeout(10):
+                async for line in header_lines:
+                    if line.startswith("data: ") and '"agent_status"' in line:
+                        break
+
+            root = await Api.login(client, "root")
+            await root.ok("PATCH", "/agents/anna", json={"active": False})
+            await _until_closed(header_lines)  # deactivated: every session of anna's ends
+
+
+async def test_the_desk_worker_deletes_expired_and_revoked_tokens_and_tickets(bot: SupportBot) -> None:
+    desk = desk_of(bot)
+    anna = await make_agent(bot.database, "anna")
+    async with bot.database.session() as session:
+        repo = AgentRepository(session)
+        kept, _ = await repo.issue_token(anna, timedelta(hours=12))
+        logged_in = await repo.session_for_token(kept)
+        assert logged_in is not None
+        await repo.issue_ticket(anna, timedelta(seconds=30), logged_in[1])
+        left, _ = await repo.issue_token(anna, timedelta(hours=12))
+        await repo.revoke_token(left)  # a log-out
+
+    async def stored() -> int:
+        async with bot.database.session() as session:
+            return int((await session.execute(select(func.count()).select_from(AgentToken))).scalar_one())
+
+    assert await stored() == 3
+    start = utcnow()
+    desk.clock = lambda: start + timedelta(minutes=1)  # the ticket has expired, the token has not
+    await desk.tick()
+    assert await stored() == 1  # the ticket and the logged-out token are gone
+    async with bot.database.session() as session:
+        assert await AgentRepository(session).agent_for_token(kept) is not None  # the live one still works
+    await desk.tick(start + timedelta(hours=13))
+    assert await stored() == 0
 
 
 async def test_the_access_log_never_shows_tokens_tickets_or_visitor_ids(desk_bot: SupportBot) -> None:

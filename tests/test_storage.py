@@ -9,13 +9,17 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import CursorResult, event, func, select, update
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import CursorResult, event, func, inspect, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from bot.messages import OutgoingReply
 from bot.states import State
-from bot.storage.database import Database
-from bot.storage.models import Customer, Message, utcnow
+from bot.storage.database import Database, alembic_config
+from bot.storage.models import Base, Customer, Message, utcnow
 from bot.storage.repositories import ConversationRepository, MessageRepository
 from bot.storage.sqlite_driver import OneHopConnection
 from tests.conftest import incoming
@@ -83,7 +87,8 @@ async def test_outbox_due_failed_and_sent(database: Database) -> None:
         await messages.mark_attempt_failed(row, "HTTP 429", retry_in=30, give_up=False)
         assert await messages.due_outbound(utcnow()) == []
         assert [m.id for m in await messages.due_outbound(utcnow() + timedelta(seconds=31))] == [row.id]
-        await messages.mark_sent(row, "p-9")
+    async with database.session() as session:
+        await MessageRepository(session).mark_sent([(row.id, "p-9")])
     async with database.session() as session:
         stored = await session.get(Message, row.id)
         assert stored is not None
@@ -114,6 +119,89 @@ async def test_migrations_are_idempotent(database: Database) -> None:
         assert await ConversationRepository(session).count_in_state(State.WAITING) == 0
 
 
+async def _migrate(database: Database, revision: str, down: bool = False) -> None:
+    def run(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        (command.downgrade if down else command.upgrade)(config, revision)
+
+    async with database.engine.begin() as connection:
+        await connection.run_sync(run)
+
+
+async def _indexes(database: Database) -> dict[str, set[str]]:
+    """Index name -> "table(columns)" of the tables the numbers read."""
+
+    def read(connection: Connection) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for table in ("conversations", "messages", "events"):
+            for index in inspect(connection).get_indexes(table):
+                found.setdefault(str(index["name"]), set()).add(
+                    f"{table}({','.join(map(str, index['column_names']))})"
+                )
+        return found
+
+    async with database.engine.connect() as connection:
+        return await connection.run_sync(read)
+
+
+STATS_INDEXES = {
+    "ix_conversations_created_at": {"conversations(created_at)"},
+    "ix_conversations_handoff_at": {"conversations(handoff_at)"},
+    "ix_conversations_resolved_at": {"conversations(resolved_at)"},
+    "ix_conversations_sla_breached_at": {"conversations(sla_breached_at)"},
+    "ix_messages_created_at": {"messages(created_at)"},
+    "ix_events_kind_created_at": {"events(kind,created_at)"},
+}
+
+
+async def test_the_numbers_time_windows_are_indexed_and_migration_0003_goes_both_ways(
+    database: Database,
+) -> None:
+    """bot/stats.py and bot/misses.py read windows of created_at / handoff_at / resolved_at / sla_breached_at."""
+    migrated = await _indexes(database)
+    assert {name: migrated.get(name) for name in STATS_INDEXES} == STATS_INDEXES
+    assert "ix_events_kind" not in migrated  # ix_events_kind_created_at starts with kind: it does that job
+
+    await _migrate(database, "0002", down=True)
+    before = await _indexes(database)
+    assert not set(STATS_INDEXES) & set(before)
+    assert before["ix_events_kind"] == {"events(kind)"}
+
+    await _migrate(database, "0003")
+    again = await _indexes(database)
+    assert {name: again.get(name) for name in STATS_INDEXES} == STATS_INDEXES
+    assert "ix_events_kind" not in again
+    await _migrate(database, "head")
+
+
+async def test_migration_0004_ties_tickets_to_their_session_both_ways(database: Database) -> None:
+    def columns(connection: Connection) -> set[str]:
+        return {str(column["name"]) for column in inspect(connection).get_columns("agent_tokens")}
+
+    def parents(connection: Connection) -> list[tuple[list[str], str, list[str]]]:
+        keys = inspect(connection).get_foreign_keys("agent_tokens")
+        return [(k["constrained_columns"], k["referred_table"], k["referred_columns"]) for k in keys]
+
+    await _migrate(database, "0003", down=True)
+    async with database.engine.connect() as connection:
+        assert "parent_id" not in await connection.run_sync(columns)
+    await _migrate(database, "head")
+    async with database.engine.connect() as connection:
+        assert "parent_id" in await connection.run_sync(columns)
+        assert (["parent_id"], "agent_tokens", ["id"]) in await connection.run_sync(parents)
+
+
+async def test_the_models_match_the_migrations(database: Database) -> None:
+    """What the ORM declares (columns, indexes, constraints) is what the migrations built."""
+
+    def differences(connection: Connection) -> list[Any]:
+        return list(compare_metadata(MigrationContext.configure(connection), Base.metadata))
+
+    async with database.engine.connect() as connection:
+        assert await connection.run_sync(differences) == []
+
+
 async def test_sent_replies_are_marked_in_one_statement(database: Database) -> None:
     async with database.session() as session:
         repo = ConversationRepository(session)
@@ -122,7 +210,7 @@ async def test_sent_replies_are_marked_in_one_statement(database: Database) -> N
         rows = [await messages.add_outbound(conversation, OutgoingReply(f"r{i}")) for i in range(3)]
         await messages.mark_attempt_failed(rows[1], "HTTP 500", retry_in=0, give_up=False)
     async with database.session() as session:
-        await MessageRepository(session).mark_sent_many([(rows[0].id, "p-1"), (rows[1].id, None)])
+        await MessageRepository(session).mark_sent([(rows[0].id, "p-1"), (rows[1].id, None)])
     async with database.session() as session:
         stored = {m.id: m for m in (await session.execute(select(Message))).scalars()}
     assert (

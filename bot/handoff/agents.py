@@ -9,11 +9,11 @@ import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -189,55 +189,94 @@ class AgentRepository:
         return await self._issue(agent, ttl, secrets.token_urlsafe(32), token_digest)
 
     async def _issue(
-        self, agent: Agent, ttl: timedelta, secret: str, digest: Callable[[str], str]
+        self,
+        agent: Agent,
+        ttl: timedelta,
+        secret: str,
+        digest: Callable[[str], str],
+        parent_id: int | None = None,
     ) -> tuple[str, datetime]:
         """Store `secret` for `agent` under `digest` (never the secret itself); return it and its expiry."""
         expires = utcnow() + ttl
-        self.session.add(AgentToken(agent_id=agent.id, token_hash=digest(secret), expires_at=expires))
+        self.session.add(
+            AgentToken(agent_id=agent.id, token_hash=digest(secret), expires_at=expires, parent_id=parent_id)
+        )
         await self.session.flush()
         return secret, expires
 
-    async def agent_for_token(self, token: str) -> Agent | None:
-        """Return the active agent a valid (unexpired, unrevoked) token belongs to."""
+    async def session_for_token(self, token: str) -> tuple[Agent, int] | None:
+        """Return the active agent a valid (unexpired, unrevoked) token belongs to, and the token's id.
+
+        The id names the log-in session: event tickets are issued under it, and an open event stream
+        lasts only as long as `session_is_live` says so.
+        """
         query = (
-            select(Agent, AgentToken.expires_at)
+            select(Agent, AgentToken.id, AgentToken.expires_at)
             .join(AgentToken, AgentToken.agent_id == Agent.id)
             .where(AgentToken.token_hash == token_digest(token), AgentToken.revoked_at.is_(None))
         )
         row = (await self.session.execute(query)).first()
         if row is None:
             return None
-        agent, expires = row
+        agent, session_id, expires = row
         if not agent.active or as_utc(expires) <= utcnow():
             return None
-        return agent
+        return agent, session_id
 
-    async def issue_ticket(self, agent: Agent, ttl: timedelta) -> tuple[str, datetime]:
+    async def agent_for_token(self, token: str) -> Agent | None:
+        """Return the active agent a valid (unexpired, unrevoked) token belongs to."""
+        found = await self.session_for_token(token)
+        return found[0] if found is not None else None
+
+    async def session_is_live(self, session_id: int) -> bool:
+        """Is the token with this id still good: not revoked (log-out), not expired, its agent active?"""
+        query = (
+            select(AgentToken.id)
+            .join(Agent, Agent.id == AgentToken.agent_id)
+            .where(
+                AgentToken.id == session_id,
+                AgentToken.parent_id.is_(None),  # a token, not a ticket
+                AgentToken.revoked_at.is_(None),
+                AgentToken.expires_at > utcnow(),
+                Agent.active.is_(True),
+            )
+        )
+        return (await self.session.execute(query)).first() is not None
+
+    async def issue_ticket(self, agent: Agent, ttl: timedelta, session_id: int) -> tuple[str, datetime]:
         """A single-use ticket for opening the live-event stream where a header cannot be sent.
 
         It is stored like a token but under a different digest (`ticket_digest`), so a ticket is never a
-        bearer token and a token is never a ticket; `redeem_ticket` spends it.
+        bearer token and a token is never a ticket; `redeem_ticket` spends it. It belongs to the session
+        (token id) `session_id` it was asked for with, and is worth nothing once that session ends.
         """
-        return await self._issue(agent, ttl, secrets.token_urlsafe(24), ticket_digest)
+        return await self._issue(agent, ttl, secrets.token_urlsafe(24), ticket_digest, session_id)
 
-    async def redeem_ticket(self, ticket: str) -> Agent | None:
-        """Spend a ticket: return its active agent once; None if unknown, expired or already used."""
+    async def redeem_ticket(self, ticket: str) -> tuple[Agent, int] | None:
+        """Spend a ticket: its active agent and session, once; None if unknown, expired, used or orphaned.
+
+        Orphaned: the session (token) it was issued under has ended (log-out, password change...).
+        """
         now = utcnow()
         spent = await self.session.execute(
             update(AgentToken)
             .where(
                 AgentToken.token_hash == ticket_digest(ticket),
+                AgentToken.parent_id.is_not(None),
                 AgentToken.revoked_at.is_(None),
                 AgentToken.expires_at > now,
             )
             .values(revoked_at=now)
-            .returning(AgentToken.agent_id)
+            .returning(AgentToken.agent_id, AgentToken.parent_id)
         )
-        agent_id = spent.scalar_one_or_none()
-        if agent_id is None:
+        found = spent.first()
+        if found is None:
+            return None
+        agent_id, session_id = found
+        if session_id is None or not await self.session_is_live(session_id):
             return None
         agent = await self.get(agent_id)
-        return agent if agent is not None and agent.active else None
+        return (agent, session_id) if agent is not None else None
 
     async def revoke_token(self, token: str) -> None:
         row = (
@@ -245,6 +284,12 @@ class AgentRepository:
         ).scalar_one_or_none()
         if row is not None and row.revoked_at is None:
             row.revoked_at = utcnow()
+
+    async def purge(self, now: datetime) -> int:
+        """Delete the tokens and tickets nobody can use any more (expired or revoked); return how many."""
+        dead = or_(AgentToken.expires_at <= now, AgentToken.revoked_at.is_not(None))
+        result = await self.session.execute(delete(AgentToken).where(dead))
+        return int(cast(CursorResult[Any], result).rowcount)
 
     async def revoke_all(self, agent: Agent) -> None:
         rows = await self.session.execute(

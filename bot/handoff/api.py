@@ -6,7 +6,8 @@ also manage agents. Domain errors come back as {"detail": {"code": ..., "message
 
 Log-in failures are limited per login name and per client address (bot/ratelimit.py; 429 + Retry-After).
 No secret ever goes in a URL: the live-event stream takes the token in the header, or a single-use ticket
-(POST /events/ticket) where a header cannot be sent; `?token=` is refused.
+(POST /events/ticket) where a header cannot be sent; `?token=` is refused. A stream ends with the log-in
+session it was opened under (log-out, password change, deactivation, expiry).
 """
 
 import asyncio
@@ -228,19 +229,23 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
     limiter = limiter or MemoryLimiter()
     router = APIRouter(prefix="/api/v1", tags=["agents"])
 
-    async def authenticate(token: str | None) -> Agent:
+    async def authenticate(token: str | None) -> tuple[Agent, int]:
+        """The agent and the session (token id) of a bearer token; 401 without a valid one."""
         if not token:
             raise _unauthorized("missing bearer token: log in with POST /api/v1/auth/login")
         async with database.session() as session:
-            agent = await AgentRepository(session).agent_for_token(token)
-        if agent is None:
+            found = await AgentRepository(session).session_for_token(token)
+        if found is None:
             raise _unauthorized("invalid or expired token: log in again")
-        return agent
+        return found
 
-    async def current_agent(
+    async def current_session(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> Agent:
+    ) -> tuple[Agent, int]:
         return await authenticate(credentials.credentials if credentials else None)
+
+    async def current_agent(logged_in: Annotated[tuple[Agent, int], Depends(current_session)]) -> Agent:
+        return logged_in[0]
 
     def role(required: str) -> Callable[..., Awaitable[Agent]]:
         async def check(agent: Annotated[Agent, Depends(current_agent)]) -> Agent:
@@ -361,6 +366,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
             if credentials is not None:
                 await AgentRepository(session).revoke_token(credentials.credentials)
             audit(session, None, "agent_logout", actor(agent), agent.id)
+        desk.notifier.notify()  # this session's open event streams end now
         return Response(status_code=204)
 
     # --- agents -------------------------------------------------------------------------------
@@ -432,6 +438,8 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
             status = "offline" if deactivated else body.status
             if status is not None:
                 await desk.set_status(agent_id, status, actor(admin))
+            if deactivated or body.password is not None:
+                desk.notifier.notify()  # the agent's sessions ended: so do their open event streams
             async with database.session() as session:
                 repo = AgentRepository(session)
                 fresh = await repo.get(agent_id)
@@ -643,10 +651,15 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
         status_code=201,
         summary="A single-use ticket to open /api/v1/events where no header can be sent (EventSource)",
     )
-    async def events_ticket(agent: Me) -> dict[str, Any]:
+    async def events_ticket(
+        logged_in: Annotated[tuple[Agent, int], Depends(current_session)],
+    ) -> dict[str, Any]:
+        agent, session_id = logged_in
         ttl = desk.config.events_ticket_seconds
         async with database.session() as session:
-            ticket, expires = await AgentRepository(session).issue_ticket(agent, timedelta(seconds=ttl))
+            ticket, expires = await AgentRepository(session).issue_ticket(
+                agent, timedelta(seconds=ttl), session_id
+            )
         return {"ticket": ticket, "expires_at": iso(expires), "expires_in": ttl}
 
     @router.get(
@@ -672,15 +685,15 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
                 "single-use ticket with POST /api/v1/events/ticket and pass ?ticket="
             )
         if credentials is not None:
-            agent = await authenticate(credentials.credentials)
+            agent, session_id = await authenticate(credentials.credentials)
         elif ticket:
             async with database.session() as session:
                 found = await AgentRepository(session).redeem_ticket(ticket)
             if found is None:
                 raise _unauthorized("invalid, expired or already used ticket: get a new one")
-            agent = found
+            agent, session_id = found
         else:
-            agent = await authenticate(None)
+            agent, session_id = await authenticate(None)
         supervisor = has_role(agent, "supervisor")
         start = after
         if start is None and last_event_id and last_event_id.isdigit():
@@ -704,6 +717,8 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
                         query = query.where(or_(Event.agent_id == agent.id, Event.kind.in_(QUEUE_EVENTS)))
                     woken.clear()
                     async with database.session() as session:
+                        if not await AgentRepository(session).session_is_live(session_id):
+                            return  # logged out, deactivated, password changed or expired: so ends the stream
                         rows = (await session.execute(query)).scalars().all()
                     fresh = [row for row in rows if row.id not in sent]
                     for row in fresh:

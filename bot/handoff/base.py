@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +23,9 @@ class QueueTicket:
 
 class Handoff(Protocol):
     """What the engine needs from the handoff side; the queue knows nothing of messengers."""
+
+    # "now" for the handoff side: resolutions are stamped with it and CSAT's window is read on it
+    clock: Callable[[], datetime]
 
     async def enqueue(
         self, session: AsyncSession, conversation: Conversation, context: dict[str, Any], reason: str

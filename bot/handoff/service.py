@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -60,6 +61,7 @@ from bot.storage.repositories import ConversationRepository, MessageRepository
 
 log = logging.getLogger(__name__)
 ESTIMATE_ROUND_SECONDS = 10.0  # how often waiting customers' estimates are re-checked
+PURGE_SECONDS = 60.0  # how often expired or revoked agent tokens and event tickets are deleted
 
 
 class NotFound(SupportBotError):
@@ -128,6 +130,7 @@ class LiveHandoff:
         self._serial = asyncio.Lock()
         self._wake = asyncio.Event()
         self._last_estimate_round = 0.0
+        self._last_purge = -math.inf
         self.clock: Callable[[], datetime] = utcnow  # replaceable in tests (business hours, timeouts)
 
     # --- plumbing --------------------------------------------------------------------------------
@@ -469,11 +472,11 @@ class LiveHandoff:
         else:
             error = None
         async with self.database.session() as session:
-            stored = await session.get(Message, row.id)
-            assert stored is not None
             if error is None:
-                await MessageRepository(session).mark_sent(stored, platform_id)
-            else:
+                await MessageRepository(session).mark_sent([(row.id, platform_id)])
+            stored = await session.get(Message, row.id)  # loaded after the mark: as it now is
+            assert stored is not None
+            if error is not None:
                 stored.status, stored.last_error = "failed", error[:2000]
         if error is not None:
             raise TemplateFailed(error)
@@ -566,9 +569,10 @@ class LiveHandoff:
             else:
                 raise HandoffConflict(await self._describe(session, conversation, "cannot be resolved"))
             who = actor(agent)
-            ended = await end_assignment(session, conversation.id, "resolved", self.clock())
+            now = self.clock()
+            ended = await end_assignment(session, conversation.id, "resolved", now)
             await ConversationRepository(session).transition(
-                conversation, State.RESOLVED, who, reason or "resolved"
+                conversation, State.RESOLVED, who, reason or "resolved", now
             )
             audit(
                 session,
@@ -616,6 +620,18 @@ class LiveHandoff:
         if explicit or time.monotonic() - self._last_estimate_round >= ESTIMATE_ROUND_SECONDS:
             self._last_estimate_round = time.monotonic()
             await self.update_waiting(now)
+        if explicit or time.monotonic() - self._last_purge >= PURGE_SECONDS:
+            self._last_purge = time.monotonic()
+            await self.purge_sessions(now)
+
+    async def purge_sessions(self, now: datetime | None = None) -> int:
+        """Delete agent tokens and event tickets that have expired or were revoked (log-outs, used tickets).
+
+        Every process's worker does it now and then; the DELETE is the same in each, so it is harmless
+        when two meet. A session's tickets go with it (ON DELETE CASCADE).
+        """
+        async with self.database.session() as session:
+            return await AgentRepository(session).purge(now or self.clock())
 
     async def expire_reply_timeouts(self, now: datetime | None = None) -> list[int]:
         """Assignments without a first reply within `handoff.agent_reply_timeout` go back to the queue."""

@@ -67,16 +67,16 @@ class Conversation(Base):
     bot_misses: Mapped[int] = mapped_column(Integer, default=0)  # fallbacks in a row
     assigned_agent_id: Mapped[int | None] = mapped_column(Integer, index=True)
     waiting_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     handoff_context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     last_customer_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # live-agent side (migration 0002)
     priority: Mapped[int] = mapped_column(Integer, default=0)  # higher is served first (VIP, complaint)
-    handoff_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # first queued
+    handoff_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)  # first queued
     first_response_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # agent's 1st reply
-    sla_breached_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sla_breached_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     estimate_told_seconds: Mapped[float | None] = mapped_column(Float)  # the wait we last promised
     estimate_told_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_notice_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # told "we're closed"
@@ -112,7 +112,7 @@ class Message(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     # the platform's receipt for an outbound message: delivered / read / failed
     delivery_status: Mapped[str | None] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     edited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -123,12 +123,14 @@ class Event(Base):
     """The audit trail: who did what to which conversation, when and why."""
 
     __tablename__ = "events"
+    # the numbers (bot/stats.py) count one kind of event over a window of time
+    __table_args__ = (Index("ix_events_kind_created_at", "kind", "created_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     conversation_id: Mapped[int | None] = mapped_column(
         ForeignKey("conversations.id", ondelete="CASCADE"), index=True
     )
-    kind: Mapped[str] = mapped_column(String(48), index=True)
+    kind: Mapped[str] = mapped_column(String(48))
     actor: Mapped[str] = mapped_column(String(64))  # bot / customer / agent:<login> / system
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -155,7 +157,7 @@ class Agent(Base):
 
 
 class AgentToken(Base):
-    """A bearer token; only its SHA-256 is stored."""
+    """A bearer token, or a single-use event ticket; only its SHA-256 is stored."""
 
     __tablename__ = "agent_tokens"
 
@@ -165,6 +167,10 @@ class AgentToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # an event ticket: the token (the log-in session) it was issued under; its stream ends with that session
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("agent_tokens.id", ondelete="CASCADE"), index=True
+    )
 
 
 class Assignment(Base):

@@ -129,12 +129,21 @@ class ConversationRepository:
         return await self.session.get(Customer, customer_id)
 
     async def transition(
-        self, conversation: Conversation, target: State, actor: str, reason: str, **data: Any
+        self,
+        conversation: Conversation,
+        target: State,
+        actor: str,
+        reason: str,
+        now: datetime | None = None,
+        **data: Any,
     ) -> None:
-        """Move the conversation to `target`, checking the state machine, and audit the move."""
+        """Move the conversation to `target`, checking the state machine, and audit the move.
+
+        `now` (default: the current time) stamps it, e.g. `resolved_at`; the handoff desk passes its clock.
+        """
         source = conversation.state
         conversation.state = check_transition(source, target)
-        now = utcnow()
+        now = now or utcnow()
         if target == State.WAITING:
             conversation.waiting_since = conversation.waiting_since or now
         elif target == State.WITH_AGENT:
@@ -362,15 +371,11 @@ class MessageRepository:
         query = query.order_by(Message.id).limit(limit).with_for_update(skip_locked=True)
         return (await self.session.execute(query)).scalars().all()
 
-    async def mark_sent(self, message: Message, platform_message_id: str | None) -> None:
-        message.status = "sent"
-        message.sent_at = utcnow()
-        message.platform_message_id = platform_message_id
-        message.attempts += 1
-        message.last_error = None
+    async def mark_sent(self, sent: Sequence[tuple[int, str | None]]) -> None:
+        """Mark replies sent, given (message id, platform message id) pairs, in one statement.
 
-    async def mark_sent_many(self, sent: Sequence[tuple[int, str | None]]) -> None:
-        """`mark_sent` for (message id, platform message id) pairs, without loading the rows."""
+        The rows are not loaded: an ORM copy of one already in this session is not updated by it.
+        """
         if not sent:
             return
         await self.session.execute(
