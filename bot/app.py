@@ -86,7 +86,12 @@ class SupportBot:
         if self._encoder is None:
             embedding = self.settings.embedding
             self._encoder = await loop.run_in_executor(
-                self.executor, load_encoder, embedding.model, embedding.threads, embedding.workers
+                self.executor,
+                load_encoder,
+                embedding.model,
+                embedding.threads,
+                embedding.workers,
+                embedding.idle_threads,
             )
         self._matcher = await loop.run_in_executor(
             self.executor, lambda: Matcher.load(self.settings, self._encoder, progress)

@@ -202,7 +202,12 @@ def run_bench(
     settings: Settings, entries: int, messages: int, concurrency: int, progress: bool = True
 ) -> dict[str, Any]:
     """Build a synthetic KB, push messages through the whole engine (storage included) and time it."""
-    encoder = load_encoder(settings.embedding.model, settings.embedding.threads, settings.embedding.workers)
+    encoder = load_encoder(
+        settings.embedding.model,
+        settings.embedding.threads,
+        settings.embedding.workers,
+        settings.embedding.idle_threads,
+    )
     cache_dir = settings.resolve(settings.embedding.cache_dir) / "bench"
     matcher, build_seconds, embedded = build_matcher(settings, encoder, entries, progress, cache_dir)
     probe = encoder.encode(["where is my parcel"])

@@ -54,6 +54,7 @@ class EmbeddingSettings(BaseModel):
     cache_dir: Path = Path("var/index")
     max_tokens: int = 512  # e5 reads 512 tokens; longer text is split into parts
     threads: int = 1  # threads inside one encoder call
+    idle_threads: int = 2  # threads a call may use when no other message is being embedded (1 = off)
     workers: int = 2  # messages embedded in parallel (one model handle each); the event loop never embeds
     max_batch: int = 16  # messages that arrive together share one model call, up to this many
 

@@ -250,7 +250,12 @@ def _evaluate(
     wrong_answer_cost: float,
     oos_share: float,
 ) -> dict[str, Any]:
-    encoder = load_encoder(settings.embedding.model, settings.embedding.threads, settings.embedding.workers)
+    encoder = load_encoder(
+        settings.embedding.model,
+        settings.embedding.threads,
+        settings.embedding.workers,
+        settings.embedding.idle_threads,
+    )
     if train:
         matcher = matcher_from_examples(settings, encoder, train, progress)
     else:

@@ -77,6 +77,34 @@ def test_an_edit_re_embeds_only_the_changed_sentence(encoder: E5Encoder, tmp_pat
     assert np.allclose(index.vectors, encoder.encode(["How can I pay?", "Where is my parcel?"]), atol=1e-5)
 
 
+def test_a_lone_call_may_use_the_idle_threads_and_embeds_the_same(encoder: E5Encoder) -> None:
+    """With no other message in flight one call may spread over `idle_threads` OpenMP threads (a quicker
+    answer at quiet times); a call made while another runs keeps `threads`. The vectors do not change."""
+    import ctypes
+    import threading
+
+    quick = E5Encoder(threads=1, handles=2, idle_threads=2)
+    assert quick._set_threads is not None  # the engine's OpenMP runtime was found: the setting takes effect
+    engine = quick._pool.queue[0]._lib
+    engine.omp_get_max_threads.restype = ctypes.c_int
+    texts = ["Где мой заказ?", "czy mogę zapłacić blikiem", "how long does delivery to Kyiv take"]
+    assert np.allclose(quick.encode(texts), encoder.encode(texts), atol=1e-5)
+    assert engine.omp_get_max_threads() == 2  # this thread's setting after a lone call
+
+    long_call = threading.Thread(target=quick.encode, args=(texts * 40,))
+    long_call.start()
+    while quick._in_flight == 0:  # the long call is under way (it runs for about a second)
+        pass
+    seen: list[int] = []
+    beside = threading.Thread(
+        target=lambda: (quick.encode(texts[:1]), seen.append(engine.omp_get_max_threads()))
+    )
+    beside.start()
+    beside.join()
+    long_call.join()
+    assert seen == [1]
+
+
 def test_use_multilingual_backend() -> None:
     use = load_encoder("builtin:use-multilingual-v3")
     assert isinstance(use, USEEncoder)

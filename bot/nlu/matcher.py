@@ -148,8 +148,9 @@ class Matcher:
         that pick thresholds themselves or need none (`kb calibrate`, `eval`, `kb check`) pass False.
         """
         kb, intents = load_content(settings)
+        embedding = settings.embedding
         encoder = encoder or load_encoder(
-            settings.embedding.model, settings.embedding.threads, settings.embedding.workers
+            embedding.model, embedding.threads, embedding.workers, embedding.idle_threads
         )
         cache_dir: Path = settings.resolve(settings.embedding.cache_dir)
         items = index_items(kb, intents)
