@@ -18,7 +18,7 @@ from bot.errors import ContentError
 from bot.handoff.base import Handoff
 from bot.handoff.service import LiveHandoff
 from bot.messages import IncomingMessage
-from bot.nlu.encoders import Encoder, load_encoder
+from bot.nlu.encoders import Encoder, configured_encoder
 from bot.nlu.matcher import Matcher
 from bot.nlu.threads import limit_blas_threads, single_threaded_worker
 from bot.outbox import Outbox
@@ -84,14 +84,8 @@ class SupportBot:
         await self.database.migrate()
         loop = asyncio.get_running_loop()
         if self._encoder is None:
-            embedding = self.settings.embedding
             self._encoder = await loop.run_in_executor(
-                self.executor,
-                load_encoder,
-                embedding.model,
-                embedding.threads,
-                embedding.workers,
-                embedding.idle_threads,
+                self.executor, configured_encoder, self.settings.embedding
             )
         self._matcher = await loop.run_in_executor(
             self.executor, lambda: Matcher.load(self.settings, self._encoder, progress)

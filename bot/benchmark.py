@@ -22,7 +22,7 @@ from bot.config import Settings
 from bot.intents import IntentSet
 from bot.knowledge import KBEntry, KnowledgeBase
 from bot.messages import IncomingMessage, OutgoingReply
-from bot.nlu.encoders import Encoder, load_encoder
+from bot.nlu.encoders import Encoder, configured_encoder
 from bot.nlu.index import (
     SemanticIndex,
     SentenceCache,
@@ -202,12 +202,7 @@ def run_bench(
     settings: Settings, entries: int, messages: int, concurrency: int, progress: bool = True
 ) -> dict[str, Any]:
     """Build a synthetic KB, push messages through the whole engine (storage included) and time it."""
-    encoder = load_encoder(
-        settings.embedding.model,
-        settings.embedding.threads,
-        settings.embedding.workers,
-        settings.embedding.idle_threads,
-    )
+    encoder = configured_encoder(settings.embedding)
     cache_dir = settings.resolve(settings.embedding.cache_dir) / "bench"
     matcher, build_seconds, embedded = build_matcher(settings, encoder, entries, progress, cache_dir)
     probe = encoder.encode(["where is my parcel"])

@@ -21,7 +21,7 @@ from bot.intents import OOS_INTENT, Intent, IntentSet
 from bot.knowledge import KBEntry, KnowledgeBase
 from bot.nlu.calibration import Record, cross_validate, is_correct, search_thresholds
 from bot.nlu.classifier import DEFAULT_L2, L2_CHOICES
-from bot.nlu.encoders import Encoder, Thresholds, default_thresholds, load_encoder
+from bot.nlu.encoders import Encoder, Thresholds, configured_encoder, default_thresholds
 from bot.nlu.human_request import is_human_request
 from bot.nlu.index import SemanticIndex, cache_key
 from bot.nlu.language import detect_language
@@ -250,12 +250,7 @@ def _evaluate(
     wrong_answer_cost: float,
     oos_share: float,
 ) -> dict[str, Any]:
-    encoder = load_encoder(
-        settings.embedding.model,
-        settings.embedding.threads,
-        settings.embedding.workers,
-        settings.embedding.idle_threads,
-    )
+    encoder = configured_encoder(settings.embedding)
     if train:
         matcher = matcher_from_examples(settings, encoder, train, progress)
     else:

@@ -12,6 +12,7 @@ from typing import Any, Protocol, cast
 
 import numpy as np
 
+from bot.config import EmbeddingSettings
 from bot.errors import EncoderError
 
 E5_MODEL = "builtin:multilingual-e5-small"
@@ -205,6 +206,11 @@ def load_encoder(model: str, threads: int = 1, workers: int = 2, idle_threads: i
     if model.startswith("builtin:"):
         raise EncoderError(f"unknown built-in model {model!r}; use {E5_MODEL} or {USE_MODEL}")
     return SentenceTransformerEncoder(model, threads=threads)
+
+
+def configured_encoder(embedding: EmbeddingSettings) -> Encoder:
+    """Return the encoder the `embedding` settings describe (model, threads, handles)."""
+    return load_encoder(embedding.model, embedding.threads, embedding.workers, embedding.idle_threads)
 
 
 def default_thresholds(encoder: Encoder, classifier: bool = True) -> Thresholds:

@@ -20,7 +20,7 @@ from bot.intents import IntentSet, load_intents
 from bot.knowledge import KnowledgeBase, load_knowledge_base
 from bot.nlu.calibration import REPEATS, cross_validate, search_thresholds
 from bot.nlu.classifier import DEFAULT_L2, LabelColumns, SoftmaxHead, blend, head_cache_key
-from bot.nlu.encoders import Encoder, Thresholds, default_thresholds, load_encoder
+from bot.nlu.encoders import Encoder, Thresholds, configured_encoder, default_thresholds
 from bot.nlu.human_request import is_human_request
 from bot.nlu.index import EXACT_LIMIT, Candidate, IndexItem, SemanticIndex, cache_key
 from bot.nlu.language import detect_language
@@ -148,10 +148,7 @@ class Matcher:
         that pick thresholds themselves or need none (`kb calibrate`, `eval`, `kb check`) pass False.
         """
         kb, intents = load_content(settings)
-        embedding = settings.embedding
-        encoder = encoder or load_encoder(
-            embedding.model, embedding.threads, embedding.workers, embedding.idle_threads
-        )
+        encoder = encoder or configured_encoder(settings.embedding)
         cache_dir: Path = settings.resolve(settings.embedding.cache_dir)
         items = index_items(kb, intents)
         index = SemanticIndex.build(encoder, items, cache_dir, progress=progress)
