@@ -377,3 +377,16 @@ async def test_numbers_no_message_can_have_get_a_clear_answer(webbot: SupportBot
                 client, you, headers={"Last-Event-ID": last_event_id}, since=0
             ) as stream:
                 await wait_for(lambda: any("BLIK" in t for t in stream.texts()), what="the replayed answer")
+
+
+async def test_a_lone_surrogate_is_refused_with_a_422_not_a_500(webbot: SupportBot) -> None:
+    # Found by hand: "\ud800" is valid JSON but no Unicode text; FastAPI's 422 echoed it and failed to encode
+    async with served(webbot) as client:
+        response = await client.post(
+            "/api/v1/webchat/messages",
+            content=b'{"text": "\\ud800 lone"}',
+            headers={"X-Visitor-Id": visitor(), "Content-Type": "application/json"},
+        )
+        assert response.status_code == 422, response.text
+        [error] = response.json()["detail"]
+        assert error["loc"][0] == "body" and error["msg"]
