@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -30,7 +31,7 @@ from bot.handoff.agents import AgentError, AgentRepository, has_role, iso, publi
 from bot.handoff.bearer import api_error, token_agent
 from bot.states import State
 from bot.storage.database import Database
-from bot.storage.models import Agent, Assignment, Conversation, Message, utcnow
+from bot.storage.models import MAX_ID, Agent, Assignment, Conversation, Message, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,9 @@ def console_api(bot: SupportBot) -> APIRouter:
         summary="The top KB answers for the customer's last question, in the conversation's language",
     )
     async def suggestions(
-        conversation_id: int, agent: Me, limit: Annotated[int, Query(ge=1, le=10)] = SUGGESTIONS
+        conversation_id: Annotated[int, PathParam(ge=1, le=MAX_ID)],
+        agent: Me,
+        limit: Annotated[int, Query(ge=1, le=10)] = SUGGESTIONS,
     ) -> dict[str, Any]:
         default = settings.kb.default_language
         async with database.session() as session:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
 from bot import __version__
@@ -36,6 +39,14 @@ def create_app(bot: SupportBot, start: bool = True) -> FastAPI:
 
     app = FastAPI(title="supportbot", version=__version__, lifespan=lifespan)
     app.state.bot = bot
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> Response:
+        """Answer 422 in FastAPI's shape, escaping what JSON's UTF-8 cannot carry as it is."""
+        # FastAPI's own handler echoes the input, and a lone surrogate ("\ud800", valid JSON) made it a 500
+        body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True)
+        return Response(body, status_code=422, media_type="application/json")
+
     for channel in bot.channels.values():
         router = channel.router(bot.inbox)
         if router is not None:

@@ -382,3 +382,43 @@ def test_agents_add_command_creates_an_agent_who_can_log_in(tmp_path: Path, inde
         check=True,
     )
     assert [json.loads(line)["login"] for line in listed.stdout.splitlines()] == ["olga"]
+
+
+async def test_numbers_no_row_can_have_get_a_clear_answer(bot: SupportBot) -> None:
+    # Found by fuzzing: ids and offsets beyond what the database stores reached the driver and came back 500
+    await make_agent(bot.database, "root", role="admin")
+    async with LiveServer(create_app(bot, start=False)) as server, http_client(server.url) as client:
+        admin = await Api.login(client, "root")
+        too_big = str(2**31)  # ids are 32-bit on PostgreSQL; 2**63 and beyond overflowed SQLite too
+        for huge in (too_big, "99999999999999999999999"):
+            for method, path, kwargs in (
+                ("GET", f"/conversations/{huge}", {}),
+                ("GET", f"/conversations/{huge}/history", {}),
+                ("POST", f"/conversations/{huge}/accept", {}),
+                ("POST", f"/conversations/{huge}/messages", {"json": {"text": "hi"}}),
+                ("POST", f"/conversations/{huge}/template", {}),
+                ("POST", f"/conversations/{huge}/notes", {"json": {"text": "hi"}}),
+                ("POST", f"/conversations/{huge}/transfer", {"json": {"queue": True}}),
+                ("POST", f"/conversations/{huge}/resolve", {"json": {}}),
+                ("GET", f"/console/conversations/{huge}/suggestions", {}),
+                ("GET", "/conversations", {"params": {"offset": huge}}),
+                ("GET", "/events", {"params": {"after": huge}}),
+            ):
+                response = await admin.call(method, path, **kwargs)
+                assert response.status_code == 422, (method, path, response.text)
+                assert response.json()["detail"][0]["type"] == "less_than_equal"
+        assert (await admin.call("GET", "/conversations/-1")).status_code == 422
+        assert (await admin.call("GET", f"/conversations/{2**31 - 1}")).status_code == 404
+        assert (await admin.ok("GET", "/conversations", params={"offset": 2**31 - 1})) == []
+
+        # a Last-Event-ID that is no event id is ignored, as a non-numeric one always was
+        for last_event_id in ("99999999999999999999999", "²".encode("latin-1")):
+            headers = {**admin.headers, "Last-Event-ID": last_event_id}
+            async with client.stream("GET", "/api/v1/events", headers=headers) as response:
+                assert response.status_code == 200
+                lines = response.aiter_lines()
+                assert await anext(lines) == "retry: 2000"
+                await bot.receive(incoming("I want to talk to a human", customer=f"c-{len(last_event_id)}"))
+                await desk_of(bot).drain()
+                while await anext(lines) != "event: queued":
+                    pass

@@ -355,3 +355,38 @@ async def test_webchat_is_enabled_by_configuration(make_settings: Callable[..., 
 
     assert [c.name for c in enabled_channels(make_settings())] == ["webchat"]
     assert enabled_channels(make_settings(channels={"webchat": {"enabled": False}})) == []
+
+
+async def test_numbers_no_message_can_have_get_a_clear_answer(webbot: SupportBot) -> None:
+    # Found by fuzzing: ?after= beyond what the database stores, or a Last-Event-ID of digits int() refuses
+    # ("²"), came back 500
+    you = visitor()
+    async with served(webbot) as client:
+        assert (await post(client, you, text="How can I pay?")).status_code == 200
+        for huge in (str(2**31), "99999999999999999999999"):
+            response = await client.get(
+                "/api/v1/webchat/messages", params={"after": huge}, headers={"X-Visitor-Id": you}
+            )
+            assert response.status_code == 422 and response.json()["detail"][0]["type"] == "less_than_equal"
+            response = await client.get(
+                "/api/v1/webchat/events", params={"since": huge}, headers={"X-Visitor-Id": you}
+            )
+            assert response.status_code == 422
+        for last_event_id in ("99999999999999999999999", "²".encode("latin-1")):
+            async with VisitorStream(
+                client, you, headers={"Last-Event-ID": last_event_id}, since=0
+            ) as stream:
+                await wait_for(lambda: any("BLIK" in t for t in stream.texts()), what="the replayed answer")
+
+
+async def test_a_lone_surrogate_is_refused_with_a_422_not_a_500(webbot: SupportBot) -> None:
+    # Found by hand: "\ud800" is valid JSON but no Unicode text; FastAPI's 422 echoed it and failed to encode
+    async with served(webbot) as client:
+        response = await client.post(
+            "/api/v1/webchat/messages",
+            content=b'{"text": "\\ud800 lone"}',
+            headers={"X-Visitor-Id": visitor(), "Content-Type": "application/json"},
+        )
+        assert response.status_code == 422, response.text
+        [error] = response.json()["detail"]
+        assert error["loc"][0] == "body" and error["msg"]

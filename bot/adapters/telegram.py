@@ -165,7 +165,7 @@ class TelegramChannel(TelegramChannelBase):
             body = await request.body()
             try:
                 update = json.loads(body)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
                 log.warning("telegram: webhook body is not JSON (%s): %r", exc, body[:500])
                 return JSONResponse({"ok": False, "error": f"invalid JSON: {exc}"}, status_code=400)
             if not isinstance(update, dict):

@@ -34,6 +34,7 @@ from bot.adapters.base import Channel, DeliveryTarget, Inbox
 from bot.config import WebchatSettings
 from bot.messages import IncomingMessage, OutgoingReply
 from bot.ratelimit import Limiter, MemoryLimiter, Quota, digest
+from bot.storage.models import MAX_ID, row_id
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,8 @@ KEEPALIVE_SECONDS = 15.0
 SETTLE_SECONDS = 10.0  # a message older than this has been committed (ids are taken before commit)
 _VISITOR = re.compile(VISITOR_PATTERN)
 Visitor = Annotated[str, Path(description="The visitor's random id: 16-64 letters, digits, _ or -")]
-After = Annotated[int, Query(ge=0, description="Only messages after this id")]
-Since = Annotated[int | None, Query(ge=0, description="Replay replies after this id")]
+After = Annotated[int, Query(ge=0, le=MAX_ID, description="Only messages after this id")]
+Since = Annotated[int | None, Query(ge=0, le=MAX_ID, description="Replay replies after this id")]
 Origin = Annotated[str | None, Header()]
 LastEventId = Annotated[str | None, Header()]
 VisitorHeader = Annotated[
@@ -255,8 +256,9 @@ class WebchatChannel(Channel):
         ) -> StreamingResponse:
             visitor_id = visitor(visitor_id)
             start = since
-            if last_event_id and last_event_id.isdigit():  # EventSource reconnecting: resume after it
-                start = max(start or 0, int(last_event_id))
+            resume = row_id(last_event_id)
+            if resume is not None:  # EventSource reconnecting: resume after it
+                start = max(start or 0, resume)
             first = await view(visitor_id, start)
             return StreamingResponse(
                 self._stream(request, visitor_id, start, first, view),

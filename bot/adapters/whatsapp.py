@@ -97,7 +97,7 @@ class WhatsAppChannel(Channel):
                 return JSONResponse({"error": "invalid signature"}, status_code=403)
             try:
                 payload = json.loads(body)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
                 log.warning("whatsapp: webhook body is not JSON (%s): %r", exc, body[:500])
                 return JSONResponse({"error": f"invalid JSON: {exc}"}, status_code=400)
             if not isinstance(payload, dict):

@@ -17,7 +17,7 @@ from contextlib import contextmanager, suppress
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
@@ -45,13 +45,26 @@ from bot.handoff.service import Forbidden, LiveHandoff, NotFound, TemplateFailed
 from bot.ratelimit import Limiter, MemoryLimiter, Quota
 from bot.states import State
 from bot.stats import compute_stats
-from bot.storage.models import Agent, Assignment, Conversation, Customer, Event, Message, as_utc, utcnow
+from bot.storage.models import (
+    MAX_ID,
+    Agent,
+    Assignment,
+    Conversation,
+    Customer,
+    Event,
+    Message,
+    as_utc,
+    row_id,
+    utcnow,
+)
 
 # Events every agent's stream carries (the queue as a whole); the rest go to the agent concerned.
 QUEUE_EVENTS = ("queued", "left_queue", "returned_to_queue", "assigned", "resolved")
 KEEPALIVE_SECONDS = 15.0
 POLL_SECONDS = 1.0  # other processes' events are picked up from the table at least this often
 SETTLE_SECONDS = 30.0  # a transaction older than this has committed (or never will)
+
+ConversationId = Annotated[int, Path(ge=1, le=MAX_ID, description="The conversation's id")]
 
 _bearer = HTTPBearer(auto_error=False, description="The token from POST /api/v1/auth/login")
 
@@ -479,7 +492,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
         state: Annotated[Literal["waiting", "with_agent", "resolved"] | None, Query()] = None,
         mine: bool = False,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     ) -> list[dict[str, Any]]:
         query = select(Conversation)
         states = [state] if state else [State.WAITING, State.WITH_AGENT]
@@ -500,7 +513,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
             return await summaries(session, rows)
 
     @router.get("/conversations/{conversation_id}", summary="One conversation with messages and context card")
-    async def conversation(conversation_id: int, agent: Me) -> dict[str, Any]:
+    async def conversation(conversation_id: ConversationId, agent: Me) -> dict[str, Any]:
         async with database.session() as session:
             row = await visible(session, agent, conversation_id)
             data = (await summaries(session, [row]))[0]
@@ -573,7 +586,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
     @router.get(
         "/conversations/{conversation_id}/history", summary="Who had this conversation, and every move"
     )
-    async def history(conversation_id: int, agent: Me) -> dict[str, Any]:
+    async def history(conversation_id: ConversationId, agent: Me) -> dict[str, Any]:
         async with database.session() as session:
             row = await visible(session, agent, conversation_id)
             events = (
@@ -588,7 +601,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
             return {"assignments": await history_of(session, row.id), "events": [_event(e) for e in events]}
 
     @router.post("/conversations/{conversation_id}/accept", summary="Take a waiting conversation")
-    async def accept(conversation_id: int, agent: Me) -> dict[str, Any]:
+    async def accept(conversation_id: ConversationId, agent: Me) -> dict[str, Any]:
         with _domain_errors():
             await desk.accept(conversation_id, agent.id)
         return await brief(conversation_id)
@@ -596,7 +609,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
     @router.post(
         "/conversations/{conversation_id}/messages", status_code=201, summary="Reply to the customer"
     )
-    async def reply(conversation_id: int, body: TextIn, agent: Me) -> dict[str, Any]:
+    async def reply(conversation_id: ConversationId, body: TextIn, agent: Me) -> dict[str, Any]:
         with _domain_errors():
             row = await desk.reply(conversation_id, agent.id, _blank(body.text))
         return _message(row, {agent.id: agent.login})
@@ -606,7 +619,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
         status_code=201,
         summary="Send the re-engagement template (outside WhatsApp's 24-hour window)",
     )
-    async def template(conversation_id: int, agent: Me) -> dict[str, Any]:
+    async def template(conversation_id: ConversationId, agent: Me) -> dict[str, Any]:
         with _domain_errors():
             try:
                 row = await desk.send_template(conversation_id, agent.id)
@@ -617,7 +630,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
     @router.post(
         "/conversations/{conversation_id}/notes", status_code=201, summary="Internal note (not sent)"
     )
-    async def note(conversation_id: int, body: TextIn, agent: Me) -> dict[str, Any]:
+    async def note(conversation_id: ConversationId, body: TextIn, agent: Me) -> dict[str, Any]:
         async with database.session() as session:
             await visible(session, agent, conversation_id)
         with _domain_errors():
@@ -625,7 +638,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
         return {"id": note_id, "author": agent.login, "text": body.text}
 
     @router.post("/conversations/{conversation_id}/transfer", summary="To a named agent or back to the queue")
-    async def transfer(conversation_id: int, body: TransferIn, agent: Me) -> dict[str, Any]:
+    async def transfer(conversation_id: ConversationId, body: TransferIn, agent: Me) -> dict[str, Any]:
         if bool(body.agent_login) == bool(body.queue):
             raise _error(422, "invalid_transfer", 'give either "agent_login" or "queue": true')
         with _domain_errors():
@@ -633,7 +646,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
         return await brief(conversation_id)
 
     @router.post("/conversations/{conversation_id}/resolve", summary="Close the conversation")
-    async def resolve(conversation_id: int, body: ResolveIn, agent: Me) -> dict[str, Any]:
+    async def resolve(conversation_id: ConversationId, body: ResolveIn, agent: Me) -> dict[str, Any]:
         with _domain_errors():
             await desk.resolve(conversation_id, agent.id, body.reason)
         return await brief(conversation_id)
@@ -675,7 +688,9 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
             str | None,
             Query(description="For EventSource: a single-use ticket from POST /api/v1/events/ticket"),
         ] = None,
-        after: Annotated[int | None, Query(description="Replay events after this id")] = None,
+        after: Annotated[
+            int | None, Query(ge=0, le=MAX_ID, description="Replay events after this id")
+        ] = None,
         last_event_id: Annotated[str | None, Header()] = None,
     ) -> StreamingResponse:
         if "token" in request.query_params:
@@ -696,8 +711,8 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
             agent, session_id = await authenticate(None)
         supervisor = has_role(agent, "supervisor")
         start = after
-        if start is None and last_event_id and last_event_id.isdigit():
-            start = int(last_event_id)
+        if start is None:
+            start = row_id(last_event_id)  # EventSource reconnecting; anything else is ignored
         if start is None:
             async with database.session() as session:
                 start = int((await session.execute(select(func.max(Event.id)))).scalar_one() or 0)

@@ -20,6 +20,18 @@ from sqlalchemy import (
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+# Row ids are INTEGER columns, 32-bit on PostgreSQL: a larger number (from a URL or a header) names no
+# row, and handed to the database driver it fails instead of finding nothing.
+MAX_ID = 2**31 - 1
+
+
+def row_id(text: str | None) -> int | None:
+    """Return `text` as a row id when it is one (ASCII digits, at most MAX_ID), else None."""
+    if not text or not text.isascii() or not text.isdigit() or len(text) > len(str(MAX_ID)):
+        return None
+    value = int(text)
+    return value if value <= MAX_ID else None
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
