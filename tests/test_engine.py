@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from bot.app import SupportBot
 from bot.messages import Attachment
 from bot.states import State
-from bot.storage.models import Conversation, Event, Message
+from bot.storage.models import Conversation, Customer, Event, Message
 from bot.storage.repositories import ConversationRepository
 from tests.conftest import RecordingChannel, incoming
 
@@ -253,3 +253,20 @@ async def test_nlu_workers_search_single_threaded(bot: SupportBot) -> None:
     threads = await asyncio.get_running_loop().run_in_executor(bot.executor, faiss.omp_get_max_threads)
     assert threads == 1
     assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
+
+
+async def test_nul_characters_are_dropped_not_the_message(bot: SupportBot) -> None:
+    """Messengers can send U+0000 (PostgreSQL's text columns refuse it: the message would be lost)."""
+    answered = await bot.receive(
+        incoming(
+            "Сколько идёт\x00 доставка?", display_name="An\x00na", username="an\x00na", language_hint="ru"
+        )
+    )
+    assert answered.decision is not None and answered.decision.label == "delivery_time"
+    rows = await stored_messages(bot, answered.conversation_id or 0)
+    assert (rows[0].direction, rows[0].text) == ("in", "Сколько идёт доставка?")
+    handed = await bot.receive(incoming("I want a human\x00 please", customer="c2", msg_id="x\x00"))
+    assert (await conversation(bot, handed.conversation_id or 0)).state == State.WAITING
+    async with bot.database.session() as session:
+        names = (await session.execute(select(Customer.display_name, Customer.username))).all()
+    assert ("Anna", "anna") in [tuple(row) for row in names]

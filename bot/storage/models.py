@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy import text as sql_text
@@ -31,6 +32,26 @@ def row_id(text: str | None) -> int | None:
         return None
     value = int(text)
     return value if value <= MAX_ID else None
+
+
+class NulFree(TypeDecorator[str]):
+    """A string column that never receives U+0000.
+
+    Messengers and browsers can send NUL characters (in a message, a name, a caption); PostgreSQL's text
+    types cannot hold them, so the whole statement would fail and the message be lost. They carry no
+    meaning, so they are removed on the way in, on every database alike (comparisons too).
+    """
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return value.replace("\x00", "") if value and "\x00" in value else value
+
+
+class NulFreeText(NulFree):
+    impl = Text
+    cache_ok = True
 
 
 def utcnow() -> datetime:
@@ -53,12 +74,12 @@ class Customer(Base):
     __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_customers_channel_external"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    channel: Mapped[str] = mapped_column(String(32))
-    external_id: Mapped[str] = mapped_column(String(128))
-    display_name: Mapped[str | None] = mapped_column(String(256))
-    username: Mapped[str | None] = mapped_column(String(128))
-    phone: Mapped[str | None] = mapped_column(String(64))
-    language: Mapped[str | None] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(NulFree(32))
+    external_id: Mapped[str] = mapped_column(NulFree(128))
+    display_name: Mapped[str | None] = mapped_column(NulFree(256))
+    username: Mapped[str | None] = mapped_column(NulFree(128))
+    phone: Mapped[str | None] = mapped_column(NulFree(64))
+    language: Mapped[str | None] = mapped_column(NulFree(16))
     blocked: Mapped[bool] = mapped_column(Boolean, default=False)  # the customer blocked the bot
     profile: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -72,10 +93,10 @@ class Conversation(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
-    channel: Mapped[str] = mapped_column(String(32))
-    chat_id: Mapped[str] = mapped_column(String(128))
-    state: Mapped[str] = mapped_column(String(16), default="bot", index=True)
-    language: Mapped[str | None] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(NulFree(32))
+    chat_id: Mapped[str] = mapped_column(NulFree(128))
+    state: Mapped[str] = mapped_column(NulFree(16), default="bot", index=True)
+    language: Mapped[str | None] = mapped_column(NulFree(16))
     bot_misses: Mapped[int] = mapped_column(Integer, default=0)  # fallbacks in a row
     assigned_agent_id: Mapped[int | None] = mapped_column(Integer, index=True)
     waiting_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -107,23 +128,23 @@ class Message(Base):
     conversation_id: Mapped[int] = mapped_column(
         ForeignKey("conversations.id", ondelete="CASCADE"), index=True
     )
-    direction: Mapped[str] = mapped_column(String(3))  # in / out
-    sender: Mapped[str] = mapped_column(String(16))  # customer / bot / agent / system
-    text: Mapped[str] = mapped_column(Text, default="")
-    payload: Mapped[str | None] = mapped_column(String(256))
+    direction: Mapped[str] = mapped_column(NulFree(3))  # in / out
+    sender: Mapped[str] = mapped_column(NulFree(16))  # customer / bot / agent / system
+    text: Mapped[str] = mapped_column(NulFreeText, default="")
+    payload: Mapped[str | None] = mapped_column(NulFree(256))
     attachments: Mapped[list[Any]] = mapped_column(JSON, default=list)
     buttons: Mapped[list[Any]] = mapped_column(JSON, default=list)
     # channel:chat:platform id of an inbound message; unique, so a redelivery is never handled twice
-    dedupe_key: Mapped[str | None] = mapped_column(String(300), unique=True)
-    platform_message_id: Mapped[str | None] = mapped_column(String(128))
+    dedupe_key: Mapped[str | None] = mapped_column(NulFree(300), unique=True)
+    platform_message_id: Mapped[str | None] = mapped_column(NulFree(128))
     decision: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     agent_id: Mapped[int | None] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), default="received")  # received / pending / sent / failed
+    status: Mapped[str] = mapped_column(NulFree(16), default="received")  # received / pending / sent / failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(NulFreeText)
     # the platform's receipt for an outbound message: delivered / read / failed
-    delivery_status: Mapped[str | None] = mapped_column(String(16))
+    delivery_status: Mapped[str | None] = mapped_column(NulFree(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     edited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -142,8 +163,8 @@ class Event(Base):
     conversation_id: Mapped[int | None] = mapped_column(
         ForeignKey("conversations.id", ondelete="CASCADE"), index=True
     )
-    kind: Mapped[str] = mapped_column(String(48))
-    actor: Mapped[str] = mapped_column(String(64))  # bot / customer / agent:<login> / system
+    kind: Mapped[str] = mapped_column(NulFree(48))
+    actor: Mapped[str] = mapped_column(NulFree(64))  # bot / customer / agent:<login> / system
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     agent_id: Mapped[int | None] = mapped_column(Integer, index=True)  # the agent the event concerns
@@ -155,13 +176,13 @@ class Agent(Base):
     __tablename__ = "agents"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    login: Mapped[str] = mapped_column(String(64), unique=True)
-    name: Mapped[str] = mapped_column(String(128))
-    password_hash: Mapped[str] = mapped_column(String(256))
-    role: Mapped[str] = mapped_column(String(16), default="agent")  # agent / supervisor / admin
+    login: Mapped[str] = mapped_column(NulFree(64), unique=True)
+    name: Mapped[str] = mapped_column(NulFree(128))
+    password_hash: Mapped[str] = mapped_column(NulFree(256))
+    role: Mapped[str] = mapped_column(NulFree(16), default="agent")  # agent / supervisor / admin
     languages: Mapped[list[Any]] = mapped_column(JSON, default=list)  # empty: any language
     capacity: Mapped[int] = mapped_column(Integer, default=3)
-    status: Mapped[str] = mapped_column(String(16), default="offline", index=True)  # online/away/offline
+    status: Mapped[str] = mapped_column(NulFree(16), default="offline", index=True)  # online/away/offline
     status_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     active: Mapped[bool] = mapped_column(Boolean, default=True)  # false: cannot log in or be assigned
@@ -175,7 +196,7 @@ class AgentToken(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(NulFree(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -205,11 +226,11 @@ class Assignment(Base):
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
     assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    assigned_by: Mapped[str] = mapped_column(String(64))  # system / agent:<login>
-    how: Mapped[str] = mapped_column(String(24))  # auto / take / transfer
+    assigned_by: Mapped[str] = mapped_column(NulFree(64))  # system / agent:<login>
+    how: Mapped[str] = mapped_column(NulFree(24))  # auto / take / transfer
     first_response_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    end_reason: Mapped[str | None] = mapped_column(String(48))  # resolved / transferred / timeout...
+    end_reason: Mapped[str | None] = mapped_column(NulFree(48))  # resolved / transferred / timeout...
 
 
 class HandoffLock(Base):
@@ -217,5 +238,5 @@ class HandoffLock(Base):
 
     __tablename__ = "handoff_locks"
 
-    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(NulFree(32), primary_key=True)
     taken_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
