@@ -25,10 +25,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import __version__
+from bot.api_errors import api_error
 from bot.app import SupportBot
 from bot.config import Settings
 from bot.handoff.agents import AgentError, AgentRepository, has_role, iso, public_agent, verify_password
-from bot.handoff.bearer import api_error, token_agent
+from bot.handoff.bearer import token_agent
 from bot.states import State
 from bot.storage.database import Database
 from bot.storage.models import MAX_ID, Agent, Assignment, Conversation, Message, utcnow

@@ -18,11 +18,12 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from bot import content_edit
+from bot.api_errors import api_error
 from bot.app import SupportBot
 from bot.content_edit import AlreadyPresent, ChangedMeanwhile, ContentEdit, UnknownEntry
 from bot.errors import ContentError
 from bot.handoff.assignment import audit
-from bot.handoff.bearer import api_error, role_agent
+from bot.handoff.bearer import role_agent
 from bot.handoff.service import actor
 from bot.misses import EXAMPLE_ADDED, QUESTION_ADDED, collect_misses
 from bot.nlu.language import detect_language

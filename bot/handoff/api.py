@@ -12,18 +12,18 @@ session it was opened under (log-out, password change, deactivation, expiry).
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager, suppress
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.api_errors import api_error
 from bot.errors import OutsideMessagingWindow
 from bot.handoff.agents import (
     AgentError,
@@ -39,6 +39,7 @@ from bot.handoff.agents import (
     verify_password,
 )
 from bot.handoff.assignment import HandoffConflict, audit
+from bot.handoff.bearer import Credentials, authenticate, role_agent, token_agent, token_session
 from bot.handoff.context import context_card
 from bot.handoff.queue import queue_order
 from bot.handoff.service import Forbidden, LiveHandoff, NotFound, TemplateFailed, actor
@@ -66,33 +67,23 @@ SETTLE_SECONDS = 30.0  # a transaction older than this has committed (or never w
 
 ConversationId = Annotated[int, Path(ge=1, le=MAX_ID, description="The conversation's id")]
 
-_bearer = HTTPBearer(auto_error=False, description="The token from POST /api/v1/auth/login")
-
-
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> HTTPException:
-    return HTTPException(status, detail={"code": code, "message": message}, headers=headers)
-
-
-def _unauthorized(message: str) -> HTTPException:
-    return _error(401, "unauthorized", message, {"WWW-Authenticate": "Bearer"})
-
 
 @contextmanager
 def _domain_errors() -> Iterator[None]:
     try:
         yield
     except NotFound as exc:
-        raise _error(404, "not_found", str(exc)) from exc
+        raise api_error(404, "not_found", str(exc)) from exc
     except Forbidden as exc:
-        raise _error(403, "forbidden", str(exc)) from exc
+        raise api_error(403, "forbidden", str(exc)) from exc
     except OutsideMessagingWindow as exc:
-        raise _error(409, "outside_messaging_window", str(exc)) from exc
+        raise api_error(409, "outside_messaging_window", str(exc)) from exc
     except HandoffConflict as exc:
-        raise _error(409, "conflict", str(exc)) from exc
+        raise api_error(409, "conflict", str(exc)) from exc
     except DuplicateAgent as exc:
-        raise _error(409, "duplicate_agent", str(exc)) from exc
+        raise api_error(409, "duplicate_agent", str(exc)) from exc
     except AgentError as exc:
-        raise _error(422, "invalid_agent", str(exc)) from exc
+        raise api_error(422, "invalid_agent", str(exc)) from exc
 
 
 # --- request bodies -------------------------------------------------------------------------------
@@ -142,7 +133,7 @@ class AgentPatch(BaseModel):
 
 def _blank(text: str) -> str:
     if not text.strip():
-        raise _error(422, "blank_text", "the text is empty")
+        raise api_error(422, "blank_text", "the text is empty")
     return text
 
 
@@ -242,35 +233,10 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
     limiter = limiter or MemoryLimiter()
     router = APIRouter(prefix="/api/v1", tags=["agents"])
 
-    async def authenticate(token: str | None) -> tuple[Agent, int]:
-        """The agent and the session (token id) of a bearer token; 401 without a valid one."""
-        if not token:
-            raise _unauthorized("missing bearer token: log in with POST /api/v1/auth/login")
-        async with database.session() as session:
-            found = await AgentRepository(session).session_for_token(token)
-        if found is None:
-            raise _unauthorized("invalid or expired token: log in again")
-        return found
-
-    async def current_session(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> tuple[Agent, int]:
-        return await authenticate(credentials.credentials if credentials else None)
-
-    async def current_agent(logged_in: Annotated[tuple[Agent, int], Depends(current_session)]) -> Agent:
-        return logged_in[0]
-
-    def role(required: str) -> Callable[..., Awaitable[Agent]]:
-        async def check(agent: Annotated[Agent, Depends(current_agent)]) -> Agent:
-            if not has_role(agent, required):
-                raise _error(403, "forbidden", f"this needs the {required} role (you are {agent.role})")
-            return agent
-
-        return check
-
-    Me = Annotated[Agent, Depends(current_agent)]
-    Supervisor = Annotated[Agent, Depends(role("supervisor"))]
-    Admin = Annotated[Agent, Depends(role("admin"))]
+    current_session = token_session(database)
+    Me = Annotated[Agent, Depends(token_agent(database))]
+    Supervisor = Annotated[Agent, Depends(role_agent(database, "supervisor"))]
+    Admin = Annotated[Agent, Depends(role_agent(database, "admin"))]
 
     async def may_see(session: AsyncSession, agent: Agent, conversation: Conversation) -> bool:
         if has_role(agent, "supervisor") or conversation.state == State.WAITING:
@@ -287,9 +253,9 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
     async def visible(session: AsyncSession, agent: Agent, conversation_id: int) -> Conversation:
         conversation = await session.get(Conversation, conversation_id)
         if conversation is None:
-            raise _error(404, "not_found", f"no conversation with id {conversation_id}")
+            raise api_error(404, "not_found", f"no conversation with id {conversation_id}")
         if not await may_see(session, agent, conversation):
-            raise _error(403, "forbidden", "this conversation is with another agent (supervisors see all)")
+            raise api_error(403, "forbidden", "this conversation is with another agent (supervisors see all)")
         return conversation
 
     async def positions(session: AsyncSession) -> dict[int, int]:
@@ -345,7 +311,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
         attempt = await limiter.hit(account, address)
         if not attempt.allowed:
             retry = attempt.retry_seconds
-            raise _error(
+            raise api_error(
                 429,
                 "rate_limited",
                 f"too many failed log-ins: try again in {retry} s",
@@ -355,7 +321,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
             agent = await AgentRepository(session).by_login(body.login)
         password_hash = agent.password_hash if agent is not None and agent.active else None
         if not await asyncio.to_thread(verify_password, password_hash, body.password):
-            raise _unauthorized("wrong login or password")
+            raise api_error(401, "unauthorized", "wrong login or password")
         assert agent is not None
         await limiter.reset(account.key)
         await limiter.undo(attempt, address.key)
@@ -372,9 +338,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
         }
 
     @router.post("/auth/logout", status_code=204, summary="Revoke this token")
-    async def logout(
-        agent: Me, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-    ) -> Response:
+    async def logout(agent: Me, credentials: Credentials) -> Response:
         async with database.session() as session:
             if credentials is not None:
                 await AgentRepository(session).revoke_token(credentials.credentials)
@@ -465,7 +429,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
         async with database.session() as session:
             agent = await AgentRepository(session).by_login(login)
         if agent is None:
-            raise _error(404, "not_found", f"no agent with login {login!r}")
+            raise api_error(404, "not_found", f"no agent with login {login!r}")
         with _domain_errors():
             change = await desk.set_status(agent.id, body.status, actor(supervisor))
         return {
@@ -624,7 +588,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
             try:
                 row = await desk.send_template(conversation_id, agent.id)
             except TemplateFailed as exc:
-                raise _error(502, "template_failed", str(exc)) from exc
+                raise api_error(502, "template_failed", str(exc)) from exc
         return _message(row, {agent.id: agent.login})
 
     @router.post(
@@ -640,7 +604,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
     @router.post("/conversations/{conversation_id}/transfer", summary="To a named agent or back to the queue")
     async def transfer(conversation_id: ConversationId, body: TransferIn, agent: Me) -> dict[str, Any]:
         if bool(body.agent_login) == bool(body.queue):
-            raise _error(422, "invalid_transfer", 'give either "agent_login" or "queue": true')
+            raise api_error(422, "invalid_transfer", 'give either "agent_login" or "queue": true')
         with _domain_errors():
             await desk.transfer(conversation_id, agent.id, body.agent_login, body.queue, body.reason)
         return await brief(conversation_id)
@@ -683,7 +647,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
     )
     async def events(
         request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        credentials: Credentials,
         ticket: Annotated[
             str | None,
             Query(description="For EventSource: a single-use ticket from POST /api/v1/events/ticket"),
@@ -695,20 +659,22 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
     ) -> StreamingResponse:
         if "token" in request.query_params:
             # URLs end up in access logs (ours, a proxy's): a bearer token never belongs in one
-            raise _unauthorized(
+            raise api_error(
+                401,
+                "unauthorized",
                 "?token= is not accepted (URLs are logged): send Authorization: Bearer <token>, or get a "
-                "single-use ticket with POST /api/v1/events/ticket and pass ?ticket="
+                "single-use ticket with POST /api/v1/events/ticket and pass ?ticket=",
             )
         if credentials is not None:
-            agent, session_id = await authenticate(credentials.credentials)
+            agent, session_id = await authenticate(database, credentials.credentials)
         elif ticket:
             async with database.session() as session:
                 found = await AgentRepository(session).redeem_ticket(ticket)
             if found is None:
-                raise _unauthorized("invalid, expired or already used ticket: get a new one")
+                raise api_error(401, "unauthorized", "invalid, expired or already used ticket: get a new one")
             agent, session_id = found
         else:
-            agent, session_id = await authenticate(None)
+            agent, session_id = await authenticate(database, None)
         supervisor = has_role(agent, "supervisor")
         start = after
         if start is None:

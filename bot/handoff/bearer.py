@@ -1,4 +1,4 @@
-"""The bearer-token dependencies of the routes beside the agent API (the console's, the insights).
+"""The bearer-token dependencies of the agent API and the routes beside it (the console's, the insights).
 
 The token is the one POST /api/v1/auth/login returns, in `Authorization: Bearer ...` (401 without a
 valid one); a route that needs a role answers 403 to agents below it.
@@ -7,35 +7,44 @@ valid one); a route that needs a role answers 403 to agents below it.
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException
+from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from bot.api_errors import api_error
 from bot.handoff.agents import AgentRepository, has_role
 from bot.storage.database import Database
 from bot.storage.models import Agent
 
-_bearer = HTTPBearer(auto_error=False, description="The token from POST /api/v1/auth/login")
+bearer = HTTPBearer(auto_error=False, description="The token from POST /api/v1/auth/login")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-def api_error(status: int, code: str, message: str) -> HTTPException:
-    """Return the API's error shape: {"detail": {"code", "message"}} (with WWW-Authenticate on 401)."""
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return HTTPException(status, detail={"code": code, "message": message}, headers=headers)
+async def authenticate(database: Database, token: str | None) -> tuple[Agent, int]:
+    """Return the agent and the log-in session (token id) of a bearer token; 401 without a valid one."""
+    if not token:
+        raise api_error(401, "unauthorized", "missing bearer token: log in with POST /api/v1/auth/login")
+    async with database.session() as session:
+        found = await AgentRepository(session).session_for_token(token)
+    if found is None:
+        raise api_error(401, "unauthorized", "invalid or expired token: log in again")
+    return found
+
+
+def token_session(database: Database) -> Callable[..., Awaitable[tuple[Agent, int]]]:
+    """Return a dependency that yields (agent, session id) for the bearer token that came with the request."""
+
+    async def current_session(credentials: Credentials) -> tuple[Agent, int]:
+        return await authenticate(database, credentials.credentials if credentials else None)
+
+    return current_session
 
 
 def token_agent(database: Database) -> Callable[..., Awaitable[Agent]]:
     """Return a dependency that yields the agent whose bearer token came with the request."""
+    current_session = token_session(database)
 
-    async def current_agent(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> Agent:
-        if credentials is None:
-            raise api_error(401, "unauthorized", "missing bearer token: log in with POST /api/v1/auth/login")
-        async with database.session() as session:
-            agent = await AgentRepository(session).agent_for_token(credentials.credentials)
-        if agent is None:
-            raise api_error(401, "unauthorized", "invalid or expired token: log in again")
-        return agent
+    async def current_agent(logged_in: Annotated[tuple[Agent, int], Depends(current_session)]) -> Agent:
+        return logged_in[0]
 
     return current_agent
 

@@ -1,0 +1,79 @@
+"""The API's own error body, {"detail": {"code", "message"}}, and its place in the OpenAPI document.
+
+Routes raise `api_error(...)`; routers and operations declare what they answer with `errors(...)`, so the
+published schema lists each status a route gives and the body that comes with it. A 422 comes in two
+shapes: ours (a check of our own, e.g. `invalid_visitor_id`) and FastAPI's (the request failed validation).
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import HTTPException
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable and machine-readable: not_found, forbidden, rate_limited, ...")
+    message: str = Field(description="What was wrong and how to fix it, for people")
+
+
+class ApiError(BaseModel):
+    """The API's error body."""
+
+    detail: ErrorDetail
+
+
+class InvalidField(BaseModel):
+    model_config = ConfigDict(extra="allow")  # pydantic adds input, ctx, url
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class InvalidRequest(BaseModel):
+    """FastAPI's answer to a request that failed validation."""
+
+    detail: list[InvalidField]
+
+
+DESCRIPTIONS = {
+    400: "Bad request",
+    401: "No valid bearer token (log in with POST /api/v1/auth/login); comes with WWW-Authenticate: Bearer",
+    403: "Not allowed: the role is too low, or the conversation is with another agent",
+    404: "No such thing",
+    409: "Conflicts with the current state",
+    422: "A check of ours failed (ApiError with its code), or the request failed validation",
+    429: "Too many requests: wait Retry-After seconds",
+    502: "The messaging platform refused",
+    503: "Not ready, or cannot be handled now: try again",
+}
+_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}},
+    429: {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+}
+
+
+def api_error(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> HTTPException:
+    """Return the API's error shape: {"detail": {"code", "message"}} (with WWW-Authenticate on 401)."""
+    merged = dict(headers or {})
+    if status == 401:
+        merged["WWW-Authenticate"] = "Bearer"
+    return HTTPException(status, detail={"code": code, "message": message}, headers=merged or None)
+
+
+def errors(*statuses: int, described: Mapping[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """Return `responses=` for these statuses, each with the ApiError body (a 422 also FastAPI's)."""
+    described = described or {}
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        response: dict[str, Any] = {
+            "model": ApiError | InvalidRequest if status == 422 else ApiError,
+            "description": described.get(status, DESCRIPTIONS[status]),
+        }
+        if status in _HEADERS:
+            response["headers"] = _HEADERS[status]
+        responses[status] = response
+    return responses
