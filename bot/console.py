@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import __version__
-from bot.api_errors import api_error
+from bot.api_errors import api_error, errors
 from bot.app import SupportBot
 from bot.config import Settings
 from bot.handoff.agents import AgentError, AgentRepository, has_role, iso, public_agent, verify_password
@@ -56,7 +56,7 @@ def console_api(bot: SupportBot) -> APIRouter:
     """Return /api/v1/console: what the console needs beyond the agent API (same bearer token)."""
     database = bot.database
     settings = bot.settings
-    router = APIRouter(prefix="/api/v1/console", tags=["console"])
+    router = APIRouter(prefix="/api/v1/console", tags=["console"], responses=errors(401))
 
     Me = Annotated[Agent, Depends(token_agent(database))]
 
@@ -94,6 +94,7 @@ def console_api(bot: SupportBot) -> APIRouter:
     @router.get(
         "/conversations/{conversation_id}/suggestions",
         summary="The top KB answers for the customer's last question, in the conversation's language",
+        responses=errors(403, 404, 503),
     )
     async def suggestions(
         conversation_id: Annotated[int, PathParam(ge=1, le=MAX_ID)],

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from bot import content_edit
-from bot.api_errors import api_error
+from bot.api_errors import api_error, errors
 from bot.app import SupportBot
 from bot.content_edit import AlreadyPresent, ChangedMeanwhile, ContentEdit, UnknownEntry
 from bot.errors import ContentError
@@ -46,7 +46,7 @@ class ExampleIn(BaseModel):
 def insights_api(bot: SupportBot) -> APIRouter:
     """Return the /api/v1 routes of the Insights view (mounted by bot/web.py next to the agent API)."""
     database, settings = bot.database, bot.settings
-    router = APIRouter(prefix="/api/v1", tags=["insights"])
+    router = APIRouter(prefix="/api/v1", tags=["insights"], responses=errors(401, 403))
     Supervisor = Annotated[Agent, Depends(role_agent(database, "supervisor"))]
     one_edit_at_a_time = asyncio.Lock()  # across processes, content_edit refuses a file changed meanwhile
 
@@ -86,7 +86,11 @@ def insights_api(bot: SupportBot) -> APIRouter:
             "misses": [miss.as_dict() for miss in found],
         }
 
-    @router.get("/kb/entries", summary="The knowledge-base entries in service: id, title, file (supervisors)")
+    @router.get(
+        "/kb/entries",
+        summary="The knowledge-base entries in service: id, title, file (supervisors)",
+        responses=errors(503),
+    )
     async def entries(_: Supervisor) -> list[dict[str, Any]]:
         try:
             kb = bot.matcher().kb
@@ -107,7 +111,16 @@ def insights_api(bot: SupportBot) -> APIRouter:
         "/kb/entries/{entry_id}/questions",
         status_code=201,
         summary="Add a customer's question to a KB entry (supervisors)",
-        responses={409: {"description": "Already a question of the entry"}, 422: {"description": "Refused"}},
+        responses=errors(
+            404,
+            409,
+            422,
+            described={
+                404: "No KB entry with this id",
+                409: "Already a question of the entry, or the file changed meanwhile",
+                422: "The question or the edited file was refused (invalid_content), or the request failed validation",
+            },
+        ),
     )
     async def add_question(entry_id: str, body: QuestionIn, agent: Supervisor) -> dict[str, Any]:
         language = body.language or _language_of(
@@ -134,7 +147,14 @@ def insights_api(bot: SupportBot) -> APIRouter:
         "/intents/oos/examples",
         status_code=201,
         summary="Add a customer's question to the out-of-scope examples (supervisors)",
-        responses={409: {"description": "Already an example"}, 422: {"description": "Refused"}},
+        responses=errors(
+            409,
+            422,
+            described={
+                409: "Already an example, or the file changed meanwhile",
+                422: "The example or the edited file was refused (invalid_content), or the request failed validation",
+            },
+        ),
     )
     async def add_out_of_scope(body: ExampleIn, agent: Supervisor) -> dict[str, Any]:
         done = await edit(lambda: content_edit.add_out_of_scope_example(settings, body.text))

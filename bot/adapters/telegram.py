@@ -50,6 +50,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.token import TokenValidationError
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from bot.adapters.base import Inbox
 from bot.adapters.telegram_base import ChatUnavailable, Keyboard, TelegramChannelBase
@@ -75,6 +76,44 @@ _MEDIA_CLASSES: dict[str, Any] = {  # method name -> aiogram method class
     "sendContact": SendContact,
 }
 T = TypeVar("T")
+
+
+class WebhookAnswer(BaseModel):
+    """What POST /webhooks/telegram answers: {"ok": true}, or {"ok": false, "error"}."""
+
+    ok: bool
+    error: str | None = None
+
+
+def _answer(description: str) -> dict[str, Any]:
+    return {"model": WebhookAnswer, "description": description}
+
+
+_WEBHOOK_DOC: dict[str, Any] = {
+    "summary": "Telegram's updates (webhook mode); Telegram retries anything but a 2xx",
+    "tags": ["webhooks"],
+    "responses": {
+        200: _answer('Taken: {"ok": true}'),
+        400: _answer("The body is not a JSON object"),
+        401: _answer("Wrong or missing secret token"),
+        500: _answer("Not processed this time: Telegram delivers it again"),
+    },
+    "openapi_extra": {
+        "parameters": [
+            {
+                "name": SECRET_HEADER,
+                "in": "header",
+                "required": True,
+                "description": "channels.telegram.webhook_secret, as given to setWebhook",
+                "schema": {"type": "string"},
+            }
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object", "description": "An Update"}}},
+        },
+    },
+}
 
 
 class _RawGetUpdates(TelegramMethod[list[dict[str, Any]]]):
@@ -151,7 +190,7 @@ class TelegramChannel(TelegramChannelBase):
         self._inbox = inbox
         router = APIRouter()
 
-        @router.post(WEBHOOK_PATH, include_in_schema=False)
+        @router.post(WEBHOOK_PATH, **_WEBHOOK_DOC)
         async def webhook(request: Request) -> Response:
             given = request.headers.get(SECRET_HEADER)
             if given is None or not hmac.compare_digest(

@@ -26,11 +26,12 @@ from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from bot.adapters.base import Channel, DeliveryTarget, Inbox
+from bot.api_errors import api_error, errors
 from bot.config import WebchatSettings
 from bot.messages import IncomingMessage, OutgoingReply
 from bot.ratelimit import Limiter, MemoryLimiter, Quota, digest
@@ -72,10 +73,6 @@ class WebchatIn(BaseModel):
     language: str | None = Field(
         default=None, max_length=35, description="The browser's language, e.g. pl-PL"
     )
-
-
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> HTTPException:
-    return HTTPException(status, detail={"code": code, "message": message}, headers=headers)
 
 
 def _reply_json(message_id: int, reply: OutgoingReply) -> dict[str, Any]:
@@ -157,12 +154,13 @@ class WebchatChannel(Channel):
     # --- inbound: the routes -------------------------------------------------------------------------
 
     def router(self, inbox: Inbox) -> APIRouter:
-        router = APIRouter(prefix=PREFIX, tags=["webchat"])
+        # every route checks the visitor id (422 invalid_visitor_id) and reads the chat (503 unavailable)
+        router = APIRouter(prefix=PREFIX, tags=["webchat"], responses=errors(422, 503))
         limiter = inbox.limiter or self.limiter
 
         def visitor(visitor_id: str | None) -> str:
             if not visitor_id or not _VISITOR.match(visitor_id):
-                raise _error(
+                raise api_error(
                     422,
                     "invalid_visitor_id",
                     f"send the visitor id in the {VISITOR_HEADER} header: 16-64 characters of "
@@ -172,7 +170,9 @@ class WebchatChannel(Channel):
 
         async def view(visitor_id: str, after: int | None) -> dict[str, Any]:
             if inbox.chat_view is None:
-                raise _error(503, "unavailable", "this process cannot read chats (no chat_view in the inbox)")
+                raise api_error(
+                    503, "unavailable", "this process cannot read chats (no chat_view in the inbox)"
+                )
             return await inbox.chat_view(CHANNEL, visitor_id, after)
 
         async def limit(request: Request, visitor_id: str, cors: dict[str, str]) -> None:
@@ -186,7 +186,7 @@ class WebchatChannel(Channel):
             hit = await limiter.hit(*quotas)
             if not hit.allowed:
                 retry = hit.retry_seconds
-                raise _error(
+                raise api_error(
                     429,
                     "rate_limited",
                     f"too many messages (at most {settings.rate_limit_per_minute} a minute); "
@@ -201,7 +201,7 @@ class WebchatChannel(Channel):
             visitor_id = visitor(visitor_id)
             await limit(request, visitor_id, cors)
             if not body.text.strip() and not body.payload:
-                raise _error(422, "empty_message", "send some text (or a button's payload)", cors)
+                raise api_error(422, "empty_message", "send some text (or a button's payload)", cors)
             message = IncomingMessage(
                 channel=CHANNEL,
                 chat_id=visitor_id,
@@ -220,7 +220,7 @@ class WebchatChannel(Channel):
                     digest(visitor_id)[:8],
                     body.text[:200],
                 )
-                raise _error(
+                raise api_error(
                     503,
                     "unavailable",
                     f"the message could not be handled ({type(exc).__name__}); send it again "
@@ -267,6 +267,15 @@ class WebchatChannel(Channel):
             )
 
         stream_doc: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {}}}}
+        posting_doc = errors(
+            429,
+            422,
+            described={
+                422: "A bad visitor id (invalid_visitor_id), no text nor payload (empty_message), "
+                "or the request failed validation",
+                429: "Too many messages from this visitor (or address): wait Retry-After seconds; not stored",
+            },
+        )
 
         # The visitor id travels in a header, so it never lands in an access log or a proxy's log.
 
@@ -275,7 +284,9 @@ class WebchatChannel(Channel):
         async def preflight(origin: Origin = None) -> Response:
             return Response(status_code=204, headers=self._cors(origin))
 
-        @router.post("/messages", summary="Send a visitor's message; returns the bot's replies")
+        @router.post(
+            "/messages", summary="Send a visitor's message; returns the bot's replies", responses=posting_doc
+        )
         async def post_message_route(
             request: Request, body: WebchatIn, x_visitor_id: VisitorHeader = None, origin: Origin = None
         ) -> JSONResponse:
@@ -310,7 +321,12 @@ class WebchatChannel(Channel):
         async def legacy_preflight(visitor_id: Visitor, origin: Origin = None) -> Response:
             return Response(status_code=204, headers=self._cors(origin))
 
-        @router.post("/{visitor_id}/messages", deprecated=True, summary="Deprecated: use POST /messages")
+        @router.post(
+            "/{visitor_id}/messages",
+            deprecated=True,
+            summary="Deprecated: use POST /messages",
+            responses=posting_doc,
+        )
         async def legacy_post_message(
             request: Request, visitor_id: Visitor, body: WebchatIn, origin: Origin = None
         ) -> JSONResponse:

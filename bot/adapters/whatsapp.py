@@ -10,11 +10,12 @@ import logging
 from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel
 
 from bot.adapters.base import Channel, DeliveryTarget, Inbox
 from bot.adapters.reply_parts import PartTracker
@@ -37,6 +38,63 @@ _LIST_BUTTON = {"en": "Choose", "ru": "Выбрать", "pl": "Wybierz", "uk": "
 _MORE_OPTIONS = {"en": "More options:", "ru": "Ещё варианты:", "pl": "Więcej opcji:", "uk": "Ще варіанти:"}
 _MEDIA_TYPES = {"photo": "image", "voice": "audio", "audio": "audio", "video": "video"}
 _MEDIA_TYPES |= {"document": "document", "sticker": "sticker"}
+
+
+class WebhookTaken(BaseModel):
+    """What POST /webhooks/whatsapp answers to a signed JSON object: {"status": "ok"}."""
+
+    status: Literal["ok"]
+
+
+class WebhookRefused(BaseModel):
+    """What POST /webhooks/whatsapp answers to a body it refuses: {"error"}."""
+
+    error: str
+
+
+_VERIFY_DOC: dict[str, Any] = {
+    "summary": "Meta's webhook verification: echoes hub.challenge for the right hub.verify_token",
+    "tags": ["webhooks"],
+    "response_class": PlainTextResponse,
+    "responses": {
+        200: {"description": "hub.challenge", "content": {"text/plain": {"schema": {"type": "string"}}}},
+        403: {
+            "description": "Wrong hub.mode or hub.verify_token: verification failed",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+    },
+    "openapi_extra": {
+        "parameters": [
+            {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+            for name in ("hub.mode", "hub.verify_token", "hub.challenge")
+        ]
+    },
+}
+_NOTIFY_DOC: dict[str, Any] = {
+    "summary": "Meta's notifications (messages, statuses), signed with channels.whatsapp.app_secret",
+    "tags": ["webhooks"],
+    "responses": {
+        200: {"model": WebhookTaken, "description": "Taken (handled in the background)"},
+        400: {"model": WebhookRefused, "description": "The body is not a JSON object"},
+        401: {"model": WebhookRefused, "description": "No X-Hub-Signature-256"},
+        403: {"model": WebhookRefused, "description": "The signature does not match the body"},
+    },
+    "openapi_extra": {
+        "parameters": [
+            {
+                "name": "X-Hub-Signature-256",
+                "in": "header",
+                "required": True,
+                "description": "sha256=<HMAC-SHA256 of the body with the app secret>",
+                "schema": {"type": "string"},
+            }
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+    },
+}
 
 
 class WhatsAppChannel(Channel):
@@ -72,7 +130,7 @@ class WhatsAppChannel(Channel):
         """Return the webhook routes: GET for Meta's verification, POST for notifications."""
         router = APIRouter()
 
-        @router.get(WEBHOOK_PATH, include_in_schema=False)
+        @router.get(WEBHOOK_PATH, **_VERIFY_DOC)
         async def verify(request: Request) -> Response:
             query = request.query_params
             token = query.get("hub.verify_token") or ""
@@ -83,7 +141,7 @@ class WhatsAppChannel(Channel):
             )
             return PlainTextResponse("verification failed", status_code=403)
 
-        @router.post(WEBHOOK_PATH, include_in_schema=False)
+        @router.post(WEBHOOK_PATH, **_NOTIFY_DOC)
         async def notify(request: Request) -> Response:
             body = await request.body()
             signature = request.headers.get("x-hub-signature-256")

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.api_errors import api_error
+from bot.api_errors import api_error, errors
 from bot.errors import OutsideMessagingWindow
 from bot.handoff.agents import (
     AgentError,
@@ -231,7 +231,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
     """Return the /api/v1 router over `desk` (mounted by bot/web.py); `limiter` counts log-in failures."""
     database = desk.database
     limiter = limiter or MemoryLimiter()
-    router = APIRouter(prefix="/api/v1", tags=["agents"])
+    router = APIRouter(prefix="/api/v1", tags=["agents"], responses=errors(401))
 
     current_session = token_session(database)
     Me = Annotated[Agent, Depends(token_agent(database))]
@@ -302,7 +302,14 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
     @router.post(
         "/auth/login",
         summary="Log in; returns a bearer token",
-        responses={429: {"description": "Too many failed log-ins for this login or address (Retry-After)"}},
+        responses=errors(
+            401,
+            429,
+            described={
+                401: "Wrong login or password",
+                429: "Too many failed log-ins for this login or address: wait Retry-After seconds",
+            },
+        ),
     )
     async def login(body: LoginIn, request: Request) -> dict[str, Any]:
         # Every attempt is counted before the password is checked (so parallel guesses cannot slip past
@@ -364,7 +371,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
             "requeued": change.requeued,
         }
 
-    @router.get("/agents", summary="All agents with status and load (supervisors)")
+    @router.get("/agents", summary="All agents with status and load (supervisors)", responses=errors(403))
     async def list_agents(_: Supervisor) -> list[dict[str, Any]]:
         async with database.session() as session:
             repo = AgentRepository(session)
@@ -372,7 +379,12 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
             loads = await repo.loads()
         return [public_agent(a, loads.get(a.id, 0)) for a in agents]
 
-    @router.post("/agents", status_code=201, summary="Create an agent (admins)")
+    @router.post(
+        "/agents",
+        status_code=201,
+        summary="Create an agent (admins)",
+        responses=errors(403, 409, 422, described={409: "An agent with this login exists"}),
+    )
     async def create_agent(body: AgentIn, admin: Admin) -> dict[str, Any]:
         with _domain_errors():
             async with database.session() as session:
@@ -384,7 +396,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
                 )
         return public_agent(agent, 0)
 
-    @router.patch("/agents/{login}", summary="Change an agent (admins)")
+    @router.patch("/agents/{login}", summary="Change an agent (admins)", responses=errors(403, 404, 422))
     async def update_agent(login: str, body: AgentPatch, admin: Admin) -> dict[str, Any]:
         with _domain_errors():
             async with desk.transaction() as session:
@@ -424,7 +436,11 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
                 load = (await repo.loads([agent_id])).get(agent_id, 0)
         return public_agent(fresh, load)
 
-    @router.put("/agents/{login}/status", summary="Set another agent's status (supervisors)")
+    @router.put(
+        "/agents/{login}/status",
+        summary="Set another agent's status (supervisors)",
+        responses=errors(403, 404),
+    )
     async def agent_status(login: str, body: StatusIn, supervisor: Supervisor) -> dict[str, Any]:
         async with database.session() as session:
             agent = await AgentRepository(session).by_login(login)
@@ -444,7 +460,11 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
     async def queue(_: Me) -> dict[str, Any]:
         return await desk.queue_summary()
 
-    @router.get("/stats", summary="The support lead's numbers over the last `days` days (supervisors)")
+    @router.get(
+        "/stats",
+        summary="The support lead's numbers over the last `days` days (supervisors)",
+        responses=errors(403),
+    )
     async def stats(
         _: Supervisor, days: Annotated[int, Query(ge=1, le=366, description="How far back")] = 30
     ) -> dict[str, Any]:
@@ -476,7 +496,11 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
             rows = list((await session.execute(query.limit(limit).offset(offset))).scalars().all())
             return await summaries(session, rows)
 
-    @router.get("/conversations/{conversation_id}", summary="One conversation with messages and context card")
+    @router.get(
+        "/conversations/{conversation_id}",
+        summary="One conversation with messages and context card",
+        responses=errors(403, 404),
+    )
     async def conversation(conversation_id: ConversationId, agent: Me) -> dict[str, Any]:
         async with database.session() as session:
             row = await visible(session, agent, conversation_id)
@@ -548,7 +572,9 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
         ]
 
     @router.get(
-        "/conversations/{conversation_id}/history", summary="Who had this conversation, and every move"
+        "/conversations/{conversation_id}/history",
+        summary="Who had this conversation, and every move",
+        responses=errors(403, 404),
     )
     async def history(conversation_id: ConversationId, agent: Me) -> dict[str, Any]:
         async with database.session() as session:
@@ -564,14 +590,21 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
             )
             return {"assignments": await history_of(session, row.id), "events": [_event(e) for e in events]}
 
-    @router.post("/conversations/{conversation_id}/accept", summary="Take a waiting conversation")
+    @router.post(
+        "/conversations/{conversation_id}/accept",
+        summary="Take a waiting conversation",
+        responses=errors(403, 404, 409),
+    )
     async def accept(conversation_id: ConversationId, agent: Me) -> dict[str, Any]:
         with _domain_errors():
             await desk.accept(conversation_id, agent.id)
         return await brief(conversation_id)
 
     @router.post(
-        "/conversations/{conversation_id}/messages", status_code=201, summary="Reply to the customer"
+        "/conversations/{conversation_id}/messages",
+        status_code=201,
+        summary="Reply to the customer",
+        responses=errors(403, 404, 409, 422),
     )
     async def reply(conversation_id: ConversationId, body: TextIn, agent: Me) -> dict[str, Any]:
         with _domain_errors():
@@ -582,6 +615,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
         "/conversations/{conversation_id}/template",
         status_code=201,
         summary="Send the re-engagement template (outside WhatsApp's 24-hour window)",
+        responses=errors(403, 404, 409, 502),
     )
     async def template(conversation_id: ConversationId, agent: Me) -> dict[str, Any]:
         with _domain_errors():
@@ -592,7 +626,10 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
         return _message(row, {agent.id: agent.login})
 
     @router.post(
-        "/conversations/{conversation_id}/notes", status_code=201, summary="Internal note (not sent)"
+        "/conversations/{conversation_id}/notes",
+        status_code=201,
+        summary="Internal note (not sent)",
+        responses=errors(403, 404, 422),
     )
     async def note(conversation_id: ConversationId, body: TextIn, agent: Me) -> dict[str, Any]:
         async with database.session() as session:
@@ -601,7 +638,11 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
             note_id = await desk.note(conversation_id, agent.id, _blank(body.text))
         return {"id": note_id, "author": agent.login, "text": body.text}
 
-    @router.post("/conversations/{conversation_id}/transfer", summary="To a named agent or back to the queue")
+    @router.post(
+        "/conversations/{conversation_id}/transfer",
+        summary="To a named agent or back to the queue",
+        responses=errors(403, 404, 409, 422),
+    )
     async def transfer(conversation_id: ConversationId, body: TransferIn, agent: Me) -> dict[str, Any]:
         if bool(body.agent_login) == bool(body.queue):
             raise api_error(422, "invalid_transfer", 'give either "agent_login" or "queue": true')
@@ -609,7 +650,11 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
             await desk.transfer(conversation_id, agent.id, body.agent_login, body.queue, body.reason)
         return await brief(conversation_id)
 
-    @router.post("/conversations/{conversation_id}/resolve", summary="Close the conversation")
+    @router.post(
+        "/conversations/{conversation_id}/resolve",
+        summary="Close the conversation",
+        responses=errors(403, 404, 409),
+    )
     async def resolve(conversation_id: ConversationId, body: ResolveIn, agent: Me) -> dict[str, Any]:
         with _domain_errors():
             await desk.resolve(conversation_id, agent.id, body.reason)
