@@ -1,0 +1,268 @@
+"""The published OpenAPI document tells the truth about errors: real requests over HTTP (no token, wrong
+role, unknown id, conflict, bad visitor id, rate limit, refused webhooks...) get answers whose status is
+documented for their operation, in a documented content type, with a body of the documented schema."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import shutil
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from bot.adapters import telegram, whatsapp
+from bot.adapters.telegram import TelegramChannel
+from bot.adapters.webchat import WebchatChannel
+from bot.adapters.whatsapp import WhatsAppChannel
+from bot.api_errors import ApiError, InvalidRequest
+from bot.app import SupportBot
+from bot.config import Settings
+from bot.states import State
+from bot.storage.database import Database
+from bot.storage.repositories import ConversationRepository
+from bot.web import create_app
+from tests.conftest import REPO, LiveServer, incoming
+from tests.handoff_support import PASSWORD, Api, desk_of, http_client, make_agent
+
+SECRET = "openapi-test-secret"
+APP_SECRET = "openapi-app-secret"
+# The component schemas a documented answer may name, and the models that read them (FastAPI's own
+# HTTPValidationError has the shape of our InvalidRequest).
+MODELS: dict[str, type[BaseModel]] = {
+    "HTTPValidationError": InvalidRequest,
+} | {
+    model.__name__: model
+    for model in (
+        ApiError,
+        InvalidRequest,
+        telegram.WebhookAnswer,
+        whatsapp.WebhookTaken,
+        whatsapp.WebhookRefused,
+    )
+}
+
+
+@pytest.fixture
+async def service(make_settings: Callable[..., Settings], tmp_path: Path) -> AsyncIterator[SupportBot]:
+    """Every channel with a web route (web chat, Telegram webhook, WhatsApp), a migrated SQLite database,
+    and no model: nothing here needs one (the routes that do answer 503, as documented)."""
+    shutil.copytree(REPO / "kb", tmp_path / "kb")
+    settings = make_settings(
+        kb={"path": str(tmp_path / "kb")},
+        handoff={"login_max_failures": 2},
+        channels={
+            "webchat": {"rate_limit_per_minute": 1},
+            "telegram": {
+                "token": "7000000001:AAH-stand-in-token_for_tests",
+                "api_base": "http://127.0.0.1:9",
+                "mode": "webhook",
+                "webhook_url": "https://support.example/webhooks/telegram",
+                "webhook_secret": SECRET,
+            },
+            "whatsapp": {
+                "access_token": "token",
+                "phone_number_id": "100",
+                "app_secret": APP_SECRET,
+                "verify_token": "verify",
+                "graph_api_base": "http://127.0.0.1:9",
+            },
+        },
+    )
+    database = Database(settings.database_url)
+    await database.migrate()
+    channels = settings.channels
+    tg, wa = TelegramChannel(channels.telegram), WhatsAppChannel(channels.whatsapp)
+    bot = SupportBot(settings, channels=[WebchatChannel(channels.webchat), tg, wa], database=database)
+    yield bot
+    await desk_of(bot).close()
+    await tg.stop()
+    await wa.stop()
+    await bot.limiter.close()
+    await database.close()
+    bot.executor.shutdown(wait=False)
+
+
+@dataclass
+class Answer:
+    method: str
+    path: str
+    response: httpx.Response
+
+
+def operation_of(document: dict[str, Any], method: str, path: str) -> dict[str, Any]:
+    """The documented operation a request lands on (literal segments win over parameters)."""
+    matches = []
+    for template, operations in document["paths"].items():
+        pattern = "^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$"
+        if re.match(pattern, path) and method.lower() in operations:
+            matches.append((template.count("{"), operations[method.lower()]))
+    assert matches, f"{method} {path} is not in the OpenAPI document"
+    return min(matches, key=lambda match: match[0])[1]
+
+
+def check_documented(document: dict[str, Any], answer: Answer) -> None:
+    """Assert the answer's status, content type, headers and body are what its operation documents."""
+    method, path, response = answer.method, answer.path, answer.response
+    where = f"{method} {path} -> {response.status_code} {response.text[:200]}"
+    documented = operation_of(document, method, path)["responses"].get(str(response.status_code))
+    assert documented is not None, f"status not documented: {where}"
+    for header in documented.get("headers", {}):
+        assert header in response.headers, f"{header} documented but not sent: {where}"
+    if not response.content:
+        return
+    content_type = response.headers["content-type"].split(";")[0]
+    assert content_type in documented.get("content", {}), f"{content_type} not documented: {where}"
+    schema = documented["content"][content_type]["schema"]
+    if content_type == "text/plain":
+        assert schema == {"type": "string"}, where
+        return
+    names = [option["$ref"].rsplit("/", 1)[1] for option in schema.get("anyOf", [schema]) if "$ref" in option]
+    if response.status_code >= 400:
+        assert names, f"an error answer without a documented schema: {where}"
+    if not names:
+        return  # a success answer documented as any JSON
+    body = response.json()
+    problems = []
+    for name in names:
+        try:
+            MODELS[name].model_validate(body, strict=True)
+            return
+        except ValidationError as exc:
+            problems.append(f"{name}: {exc}")
+    raise AssertionError(f"the body fits no documented schema ({', '.join(names)}): {where}\n{problems}")
+
+
+def sign(body: bytes) -> str:
+    return "sha256=" + hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+
+async def test_error_answers_are_documented_with_their_bodies(service: SupportBot) -> None:
+    database = service.database
+    await make_agent(database, "anna", status="online")
+    await make_agent(database, "bob")
+    await make_agent(database, "sup", role="supervisor")
+    await make_agent(database, "root", role="admin")
+    desk = desk_of(service)
+    async with desk.transaction() as session:  # a customer asked for a person (what the engine does)
+        repo = ConversationRepository(session)
+        _, conversation = await repo.customer_and_conversation(incoming("a person, please", customer="c1"))
+        await repo.transition(conversation, State.WAITING, "bot", "human_request")
+        await desk.enqueue(session, conversation, {}, "human_request")
+        conversation_id = conversation.id
+
+    app = create_app(service, start=False)
+    document = app.openapi()
+    answers: list[Answer] = []
+    async with LiveServer(app) as server, http_client(server.url) as client:
+
+        async def call(method: str, path: str, api: Api | None = None, **kwargs: Any) -> httpx.Response:
+            headers = {**(api.headers if api else {}), **kwargs.pop("headers", {})}
+            response = await client.request(method, path, headers=headers, **kwargs)
+            answers.append(Answer(method, path, response))
+            return response
+
+        async def expect(status: int, method: str, path: str, api: Api | None = None, **kwargs: Any) -> None:
+            response = await call(method, path, api, **kwargs)
+            assert response.status_code == status, f"{method} {path}: {response.status_code} {response.text}"
+
+        anna, bob = await Api.login(client, "anna"), await Api.login(client, "bob")
+        sup, root = await Api.login(client, "sup"), await Api.login(client, "root")
+        stranger = Api(client, "not-a-token")
+        mine, unknown = f"/api/v1/conversations/{conversation_id}", "/api/v1/conversations/999999"
+
+        # the agent API
+        await expect(401, "GET", "/api/v1/queue")
+        await expect(401, "GET", "/api/v1/queue", stranger)
+        await expect(401, "GET", "/api/v1/events", params={"token": "x"})
+        await expect(401, "POST", "/api/v1/auth/login", json={"login": "carl", "password": "nope"})
+        await expect(401, "POST", "/api/v1/auth/login", json={"login": "carl", "password": "nope"})
+        await expect(429, "POST", "/api/v1/auth/login", json={"login": "carl", "password": PASSWORD})
+        await expect(422, "POST", "/api/v1/auth/login", json={"login": ""})
+        await expect(403, "GET", "/api/v1/agents", bob)
+        await expect(403, "GET", "/api/v1/stats", bob)
+        await expect(403, "POST", "/api/v1/agents", sup, json={"login": "eve", "password": PASSWORD})
+        await expect(409, "POST", "/api/v1/agents", root, json={"login": "bob", "password": PASSWORD})
+        bad_language = {"login": "eve", "password": PASSWORD, "languages": ["not a language"]}
+        await expect(422, "POST", "/api/v1/agents", root, json=bad_language)
+        await expect(422, "POST", "/api/v1/agents", root, json={"login": "eve"})
+        await expect(404, "PATCH", "/api/v1/agents/nobody", root, json={"name": "No One"})
+        await expect(404, "PUT", "/api/v1/agents/nobody/status", sup, json={"status": "online"})
+        await expect(404, "GET", unknown, anna)
+        await expect(404, "POST", f"{unknown}/accept", anna)
+        await expect(200, "POST", f"{mine}/accept", anna)
+        await expect(409, "POST", f"{mine}/accept", bob)
+        await expect(403, "GET", mine, bob)
+        await expect(403, "GET", f"{mine}/history", bob)
+        await expect(409, "POST", f"{mine}/messages", bob, json={"text": "hello"})  # not 403
+        await expect(422, "POST", f"{mine}/messages", anna, json={"text": "   "})
+        await expect(422, "POST", f"{mine}/notes", anna, json={"text": "  "})
+        await expect(422, "POST", f"{mine}/transfer", anna, json={})
+        await expect(404, "POST", f"{mine}/transfer", anna, json={"agent_login": "nobody"})
+        await expect(409, "POST", f"{mine}/transfer", anna, json={"agent_login": "anna"})
+        await expect(200, "POST", f"{mine}/resolve", anna, json={})
+        await expect(409, "POST", f"{mine}/resolve", anna, json={})
+
+        # the console's API
+        await expect(401, "GET", "/api/v1/console/settings")
+        await expect(404, "GET", "/api/v1/console/conversations/999999/suggestions", anna)
+        await expect(403, "GET", f"/api/v1/console/conversations/{conversation_id}/suggestions", bob)
+
+        # insights
+        await expect(401, "GET", "/api/v1/misses")
+        await expect(403, "GET", "/api/v1/misses", bob)
+        await expect(503, "GET", "/api/v1/kb/entries", sup)  # the model is not loaded here
+        question = {"text": "How long does delivery take?", "language": "en"}
+        await expect(404, "POST", "/api/v1/kb/entries/no_such_entry/questions", sup, json=question)
+        await expect(409, "POST", "/api/v1/kb/entries/delivery_time/questions", sup, json=question)
+        await expect(422, "POST", "/api/v1/kb/entries/delivery_time/questions", sup, json={"text": ""})
+
+        # the web chat
+        for method in ("GET", "POST"):
+            await expect(422, method, "/api/v1/webchat/messages", json={"text": "hi"})
+        await expect(422, "GET", "/api/v1/webchat/events")
+        await expect(422, "POST", "/api/v1/webchat/abc/messages", json={"text": "hi"})
+        visitor = {"X-Visitor-Id": "v-openapi-0123456789"}
+        await expect(422, "POST", "/api/v1/webchat/messages", headers=visitor, json={"text": "x" * 8001})
+        await expect(422, "POST", "/api/v1/webchat/messages", headers=visitor, json={"text": "  "})
+        await expect(429, "POST", "/api/v1/webchat/messages", headers=visitor, json={"text": "  "})
+
+        # the webhooks
+        tg = "/webhooks/telegram"
+        await expect(401, "POST", tg, json={"update_id": 1})
+        secret = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+        await expect(400, "POST", tg, headers=secret, content=b"{not json")
+        await expect(400, "POST", tg, headers=secret, json=[1])
+        await expect(200, "POST", tg, headers=secret, json={"update_id": 1})
+        wa = "/webhooks/whatsapp"
+        await expect(403, "GET", wa, params={"hub.mode": "subscribe", "hub.verify_token": "guess"})
+        challenge = {"hub.mode": "subscribe", "hub.verify_token": "verify", "hub.challenge": "42"}
+        await expect(200, "GET", wa, params=challenge)
+        await expect(401, "POST", wa, json={})
+        await expect(403, "POST", wa, json={}, headers={"X-Hub-Signature-256": "sha256=00"})
+        for body in (b"{not json", b"[]"):
+            await expect(400, "POST", wa, content=body, headers={"X-Hub-Signature-256": sign(body)})
+        await expect(200, "POST", wa, content=b"{}", headers={"X-Hub-Signature-256": sign(b"{}")})
+        served = (await client.get("/openapi.json")).json()
+
+    # every answer the service gave is in the document: status, content type, headers, body
+    for answer in answers:
+        check_documented(document, answer)
+    seen = {(a.response.status_code, a.response.json()["detail"]["code"]) for a in answers if _ours(a)}
+    assert {401, 403, 404, 409, 422, 429, 503} <= {status for status, _ in seen}
+    assert served == json.loads(json.dumps(document))  # what /openapi.json serves is that document
+
+
+def _ours(answer: Answer) -> bool:
+    try:
+        ApiError.model_validate(answer.response.json())
+    except (ValueError, ValidationError):
+        return False
+    return True
