@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -27,6 +28,9 @@ from bot.storage.database import Database
 from bot.storage.models import Conversation, Customer, Message
 from bot.storage.repositories import ConversationRepository, MessageRepository
 
+log = logging.getLogger(__name__)
+
+UNDERSTANDING_FAILED = "bot_error"  # the handoff reason when the intent layer raised on a message
 START_PAYLOAD = "start"  # a messenger's "start" (Telegram /start): greeting plus a menu of topics
 HUMAN_PAYLOAD = "human"
 BOT_PAYLOAD = "bot"
@@ -105,9 +109,11 @@ class ConversationEngine:
                     understanding = self._start_understanding(message)
                 try:
                     decision = await understanding if understanding is not None else None
-                except Exception:
-                    await self._turn(message, None, act=False)  # keep the message even if the model failed
-                    raise
+                except Exception:  # the model failed: the message is kept and goes to a person
+                    log.exception(
+                        "the intent layer failed on a message; handing the conversation to a person"
+                    )
+                    decision = Decision("handoff", None, 0.0, UNDERSTANDING_FAILED)
                 return await self._turn(message, decision)
         finally:
             if understanding is not None and not understanding.done():
@@ -127,9 +133,7 @@ class ConversationEngine:
             conversation = await ConversationRepository(session).get(row.conversation_id)
             return TurnResult(row.conversation_id, conversation.state if conversation else "", edited=True)
 
-    async def _turn(
-        self, message: IncomingMessage, decision: Decision | None, act: bool = True
-    ) -> TurnResult:
+    async def _turn(self, message: IncomingMessage, decision: Decision | None) -> TurnResult:
         async with self.database.session() as session:
             if message.payload and message.payload.startswith(csat.CSAT_PAYLOAD):
                 rated = await self._rate(session, message)
@@ -152,8 +156,6 @@ class ConversationEngine:
             )
             conversation.language = language
             customer.language = customer.language or language
-            if not act:
-                return TurnResult(conversation.id, conversation.state)
             return await self._act(
                 session, customer, conversation, inbound, message, decision, language, summary
             )
