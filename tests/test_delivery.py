@@ -13,7 +13,8 @@ from bot.app import SupportBot
 from bot.errors import SendError
 from bot.handoff.agents import as_utc
 from bot.messages import IncomingMessage
-from bot.storage.models import Message, utcnow
+from bot.states import State
+from bot.storage.models import Conversation, Message, utcnow
 from tests.conftest import RecordingChannel, incoming
 
 QUESTIONS = ["How can I pay for my order?", "Сколько идёт доставка?", "Jak długo trwa dostawa?"]
@@ -112,18 +113,29 @@ async def test_replies_on_a_channel_this_process_does_not_serve_are_left_due(
     assert channel.sent == []
 
 
-async def test_the_message_is_stored_even_when_the_model_fails(
+async def test_the_message_is_stored_and_goes_to_a_person_when_the_model_fails(
     bot: SupportBot, channel: RecordingChannel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The intent layer raising (fault injection: a crash cannot be had on demand) loses nothing and leaves
+    no one silent: the message is kept, the conversation queued for a person (reason bot_error), the
+    customer told; a redelivery of the same message is a duplicate, not a second reply."""
+
     def broken(texts: object) -> object:
         raise RuntimeError("model crashed")
 
     monkeypatch.setattr(bot.matcher(), "understand_many", broken)
-    with pytest.raises(RuntimeError, match="model crashed"):
-        await bot.receive(incoming("How can I pay?", msg_id="m-1"))
+    result = await bot.receive(incoming("where is my order 12345, it was due on monday", msg_id="m-1"))
+    assert result.decision is not None
+    assert (result.decision.kind, result.decision.reason) == ("handoff", "bot_error")
     async with bot.database.session() as session:
-        rows = list((await session.execute(select(Message))).scalars())
-    assert [(row.direction, row.text) for row in rows] == [("in", "How can I pay?")]
+        rows = list((await session.execute(select(Message).order_by(Message.id))).scalars())
+        state = (await session.execute(select(Conversation.state))).scalar_one()
+    assert (rows[0].direction, rows[0].text) == ("in", "where is my order 12345, it was due on monday")
+    assert rows[0].decision and rows[0].decision["reason"] == "bot_error"
+    assert state == State.WAITING
+    assert len(channel.sent) == 1 and rows[1].status == "sent"  # told that a person will answer
     monkeypatch.undo()
-    assert (await bot.receive(incoming("How can I pay?", msg_id="m-1"))).duplicate
-    assert channel.sent == []
+    assert (
+        await bot.receive(incoming("where is my order 12345, it was due on monday", msg_id="m-1"))
+    ).duplicate
+    assert len(channel.sent) == 1
