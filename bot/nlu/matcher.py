@@ -296,8 +296,10 @@ class Matcher:
         if self.head is None or self._columns is None:
             return self.index.search(vectors)
         columns = self._columns
+        sentence_sims = None  # each indexed sentence's best cosine over the parts, when all were scored
         if len(self.index.items) <= EXACT_LIMIT:
-            best_sim = columns.best((self.index.vectors @ vectors.T).max(axis=1), -np.inf)
+            sentence_sims = (self.index.vectors @ vectors.T).max(axis=1)
+            best_sim = columns.best(sentence_sims, -np.inf)
         else:
             best_sim = np.full(columns.count, -np.inf, dtype=np.float32)
             for near in self.index.search(vectors):
@@ -311,7 +313,10 @@ class Matcher:
             rows = columns.rows(int(k))
             if not len(rows):
                 continue
-            sims = (self.index.vectors[rows] @ vectors.T).max(axis=1)
+            if sentence_sims is not None:
+                sims = sentence_sims[rows]
+            else:
+                sims = (self.index.vectors[rows] @ vectors.T).max(axis=1)
             best = int(np.argmax(sims))
             item = self.index.items[int(rows[best])]
             ranked.append(
