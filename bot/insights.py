@@ -70,6 +70,15 @@ def insights_api(bot: SupportBot) -> APIRouter:
             except ContentError as exc:
                 raise api_error(422, "invalid_content", "; ".join(exc.problems)) from exc
 
+    async def record(kind: str, agent: Agent, done: ContentEdit, **data: Any) -> str:
+        """Audit an addition (who, the text, which file and line); return the file as the editor knows it."""
+        file = shown(done.file)
+        async with database.session() as session:
+            audit(
+                session, None, kind, actor(agent), agent.id, text=done.text, file=file, line=done.line, **data
+            )
+        return file
+
     @router.get("/misses", summary="The questions the bot missed over the last `days` days (supervisors)")
     async def misses(
         _: Supervisor,
@@ -127,20 +136,7 @@ def insights_api(bot: SupportBot) -> APIRouter:
             body.text, settings.kb.languages, settings.kb.default_language
         )
         done = await edit(lambda: content_edit.add_question(settings, entry_id, language, body.text))
-        file = shown(done.file)
-        async with database.session() as session:
-            audit(
-                session,
-                None,
-                QUESTION_ADDED,
-                actor(agent),
-                agent.id,
-                text=done.text,
-                entry=entry_id,
-                language=language,
-                file=file,
-                line=done.line,
-            )
+        file = await record(QUESTION_ADDED, agent, done, entry=entry_id, language=language)
         return {"entry": entry_id, "language": language, "text": done.text, "file": file, "line": done.line}
 
     @router.post(
@@ -158,18 +154,7 @@ def insights_api(bot: SupportBot) -> APIRouter:
     )
     async def add_out_of_scope(body: ExampleIn, agent: Supervisor) -> dict[str, Any]:
         done = await edit(lambda: content_edit.add_out_of_scope_example(settings, body.text))
-        file = shown(done.file)
-        async with database.session() as session:
-            audit(
-                session,
-                None,
-                EXAMPLE_ADDED,
-                actor(agent),
-                agent.id,
-                text=done.text,
-                file=file,
-                line=done.line,
-            )
+        file = await record(EXAMPLE_ADDED, agent, done)
         return {"intent": "oos", "text": done.text, "file": file, "line": done.line}
 
     return router
