@@ -26,6 +26,7 @@ from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
@@ -378,7 +379,10 @@ class WebchatChannel(Channel):
                 if current is None:
                     woken.clear()
                     try:
-                        current = await view(visitor_id, cursor)
+                        # finished even if the visitor leaves meanwhile: Starlette cancels the stream
+                        # then, repeatedly, and a read cut off in flight costs its database connection
+                        with anyio.CancelScope(shield=True):
+                            current = await view(visitor_id, cursor)
                     except Exception as exc:  # a database restart: keep the stream, try again shortly
                         log.warning(
                             "webchat: reading the chat of visitor ~%s failed: %s", digest(visitor_id)[:8], exc
@@ -387,6 +391,7 @@ class WebchatChannel(Channel):
                             return
                         await asyncio.sleep(self.settings.poll_seconds)
                         continue
+                    assert current is not None  # the shield only ever holds cancellation back
                 now = datetime.now(UTC)
                 fresh = False
                 for message in current["messages"]:

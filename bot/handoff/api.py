@@ -17,6 +17,7 @@ from contextlib import contextmanager, suppress
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
+import anyio
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
@@ -742,10 +743,13 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
                     if not supervisor:
                         query = query.where(or_(Event.agent_id == agent.id, Event.kind.in_(QUEUE_EVENTS)))
                     woken.clear()
-                    async with database.session() as session:
-                        if not await AgentRepository(session).session_is_live(session_id):
-                            return  # logged out, deactivated, password changed or expired: so ends the stream
-                        rows = (await session.execute(query)).scalars().all()
+                    # Starlette cancels the stream when the client leaves, repeatedly: a read cut off in
+                    # flight costs its connection (SQLAlchemy invalidates it), so a started read finishes.
+                    with anyio.CancelScope(shield=True):
+                        async with database.session() as session:
+                            if not await AgentRepository(session).session_is_live(session_id):
+                                return  # logged out, deactivated, password changed or expired: so it ends
+                            rows = (await session.execute(query)).scalars().all()
                     fresh = [row for row in rows if row.id not in sent]
                     for row in fresh:
                         sent.add(row.id)
