@@ -41,7 +41,8 @@ class Example:
 def load_csv(path: Path, oos_label: str) -> list[Example]:
     """Read a CSV with a header holding `text` and `intent` (and optionally `lang`)."""
     try:
-        with path.open(encoding="utf-8", newline="") as handle:
+        # utf-8-sig: a file saved by a spreadsheet, or downloaded from the console, starts with a BOM
+        with path.open(encoding="utf-8-sig", newline="") as handle:
             reader = csv.DictReader(handle)
             missing = {"text", "intent"} - set(reader.fieldnames or [])
             if missing:

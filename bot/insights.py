@@ -1,33 +1,50 @@
-"""The supervisors' insights API: the bot's misses, and turning one into content (bearer token, supervisors).
+"""The supervisors' insights API: the bot's misses, how its answers land, and turning a miss into content
+(bearer token, supervisors).
 
-GET /api/v1/misses lists what `supportbot kb misses` prints; POST /api/v1/kb/entries/{id}/questions and
-POST /api/v1/intents/oos/examples add a missed question to the KB or to the out-of-scope examples
-(bot/content_edit.py edits the file; the running bot reloads it within seconds, as for any edit of
-kb/ or intents/). Each addition is an audit event (kb_question_added / oos_example_added: who, what,
-which file) that also marks the miss handled. GET /api/v1/stats, the rest of the console's Insights
-view, is in the agent API.
+GET /api/v1/misses lists what `supportbot kb misses` prints, GET /api/v1/answers how each KB entry's
+answers were received (bot/answer_report.py); both come as CSV files too (/api/v1/misses.csv,
+/api/v1/answers.csv, made safe to open in a spreadsheet by bot/csv_export.py).
+POST /api/v1/kb/entries/{id}/questions and POST /api/v1/intents/oos/examples add a missed question to
+the KB or to the out-of-scope examples (bot/content_edit.py edits the file; the running bot reloads it
+within seconds, as for any edit of kb/ or intents/). Each addition is an audit event (kb_question_added /
+oos_example_added: who, what, which file) that also marks the miss handled. GET /api/v1/stats, the rest
+of the console's Insights view, is in the agent API.
 """
 
 import asyncio
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
 from bot import content_edit
+from bot.answer_report import COLUMNS as ANSWER_COLUMNS
+from bot.answer_report import EntryAnswers, collect_answers
 from bot.api_errors import api_error, errors
 from bot.app import SupportBot
 from bot.content_edit import AlreadyPresent, ChangedMeanwhile, ContentEdit, UnknownEntry
+from bot.csv_export import csv_bytes
 from bot.errors import ContentError
 from bot.handoff.assignment import audit
 from bot.handoff.bearer import role_agent
 from bot.handoff.service import actor
-from bot.misses import EXAMPLE_ADDED, QUESTION_ADDED, collect_misses
+from bot.knowledge import KnowledgeBase
+from bot.misses import COLUMNS as MISS_COLUMNS
+from bot.misses import EXAMPLE_ADDED, QUESTION_ADDED, Miss, collect_misses
 from bot.nlu.language import detect_language
 from bot.storage.models import Agent, utcnow
+
+Days = Annotated[int, Query(ge=1, le=366, description="How far back")]
+MissLimit = Annotated[int, Query(ge=1, le=1000, description="At most this many questions")]
+CSV: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "A CSV file, UTF-8 with a byte-order mark, cells safe to open in a spreadsheet",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}
 
 
 class QuestionIn(BaseModel):
@@ -79,21 +96,58 @@ def insights_api(bot: SupportBot) -> APIRouter:
             )
         return file
 
-    @router.get("/misses", summary="The questions the bot missed over the last `days` days (supervisors)")
-    async def misses(
-        _: Supervisor,
-        days: Annotated[int, Query(ge=1, le=366, description="How far back")] = 30,
-        limit: Annotated[int, Query(ge=1, le=1000, description="At most this many questions")] = 200,
-    ) -> dict[str, Any]:
+    def knowledge_base() -> KnowledgeBase:
+        try:
+            return bot.matcher().kb
+        except RuntimeError as exc:
+            raise api_error(503, "not_ready", str(exc)) from exc
+
+    async def missed(days: int, limit: int) -> tuple[datetime, datetime, list[Miss]]:
         until = utcnow()
         since = until - timedelta(days=days)
-        found = await collect_misses(database, since, limit)
-        return {
-            "days": days,
-            "since": since.isoformat(timespec="seconds"),
-            "until": until.isoformat(timespec="seconds"),
-            "misses": [miss.as_dict() for miss in found],
-        }
+        return since, until, await collect_misses(database, since, limit)
+
+    async def answered(days: int) -> tuple[datetime, datetime, list[EntryAnswers]]:
+        language = settings.kb.default_language
+        titles = {entry.id: entry.title_in(language, language) for entry in knowledge_base().entries}
+        until = utcnow()
+        since = until - timedelta(days=days)
+        return since, until, await collect_answers(database, titles, since, until)
+
+    @router.get("/misses", summary="The questions the bot missed over the last `days` days (supervisors)")
+    async def misses(_: Supervisor, days: Days = 30, limit: MissLimit = 200) -> dict[str, Any]:
+        since, until, found = await missed(days, limit)
+        return {**_window(days, since, until), "misses": [miss.as_dict() for miss in found]}
+
+    @router.get(
+        "/misses.csv",
+        summary="The questions the bot missed, as a CSV file for a spreadsheet (supervisors)",
+        response_class=Response,
+        responses=CSV,
+    )
+    async def misses_csv(_: Supervisor, days: Days = 30, limit: MissLimit = 1000) -> Response:
+        since, until, found = await missed(days, limit)
+        return _download("misses", days, since, until, csv_bytes(MISS_COLUMNS, (m.row() for m in found)))
+
+    @router.get(
+        "/answers",
+        summary="How each KB entry's answers landed over the last `days` days, worst first (supervisors)",
+        responses=errors(503),
+    )
+    async def answers(_: Supervisor, days: Days = 30) -> dict[str, Any]:
+        since, until, found = await answered(days)
+        return {**_window(days, since, until), "answers": [entry.as_dict() for entry in found]}
+
+    @router.get(
+        "/answers.csv",
+        summary="How each KB entry's answers landed, as a CSV file for a spreadsheet (supervisors)",
+        response_class=Response,
+        responses={**CSV, **errors(503)},
+    )
+    async def answers_csv(_: Supervisor, days: Days = 30) -> Response:
+        since, until, found = await answered(days)
+        rows = (entry.row() for entry in found)
+        return _download("answers", days, since, until, csv_bytes(ANSWER_COLUMNS, rows))
 
     @router.get(
         "/kb/entries",
@@ -101,10 +155,6 @@ def insights_api(bot: SupportBot) -> APIRouter:
         responses=errors(503),
     )
     async def entries(_: Supervisor) -> list[dict[str, Any]]:
-        try:
-            kb = bot.matcher().kb
-        except RuntimeError as exc:
-            raise api_error(503, "not_ready", str(exc)) from exc
         language = settings.kb.default_language
         return [
             {
@@ -113,7 +163,7 @@ def insights_api(bot: SupportBot) -> APIRouter:
                 "tags": list(entry.tags),
                 "file": shown(Path(entry.source.rsplit(":", 1)[0])),
             }
-            for entry in kb.entries
+            for entry in knowledge_base().entries
         ]
 
     @router.post(
@@ -163,3 +213,21 @@ def insights_api(bot: SupportBot) -> APIRouter:
 def _language_of(text: str, languages: list[str], default: str) -> str:
     detected = detect_language(text)[0]
     return detected if detected in languages else default
+
+
+def _window(days: int, since: datetime, until: datetime) -> dict[str, Any]:
+    return {
+        "days": days,
+        "since": since.isoformat(timespec="seconds"),
+        "until": until.isoformat(timespec="seconds"),
+    }
+
+
+def _download(kind: str, days: int, since: datetime, until: datetime, content: bytes) -> Response:
+    """A CSV attachment named for what it holds and its window: answers_30d_2026-11-01_2026-12-01.csv."""
+    name = f"{kind}_{days}d_{since:%Y-%m-%d}_{until:%Y-%m-%d}.csv"
+    return Response(
+        content,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

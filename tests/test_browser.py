@@ -195,10 +195,13 @@ def test_visitor_and_agent_in_the_browser(service: Service) -> None:
             expect(shop.locator(".sb-from-bot .sb-bubble").last).to_contain_text("working days")
             shop.screenshot(path=str(ARTIFACTS / "webchat-visitor.png"))
 
-            # 10. Insights (the demo agent is a supervisor): the numbers, and the XSS string among the misses
+            # 10. Insights (the demo agent is a supervisor): the numbers, the XSS string among the misses, and
+            # the payment answer followed by a handoff
             console.locator("#tab-insights").click()
             expect(console.locator("#insights-numbers .tile").first).to_contain_text("Conversations")
             expect(console.locator("#misses .miss-text").filter(has_text="onerror")).to_have_text(XSS)
+            payment = console.locator('#answers tr[data-entry="payment_methods"]')
+            expect(payment.locator(".handed-off")).to_have_text("1 (100 %)")
             console.locator("#tab-conversations").click()
 
             # 11. the XSS string stayed text on both pages: no element made of it, no alert

@@ -218,6 +218,14 @@ async def test_error_answers_are_documented_with_their_bodies(service: SupportBo
         # insights
         await expect(401, "GET", "/api/v1/misses")
         await expect(403, "GET", "/api/v1/misses", bob)
+        await expect(401, "GET", "/api/v1/misses.csv")
+        await expect(200, "GET", "/api/v1/misses.csv", sup)  # a CSV file, documented as such
+        await expect(422, "GET", "/api/v1/misses.csv", sup, params={"days": 0})
+        for path in ("/api/v1/answers", "/api/v1/answers.csv"):
+            await expect(401, "GET", path)
+            await expect(403, "GET", path, bob)
+            await expect(422, "GET", path, sup, params={"days": 367})
+            await expect(503, "GET", path, sup)  # the KB's entries come with the model
         await expect(503, "GET", "/api/v1/kb/entries", sup)  # the model is not loaded here
         question = {"text": "How long does delivery take?", "language": "en"}
         await expect(404, "POST", "/api/v1/kb/entries/no_such_entry/questions", sup, json=question)

@@ -72,20 +72,43 @@
       method: method, headers: headers, body: body === undefined ? undefined : JSON.stringify(body)
     }).then(function (response) {
       if (response.status === 204) return null;
-      return response.json().catch(function () { return null; }).then(function (data) {
-        if (response.ok) return data;
-        var detail = (data && data.detail) || {};
-        var message = typeof detail === "string" ? detail : detail.message || ("HTTP " + response.status);
-        if (Array.isArray(detail)) message = detail.map(function (d) { return d.msg; }).join("; ");
-        if (response.status === 401 && S.token) loggedOut("Your session has ended: log in again.");
-        throw new ApiError(response.status, detail.code, message);
+      if (!response.ok) return refused(response);
+      return response.json().catch(function () { return null; });
+    });
+  }
+  function refused(response) {
+    return response.json().catch(function () { return null; }).then(function (data) {
+      var detail = (data && data.detail) || {};
+      var message = typeof detail === "string" ? detail : detail.message || ("HTTP " + response.status);
+      if (Array.isArray(detail)) message = detail.map(function (d) { return d.msg; }).join("; ");
+      if (response.status === 401 && S.token) loggedOut("Your session has ended: log in again.");
+      throw new ApiError(response.status, detail.code, message);
+    });
+  }
+  // A file from the API (a CSV export), saved under the name the server gives. Fetched with the token in
+  // its header like every call, so a plain link would not do: tokens never go in URLs.
+  function download(path) {
+    var headers = { "Accept": "text/csv, application/json" };
+    if (S.token) headers.Authorization = "Bearer " + S.token;
+    return fetch("/api/v1" + path, { headers: headers }).then(function (response) {
+      if (!response.ok) return refused(response);
+      var named = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
+      var name = named ? named[1] : "export.csv";
+      return response.blob().then(function (blob) {
+        var url = URL.createObjectURL(blob);
+        var link = el("a", { href: url, download: name, hidden: true });
+        document.body.appendChild(link);
+        link.click();
+        link.remove();
+        setTimeout(function () { URL.revokeObjectURL(url); }, 10000); // after the browser has read it
+        return name;
       });
     });
   }
   function failed(error) { toast((error && error.message) || String(error), true); }
   // for the other views of the console (insights.js): the same helpers, the same token
   window.supportbotConsole = {
-    api: api, el: el, clear: clear, toast: toast, failed: failed, duration: duration,
+    api: api, download: download, el: el, clear: clear, toast: toast, failed: failed, duration: duration,
     settings: function () { return S.settings; }, me: function () { return S.me; }
   };
 

@@ -1,6 +1,7 @@
-/* The console's Insights view, for supervisors: the support lead's numbers (GET /api/v1/stats) and the
+/* The console's Insights view, for supervisors: the support lead's numbers (GET /api/v1/stats), the
  * questions the bot missed (GET /api/v1/misses), each of which can become a question of a knowledge-base
- * entry or an out-of-scope example. Built on console.js's helpers (same token); text goes in as textContent.
+ * entry or an out-of-scope example, and how each entry's answers land (GET /api/v1/answers); both tables
+ * download as CSV. Built on console.js's helpers (same token); text goes in as textContent.
  */
 (function () {
   "use strict";
@@ -41,6 +42,17 @@
   $("tab-insights").addEventListener("click", function () { show(true); });
   $("insights-days").addEventListener("change", load);
   $("insights-refresh").addEventListener("click", load);
+  function saveCsv(button, path) {
+    button.addEventListener("click", function () {
+      button.disabled = true;
+      C.download(path + "?days=" + $("insights-days").value)
+        .then(function (name) { C.toast("Saved " + name + "."); })
+        .catch(C.failed)
+        .then(function () { button.disabled = false; });
+    });
+  }
+  saveCsv($("answers-csv"), "/answers.csv");
+  saveCsv($("misses-csv"), "/misses.csv");
 
   function load() {
     var days = $("insights-days").value;
@@ -48,12 +60,14 @@
     return Promise.all([
       api("GET", "/stats?days=" + days),
       api("GET", "/misses?days=" + days + "&limit=" + MISSES_SHOWN),
-      entries ? Promise.resolve(entries) : api("GET", "/kb/entries")
+      entries ? Promise.resolve(entries) : api("GET", "/kb/entries"),
+      api("GET", "/answers?days=" + days)
     ]).then(function (answers) {
       if (mine !== loading) return;
       entries = answers[2];
       renderStats(answers[0]);
       renderMisses(answers[1].misses);
+      renderAnswers(answers[3].answers);
     }).catch(C.failed);
   }
 
@@ -174,6 +188,28 @@
         el("td", { text: m.closest_entry ? m.closest_entry + " (" + m.score.toFixed(2) + ")" : "–" }),
         el("td", { text: when(m.last_seen) }),
         el("td", {}, [actions(m)])
+      ]));
+    });
+  }
+
+  // --- how the answers land -------------------------------------------------------------------
+  function renderAnswers(rows) {
+    function used(r) { return r.answered > 0 || r.up > 0 || r.down > 0; }
+    $("answers-count").textContent = String(rows.filter(used).length);
+    var body = clear($("answers").querySelector("tbody"));
+    rows.forEach(function (r) {
+      var questions = r.recent_down.map(function (d) { return el("li", { title: when(d.at), text: d.question }); });
+      body.appendChild(el("tr", { class: used(r) ? null : "unused", data: { entry: r.entry } }, [
+        el("td", {}, [
+          el("span", { class: "entry-id", text: r.entry }),
+          el("span", { class: "muted small entry-title", text: r.in_service ? r.title : "no longer in the knowledge base" })
+        ]),
+        el("td", { class: "num", text: String(r.answered) }),
+        el("td", { class: "num", text: String(r.up) }),
+        el("td", { class: "num", text: String(r.down) }),
+        el("td", { class: "num", text: percent(r.down_share) }),
+        el("td", { class: "num handed-off", text: r.answered ? r.handed_off + " (" + percent(r.handed_off_share) + ")" : "–" }),
+        el("td", {}, [questions.length ? el("ul", { class: "down-questions" }, questions) : null])
       ]));
     });
   }
