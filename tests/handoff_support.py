@@ -11,9 +11,12 @@ from typing import Any
 
 import httpx
 
+from bot.adapters.webchat import WebchatChannel
 from bot.app import SupportBot
+from bot.config import Settings
 from bot.handoff.agents import AgentRepository
 from bot.handoff.service import LiveHandoff
+from bot.nlu.encoders import E5Encoder
 from bot.storage.database import Database
 from bot.storage.models import Agent
 
@@ -23,6 +26,22 @@ PASSWORD = "correct horse battery"
 def desk_of(bot: SupportBot) -> LiveHandoff:
     assert isinstance(bot.handoff, LiveHandoff)
     return bot.handoff
+
+
+@contextlib.asynccontextmanager
+async def webchat_bot(
+    settings: Settings, database: Database, encoder: E5Encoder
+) -> AsyncIterator[SupportBot]:
+    """A started SupportBot with the web chat channel; its desk's background work ends with the block."""
+    instance = SupportBot(
+        settings, channels=[WebchatChannel(settings.channels.webchat)], encoder=encoder, database=database
+    )
+    await instance.start(progress=False)
+    try:
+        yield instance
+    finally:
+        await desk_of(instance).close()
+        instance.executor.shutdown(wait=False)
 
 
 async def make_agent(

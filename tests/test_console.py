@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from bot.adapters.webchat import WebchatChannel
 from bot.app import SupportBot
 from bot.config import Settings
 from bot.console import DEMO_LOGIN, ensure_demo_agent, sqlite_file
@@ -18,7 +17,7 @@ from bot.nlu.encoders import E5Encoder
 from bot.storage.database import Database
 from bot.web import create_app
 from tests.conftest import LiveServer
-from tests.handoff_support import Api, desk_of, http_client, make_agent
+from tests.handoff_support import Api, desk_of, http_client, make_agent, webchat_bot
 
 
 @pytest.fixture
@@ -26,13 +25,8 @@ async def webbot(
     make_settings: Callable[..., Settings], database: Database, encoder: E5Encoder
 ) -> AsyncIterator[SupportBot]:
     settings = make_settings()
-    instance = SupportBot(
-        settings, channels=[WebchatChannel(settings.channels.webchat)], encoder=encoder, database=database
-    )
-    await instance.start(progress=False)
-    yield instance
-    await desk_of(instance).close()
-    instance.executor.shutdown(wait=False)
+    async with webchat_bot(settings, database, encoder) as instance:
+        yield instance
 
 
 async def test_console_api_suggests_answers_counts_unread_and_lists_agents(webbot: SupportBot) -> None:

@@ -25,14 +25,13 @@ from typing import Any
 import pytest
 from sqlalchemy import event, text
 
-from bot.adapters.webchat import WebchatChannel
 from bot.app import SupportBot
 from bot.config import Settings
 from bot.nlu.encoders import E5Encoder
 from bot.storage.database import Database
 from bot.web import create_app
 from tests.conftest import LiveServer
-from tests.handoff_support import Api, desk_of, http_client, make_agent, wait_for
+from tests.handoff_support import Api, http_client, make_agent, wait_for, webchat_bot
 
 
 @pytest.fixture
@@ -41,13 +40,8 @@ async def streambot(
 ) -> AsyncIterator[SupportBot]:
     """A started bot with the web chat channel, the agents' API and both event streams."""
     settings = make_settings(channels={"webchat": {"poll_seconds": 0.2}})
-    instance = SupportBot(
-        settings, channels=[WebchatChannel(settings.channels.webchat)], encoder=encoder, database=database
-    )
-    await instance.start(progress=False)
-    yield instance
-    await desk_of(instance).close()
-    instance.executor.shutdown(wait=False)
+    async with webchat_bot(settings, database, encoder) as instance:
+        yield instance
 
 
 @asynccontextmanager

@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.adapters.webchat import WebchatChannel
 from bot.app import SupportBot
 from bot.config import Settings
 from bot.messages import OutgoingReply
@@ -22,7 +21,7 @@ from bot.storage.models import Conversation, Message
 from bot.storage.repositories import MessageRepository
 from bot.web import create_app
 from tests.conftest import LiveServer
-from tests.handoff_support import Api, desk_of, http_client, make_agent, wait_for
+from tests.handoff_support import Api, http_client, make_agent, wait_for, webchat_bot
 
 
 def visitor() -> str:
@@ -43,13 +42,8 @@ async def webbot(
             }
         }
     )
-    instance = SupportBot(
-        settings, channels=[WebchatChannel(settings.channels.webchat)], encoder=encoder, database=database
-    )
-    await instance.start(progress=False)
-    yield instance
-    await desk_of(instance).close()
-    instance.executor.shutdown(wait=False)
+    async with webchat_bot(settings, database, encoder) as instance:
+        yield instance
 
 
 @contextlib.asynccontextmanager
