@@ -73,6 +73,8 @@ class PolicySettings(BaseModel):
     auto_calibrate: bool = True  # recalibrate at start and reload when kb/ or intents/ changed
     max_misses: int = 2  # misses in a row before the bot hands off by itself
     max_message_chars: int = 4000  # longer messages are stored whole but only this much is read by the bot
+    # a message the intent layer has not decided on within this time goes to a person (reason bot_timeout)
+    understanding_timeout_seconds: float = Field(default=20.0, gt=0)
     # The operating point calibration aims for: how much worse a wrong answer is than a handoff, and the
     # share of questions the KB does not cover that the bot should expect (rarer oos examples weigh more).
     wrong_answer_cost: float = Field(default=2.0, gt=0)

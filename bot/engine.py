@@ -31,6 +31,7 @@ from bot.storage.repositories import ConversationRepository, MessageRepository
 log = logging.getLogger(__name__)
 
 UNDERSTANDING_FAILED = "bot_error"  # the handoff reason when the intent layer raised on a message
+UNDERSTANDING_TIMED_OUT = "bot_timeout"  # ... or had no decision within policy.understanding_timeout_seconds
 START_PAYLOAD = "start"  # a messenger's "start" (Telegram /start): greeting plus a menu of topics
 HUMAN_PAYLOAD = "human"
 BOT_PAYLOAD = "bot"
@@ -99,6 +100,7 @@ class ConversationEngine:
         Nothing is written while the model works, so a transaction never waits for it. The replies
         are stored (in the outbox) in the same transaction as the message, before anything sends them.
         """
+        deadline = asyncio.get_running_loop().time() + self.settings.policy.understanding_timeout_seconds
         understanding = None if message.edited else self._start_understanding(message)
         try:
             async with self._lock_for(message):
@@ -107,17 +109,35 @@ class ConversationEngine:
                     if edited is not None:
                         return edited
                     understanding = self._start_understanding(message)
-                try:
-                    decision = await understanding if understanding is not None else None
-                except Exception:  # the model failed: the message is kept and goes to a person
-                    log.exception(
-                        "the intent layer failed on a message; handing the conversation to a person"
-                    )
-                    decision = Decision("handoff", None, 0.0, UNDERSTANDING_FAILED)
+                decision = await self._decision(understanding, deadline)
                 return await self._turn(message, decision)
         finally:
             if understanding is not None and not understanding.done():
                 understanding.cancel()
+
+    async def _decision(
+        self, understanding: asyncio.Task[Decision] | None, deadline: float
+    ) -> Decision | None:
+        """The intent layer's decision; a person's turn when it fails or takes too long (the message is kept).
+
+        The deadline (event-loop time) counts from the message's arrival, the wait for a free model and for
+        the customer's previous message included: a customer is never left without a reply because the
+        model hung or fell hopelessly behind.
+        """
+        if understanding is None:
+            return None
+        try:
+            left = deadline - asyncio.get_running_loop().time()
+            return await asyncio.wait_for(understanding, max(left, 0.0))
+        except TimeoutError:
+            log.error(
+                "the intent layer had no decision on a message within %.0f s; handing it to a person",
+                self.settings.policy.understanding_timeout_seconds,
+            )
+            return Decision("handoff", None, 0.0, UNDERSTANDING_TIMED_OUT)
+        except Exception:
+            log.exception("the intent layer failed on a message; handing the conversation to a person")
+            return Decision("handoff", None, 0.0, UNDERSTANDING_FAILED)
 
     def _start_understanding(self, message: IncomingMessage) -> asyncio.Task[Decision] | None:
         if message.payload or (message.attachments and not message.text.strip()):

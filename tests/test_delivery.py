@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import Counter
 from datetime import timedelta
 
@@ -139,3 +140,38 @@ async def test_the_message_is_stored_and_goes_to_a_person_when_the_model_fails(
         await bot.receive(incoming("where is my order 12345, it was due on monday", msg_id="m-1"))
     ).duplicate
     assert len(channel.sent) == 1
+
+
+async def test_a_message_the_model_has_no_decision_on_in_time_goes_to_a_person(
+    bot: SupportBot, channel: RecordingChannel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hung model (fault injection: a call that blocks until released) leaves no one silent: after
+    policy.understanding_timeout_seconds the message is kept and queued for a person (reason bot_timeout),
+    the customer told; the model's late decision sends nothing, and the next customer is answered as usual."""
+    matcher = bot.matcher()
+    understand_many = matcher.understand_many
+    release = threading.Event()
+
+    def hung(texts: list[str]) -> object:
+        release.wait(30)
+        return understand_many(texts)
+
+    monkeypatch.setattr(matcher, "understand_many", hung)
+    monkeypatch.setattr(bot.engine.settings.policy, "understanding_timeout_seconds", 0.5)
+    try:
+        result = await bot.receive(incoming("where is my order 12345, it was due on monday", customer="c1"))
+    finally:
+        release.set()
+    assert result.decision is not None
+    assert (result.decision.kind, result.decision.reason) == ("handoff", "bot_timeout")
+    async with bot.database.session() as session:
+        rows = list((await session.execute(select(Message).order_by(Message.id))).scalars())
+        state = (await session.execute(select(Conversation.state))).scalar_one()
+    assert (rows[0].direction, rows[0].text) == ("in", "where is my order 12345, it was due on monday")
+    assert rows[0].decision and rows[0].decision["reason"] == "bot_timeout"
+    assert state == State.WAITING
+    assert len(channel.sent) == 1  # told that a person will answer
+    monkeypatch.setattr(matcher, "understand_many", understand_many)
+    answered = await bot.receive(incoming("How can I pay for my order?", customer="c2"))
+    assert answered.decision is not None and answered.decision.kind == "answer"
+    assert [target.chat_id for target, _ in channel.sent] == ["c1", "c2"]
