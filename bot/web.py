@@ -8,9 +8,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot import __version__
 from bot.app import SupportBot
@@ -46,6 +48,20 @@ def create_app(bot: SupportBot, start: bool = True) -> FastAPI:
         # FastAPI's own handler echoes the input, and a lone surrogate ("\ud800", valid JSON) made it a 500
         body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True)
         return Response(body, status_code=422, media_type="application/json")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """Under /api/, an unknown path or method also answers in the API's shape ({"detail": {code, message}})."""
+        if request.url.path.startswith("/api/") and isinstance(exc.detail, str):
+            code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+            if code is not None:
+                what = (
+                    "no such API path" if exc.status_code == 404 else f"{request.method} is not allowed here"
+                )
+                message = f"{what}: {request.method} {request.url.path} (the API is described at /docs)"
+                body = {"detail": {"code": code, "message": message}}
+                return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        return await http_exception_handler(request, exc)
 
     for channel in bot.channels.values():
         router = channel.router(bot.inbox)

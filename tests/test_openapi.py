@@ -274,3 +274,18 @@ def _ours(answer: Answer) -> bool:
     except (ValueError, ValidationError):
         return False
     return True
+
+
+async def test_unknown_api_paths_and_methods_answer_in_the_api_shape(service: SupportBot) -> None:
+    async with LiveServer(create_app(service, start=False)) as server, http_client(server.url) as client:
+        missing = await client.get("/api/v1/no-such-thing")
+        wrong_method = await client.delete("/api/v1/auth/login")
+        elsewhere = await client.get("/no-such-page")
+        described = await client.get("/docs")
+    assert missing.status_code == 404
+    assert ApiError.model_validate(missing.json()).detail.code == "not_found"
+    assert "GET /api/v1/no-such-thing" in missing.json()["detail"]["message"]
+    assert wrong_method.status_code == 405 and "POST" in wrong_method.headers["allow"]
+    assert ApiError.model_validate(wrong_method.json()).detail.code == "method_not_allowed"
+    assert elsewhere.status_code == 404 and elsewhere.json() == {"detail": "Not Found"}  # not the API's
+    assert described.status_code == 200  # where the 404 message points
