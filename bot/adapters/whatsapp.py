@@ -285,7 +285,10 @@ class WhatsAppChannel(Channel):
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=10)
             for task in pending:
-                log.error("whatsapp: stopping with a webhook still in processing; it is cancelled")
+                log.error(
+                    "whatsapp: stopping with a webhook still in processing; it is cancelled, and replayed "
+                    "from the spool by the next start"
+                )
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         await self._client.aclose()
