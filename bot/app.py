@@ -23,6 +23,7 @@ from bot.nlu.matcher import Matcher
 from bot.nlu.threads import limit_blas_threads, single_threaded_worker
 from bot.outbox import Outbox
 from bot.ratelimit import Limiter, make_limiter
+from bot.spool import InboundSpool
 from bot.storage.database import Database
 from bot.storage.repositories import ConversationRepository, MessageRepository
 from bot.yamlfile import content_files
@@ -68,6 +69,8 @@ class SupportBot:
             sends_on=lambda channel: channel in self.channels,
         )
         self.outbox = Outbox(self.database, self.channels, settings.outbox)
+        # webhook bodies acknowledged but not yet processed, replayed after a crash (bot/spool.py)
+        self.spool = InboundSpool(self.database, self.channels, settings.spool)
         self._tasks: list[asyncio.Task[None]] = []
         self._content_stamp: tuple[tuple[str, float], ...] = ()
 
@@ -80,7 +83,7 @@ class SupportBot:
         self.channels[channel.name] = channel
 
     async def start(self, background: bool = False, progress: bool = True) -> None:
-        """Migrate the database, load the KB and the model; with background, run outbox and channels."""
+        """Migrate the database, load the KB and the model; with background, run outbox, spool and channels."""
         await self.database.migrate()
         loop = asyncio.get_running_loop()
         if self._encoder is None:
@@ -94,6 +97,7 @@ class SupportBot:
         self._blas_limit = self._blas_limit or limit_blas_threads()
         if background:
             self._tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
+            self._tasks.append(asyncio.create_task(self.spool.run(self.inbox), name="inbound-spool"))
             self._tasks.append(asyncio.create_task(self._watch_content(), name="kb-watch"))
             if isinstance(self.handoff, LiveHandoff):
                 self._tasks.append(asyncio.create_task(self.handoff.run(), name="handoff"))
@@ -113,7 +117,12 @@ class SupportBot:
     def inbox(self) -> Inbox:
         """The callbacks adapters use; they never see the engine, the queue or the database."""
         return Inbox(
-            self.receive, self.customer_blocked, self.delivery_status, self.chat_view, limiter=self.limiter
+            self.receive,
+            self.customer_blocked,
+            self.delivery_status,
+            spool=self.spool,
+            chat_view=self.chat_view,
+            limiter=self.limiter,
         )
 
     async def customer_blocked(self, channel: str, customer_id: str) -> None:

@@ -170,6 +170,15 @@ class OutboxSettings(BaseModel):
     poll_interval_seconds: float = 2.0
 
 
+class SpoolSettings(BaseModel):
+    """Acknowledged webhook bodies kept until processed (bot/spool.py); see config.yaml."""
+
+    replay_interval_seconds: float = Field(default=30.0, gt=0)  # look for unprocessed bodies this often
+    grace_seconds: float = Field(default=120.0, gt=0)  # a body is its receiving process's for this long
+    max_attempts: int = Field(default=5, ge=1)  # processing runs; then kept with last_error, not replayed
+    keep_processed_days: float = Field(default=7.0, gt=0)  # processed bodies are deleted after this
+
+
 class ContextProviderSettings(BaseModel):
     """One context provider: an HTTP endpoint (URL template) or a Python callable; see config.yaml."""
 
@@ -239,6 +248,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     channels: ChannelsSettings = ChannelsSettings()
     outbox: OutboxSettings = OutboxSettings()
+    spool: SpoolSettings = SpoolSettings()
     handoff: HandoffSettings = HandoffSettings()
     console: ConsoleSettings = ConsoleSettings()
     redis: RedisSettings = RedisSettings()

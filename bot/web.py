@@ -74,13 +74,16 @@ def create_app(bot: SupportBot, start: bool = True) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
-        """Report whether the database answers and the knowledge base is loaded."""
+        """Report whether the database answers and the knowledge base is loaded, and the spool's backlog."""
         checks: dict[str, object] = {"version": __version__}
         healthy = True
         try:
             async with bot.database.session() as session:
                 await session.execute(text("SELECT 1"))
             checks["database"] = "ok"
+            # webhook bodies acknowledged but not processed yet, and those given up (see README)
+            counts = await bot.spool.counts()
+            checks["spool"] = {"waiting": counts.waiting, "failed": counts.failed}
         except Exception as exc:
             checks["database"] = f"error: {type(exc).__name__}"
             healthy = False

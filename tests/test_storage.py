@@ -192,6 +192,18 @@ async def test_migration_0004_ties_tickets_to_their_session_both_ways(database: 
         assert (["parent_id"], "agent_tokens", ["id"]) in await connection.run_sync(parents)
 
 
+async def test_migration_0005_adds_the_inbound_spool_both_ways(database: Database) -> None:
+    def tables(connection: Connection) -> set[str]:
+        return set(inspect(connection).get_table_names())
+
+    await _migrate(database, "0004", down=True)
+    async with database.engine.connect() as connection:
+        assert "inbound_spool" not in await connection.run_sync(tables)
+    await _migrate(database, "head")
+    async with database.engine.connect() as connection:
+        assert "inbound_spool" in await connection.run_sync(tables)
+
+
 async def test_the_models_match_the_migrations(database: Database) -> None:
     """What the ORM declares (columns, indexes, constraints) is what the migrations built."""
 

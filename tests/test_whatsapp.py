@@ -592,32 +592,6 @@ async def test_a_failed_send_stays_in_the_outbox_and_is_retried(rig: Rig) -> Non
 # --- processing failures, registry, parsing ----------------------------------------------------------
 
 
-async def test_a_processing_failure_is_retried_then_logged_with_the_raw_webhook(
-    make_settings: Callable[..., Settings],
-    graph_api: tuple[GraphApiStub, str],
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    dead = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/test"  # the database is down
-    settings = make_settings(database={"url": dead})
-    channel = WhatsAppChannel(whatsapp_settings(graph_api[1]), retry_delays=(0.0, 0.0))
-    bot = SupportBot(settings, channels=[channel])
-    try:
-        async with (
-            LiveServer(create_app(bot, start=False)) as server,
-            httpx.AsyncClient(base_url=server.url) as http,
-        ):
-            body = json.dumps(text_webhook("Jak długo trwa dostawa?", "wamid.kept-in-log")).encode()
-            response = await http.post(WEBHOOK, content=body, headers={"X-Hub-Signature-256": sign(body)})
-            assert response.status_code == 200  # acknowledged before processing
-            await channel.drain()
-    finally:
-        await bot.close()
-    [record] = [r for r in caplog.records if r.levelno >= logging.ERROR and "not processed" in r.getMessage()]
-    assert "after 3 attempts" in record.getMessage() and body.decode() in record.getMessage()
-    assert len([r for r in caplog.records if "retrying" in r.getMessage()]) == 2
-    assert graph_api[0].requests == []
-
-
 def test_the_channel_is_enabled_only_with_all_four_credentials(
     make_settings: Callable[..., Settings],
 ) -> None:

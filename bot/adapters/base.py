@@ -6,13 +6,25 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import APIRouter
 
 from bot.errors import OutsideMessagingWindow
 from bot.messages import IncomingMessage, OutgoingReply
 from bot.ratelimit import Limiter
+
+
+class WebhookSpool(Protocol):
+    """Durable storage for acknowledged webhook bodies (bot/spool.py), so a crash after the 200 loses nothing."""
+
+    async def keep(self, channel: str, body: bytes) -> int:
+        """Store `body` as received and return its id; raise StorageError when it cannot be stored."""
+        ...
+
+    async def processed(self, spool_id: int, error: str | None = None) -> None:
+        """Mark the body done (error None: every item handled), or record why not: it is replayed later."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -25,6 +37,9 @@ class Inbox:
     customer_blocked: Callable[[str, str], Awaitable[None]]
     # A platform delivery receipt. Args: channel, platform message id, status (sent/delivered/read/failed), error.
     delivery_status: Callable[[str, str, str, str | None], Awaitable[None]]
+    # Where a webhook channel stores a body before acknowledging it; rows left unprocessed (a crash, a
+    # database outage) come back through Channel.replay.
+    spool: WebhookSpool
     # For channels that serve the chat themselves (the web chat): what the customer sees of their chat.
     # Args: channel, customer id, messages after this id (None: none, just the state). See bot/chat_view.py.
     chat_view: Callable[[str, str, int | None], Awaitable[dict[str, Any]]] | None = None
@@ -63,6 +78,13 @@ class Channel(ABC):
     def router(self, inbox: Inbox) -> APIRouter | None:
         """Return the HTTP routes (webhooks) this channel serves, if any."""
         return None
+
+    async def replay(self, inbox: Inbox, body: bytes) -> str | None:
+        """Process a body this channel spooled but did not finish; return why it failed, None when done.
+
+        Items already stored are recognised by their platform id, so replaying a body twice answers once.
+        """
+        return f"the {self.name} channel does not replay spooled webhooks"
 
     def free_form_window(self) -> timedelta | None:
         """Return how long after the customer's last message free text may be sent (None: always)."""

@@ -20,9 +20,9 @@ from pydantic import BaseModel
 from bot.adapters.base import Channel, DeliveryTarget, Inbox
 from bot.adapters.reply_parts import PartTracker
 from bot.adapters.text_split import split_text
-from bot.adapters.whatsapp_payloads import CHANNEL, Ignored, StatusUpdate, WebhookItem, parse_webhook
+from bot.adapters.whatsapp_payloads import CHANNEL, Ignored, StatusUpdate, parse_webhook
 from bot.config import WhatsAppSettings
-from bot.errors import ConfigError, SendError
+from bot.errors import ConfigError, SendError, StorageError
 from bot.messages import Attachment, Button, IncomingMessage, OutgoingReply
 
 log = logging.getLogger(__name__)
@@ -74,10 +74,11 @@ _NOTIFY_DOC: dict[str, Any] = {
     "summary": "Meta's notifications (messages, statuses), signed with channels.whatsapp.app_secret",
     "tags": ["webhooks"],
     "responses": {
-        200: {"model": WebhookTaken, "description": "Taken (handled in the background)"},
+        200: {"model": WebhookTaken, "description": "Taken: stored, then handled in the background"},
         400: {"model": WebhookRefused, "description": "The body is not a JSON object"},
         401: {"model": WebhookRefused, "description": "No X-Hub-Signature-256"},
         403: {"model": WebhookRefused, "description": "The signature does not match the body"},
+        503: {"model": WebhookRefused, "description": "Could not be stored (database down): Meta redelivers"},
     },
     "openapi_extra": {
         "parameters": [
@@ -162,9 +163,17 @@ class WhatsAppChannel(Channel):
                 log.warning("whatsapp: webhook body is not a JSON object: %r", body[:500])
                 return JSONResponse({"error": "expected a JSON object"}, status_code=400)
             log.debug("whatsapp: webhook %s", body.decode("utf-8", "replace"))
-            items = parse_webhook(payload, self.settings.phone_number_id)
-            if items:
-                self._spawn(self._process(inbox, items, body))
+            items = self._work(payload)
+            if not items:
+                return JSONResponse({"status": "ok"})
+            try:
+                spool_id = await inbox.spool.keep(CHANNEL, body)  # a 200 promises it is stored
+            except StorageError as exc:
+                log.error("whatsapp: webhook not stored, answering 503 so that Meta redelivers it: %s", exc)
+                return JSONResponse(
+                    {"error": "the webhook could not be stored; deliver it again later"}, status_code=503
+                )
+            self._spawn(self._process_spooled(inbox, spool_id, items))
             return JSONResponse({"status": "ok"})  # acknowledge at once, so Meta does not redeliver
 
         return router
@@ -185,21 +194,44 @@ class WhatsAppChannel(Channel):
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _process(self, inbox: Inbox, items: list[WebhookItem], body: bytes) -> None:
-        for item in items:
+    async def replay(self, inbox: Inbox, body: bytes) -> str | None:
+        """Process a spooled webhook body again; messages already stored (same wamid) get no second reply."""
+        return await self._process(inbox, self._work(json.loads(body)))
+
+    def _work(self, payload: dict[str, Any]) -> list[IncomingMessage | StatusUpdate]:
+        """Return the webhook's messages and statuses; log what needs nothing (reactions, other numbers)."""
+        work: list[IncomingMessage | StatusUpdate] = []
+        for item in parse_webhook(payload, self.settings.phone_number_id):
             if isinstance(item, Ignored):
                 log.info("whatsapp: %s, no reply: %s (id %s)", item.kind, item.detail, item.wamid)
-                continue
+            else:
+                work.append(item)
+        return work
+
+    async def _process_spooled(
+        self, inbox: Inbox, spool_id: int, items: list[IncomingMessage | StatusUpdate]
+    ) -> None:
+        error = await self._process(inbox, items)
+        try:
+            await inbox.spool.processed(spool_id, error)
+        except Exception:  # the database is down: the body stays unprocessed and is replayed
+            log.exception("whatsapp: could not mark spooled webhook %d as processed", spool_id)
+
+    async def _process(self, inbox: Inbox, items: list[IncomingMessage | StatusUpdate]) -> str | None:
+        """Hand every item to the engine (with retries); return what failed, None when all were handled."""
+        errors: list[str] = []
+        for item in items:
             try:
                 await self._with_retries(inbox, item)
-            except Exception:
-                # Meta already has its 200, so the log is where this message survives: keep the raw body.
+            except Exception as exc:
+                # Meta already has its 200; the body is in the spool, which replays it later.
                 log.exception(
-                    "whatsapp: %s not processed after %d attempts; raw webhook for replay: %s",
+                    "whatsapp: %s not processed after %d attempts; its webhook is kept in the spool",
                     _describe(item),
                     len(self._retry_delays) + 1,
-                    body.decode("utf-8", "replace"),
                 )
+                errors.append(f"{_describe(item)}: {type(exc).__name__}: {exc}")
+        return "; ".join(errors) or None
 
     async def _with_retries(self, inbox: Inbox, item: IncomingMessage | StatusUpdate) -> None:
         for delay in (*self._retry_delays, None):
@@ -253,7 +285,10 @@ class WhatsAppChannel(Channel):
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=10)
             for task in pending:
-                log.error("whatsapp: stopping with a webhook still in processing; it is cancelled")
+                log.error(
+                    "whatsapp: stopping with a webhook still in processing; it is cancelled, and replayed "
+                    "from the spool by the next start"
+                )
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         await self._client.aclose()

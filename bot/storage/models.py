@@ -1,4 +1,4 @@
-"""SQLAlchemy models: customers, conversations with their messages, the audit events, and agents."""
+"""SQLAlchemy models: customers, conversations with their messages, the audit events, agents, the spool."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -240,3 +241,29 @@ class HandoffLock(Base):
 
     name: Mapped[str] = mapped_column(NulFree(32), primary_key=True)
     taken_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SpooledWebhook(Base):
+    """A webhook body stored before the platform got its 200; replayed until processed (bot/spool.py)."""
+
+    __tablename__ = "inbound_spool"
+    __table_args__ = (
+        # what the replay looks for: unprocessed bodies whose claim has run out
+        Index(
+            "ix_inbound_spool_unprocessed",
+            "claimed_until",
+            sqlite_where=sql_text("processed_at IS NULL"),
+            postgresql_where=sql_text("processed_at IS NULL"),
+        ),
+        Index("ix_inbound_spool_processed_at", "processed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(NulFree(32))
+    body: Mapped[bytes] = mapped_column(LargeBinary)  # exactly as received (its signature still checks)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)  # processing runs started, the first on arrival
+    # the process running the latest attempt owns the body until then; afterwards any process may replay it
+    claimed_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(NulFreeText)

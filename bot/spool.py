@@ -1,0 +1,183 @@
+"""The inbound spool: webhook bodies stored before they are acknowledged, replayed until processed.
+
+A platform that redelivers only on a non-2xx answer (WhatsApp) must get its 200 fast, so its webhook is
+processed after the answer. Storing the body first makes that 200 a promise: if the process dies before
+the messages are stored (a deploy, an OOM kill, a database outage longer than the channel's retries), a
+later round here hands the body back to the channel that spooled it (`Channel.replay`).
+
+Several processes may share the database. A body belongs to the process working on it until
+`claimed_until` (`spool.grace_seconds` after it arrived, or after it was last claimed); only then may any
+process claim it, in one UPDATE that pushes `claimed_until` on and counts the attempt. On PostgreSQL the
+rows are picked FOR UPDATE SKIP LOCKED, so processes claiming at once take different rows; SQLite runs one
+write at a time, so the UPDATE alone is atomic there. A claim that runs out while its process is still busy
+costs only work: the engine stores each message under a unique platform id, so a second run answers nothing
+twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, func, select, update
+
+from bot.adapters.base import Channel, Inbox
+from bot.config import SpoolSettings
+from bot.errors import StorageError
+from bot.storage.database import Database
+from bot.storage.models import SpooledWebhook, utcnow
+
+log = logging.getLogger(__name__)
+_CLAIM_BATCH = 20  # bodies claimed per statement; a round claims until none is due
+_ERROR_LIMIT = 4000  # characters of last_error kept
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    spool_id: int
+    channel: str
+    body: bytes
+    attempts: int
+
+
+@dataclass(frozen=True)
+class SpoolCounts:
+    """What the operator watches: bodies not processed yet, and those given up (kept with last_error)."""
+
+    waiting: int
+    failed: int
+
+
+class InboundSpool:
+    """Keeps acknowledged webhook bodies (the Inbox's WebhookSpool) and replays unprocessed ones."""
+
+    def __init__(self, database: Database, channels: Mapping[str, Channel], settings: SpoolSettings) -> None:
+        self.database = database
+        self.channels = channels
+        self.settings = settings
+
+    async def keep(self, channel: str, body: bytes) -> int:
+        """Store `body` as received, claimed by this process for the grace period; return its id."""
+        now = utcnow()
+        row = SpooledWebhook(
+            channel=channel, body=body, received_at=now, attempts=1, claimed_until=now + self._grace
+        )
+        try:
+            async with self.database.session() as session:
+                session.add(row)
+                await session.flush()
+                return row.id
+        except Exception as exc:  # whatever the cause, the body is not stored: the platform must not get 200
+            raise StorageError(f"could not spool a {channel} webhook: {type(exc).__name__}: {exc}") from exc
+
+    async def processed(self, spool_id: int, error: str | None = None) -> None:
+        """Mark the body done, or record why not; it is replayed after its claim until max_attempts."""
+        values: dict[str, object] = (
+            {"processed_at": utcnow(), "last_error": None}
+            if error is None
+            else {"last_error": error[:_ERROR_LIMIT]}
+        )
+        async with self.database.session() as session:
+            row = (
+                await session.execute(
+                    update(SpooledWebhook)
+                    .where(SpooledWebhook.id == spool_id)
+                    .values(**values)
+                    .returning(SpooledWebhook.channel, SpooledWebhook.attempts)
+                    .execution_options(synchronize_session=False)
+                )
+            ).first()
+        if error is not None and row is not None and row.attempts >= self.settings.max_attempts:
+            log.error(
+                "spooled %s webhook %d given up after %d attempts; it stays in inbound_spool "
+                "(set its attempts to 0 to replay it): %s",
+                row.channel,
+                spool_id,
+                row.attempts,
+                error,
+            )
+
+    async def replay(self, inbox: Inbox) -> int:
+        """Hand every body past its claim back to its channel; return how many were processed."""
+        done = 0
+        while claimed := await self._claim():
+            for item in claimed:
+                done += await self._replay_one(inbox, item)
+        return done
+
+    async def counts(self) -> SpoolCounts:
+        """Count bodies waiting to be processed and bodies given up."""
+        given_up = SpooledWebhook.attempts >= self.settings.max_attempts
+        async with self.database.session() as session:
+            row = (
+                await session.execute(
+                    select(func.count(), func.count().filter(given_up)).where(
+                        SpooledWebhook.processed_at.is_(None)
+                    )
+                )
+            ).one()
+        return SpoolCounts(waiting=row[0] - row[1], failed=row[1])
+
+    async def run(self, inbox: Inbox) -> None:
+        """Replay, then purge old processed bodies, every replay_interval_seconds (a background task)."""
+        while True:
+            try:
+                await self.replay(inbox)
+                await self._purge()
+            except Exception:  # a database restart: log, wait, keep going
+                log.exception("inbound spool round failed; retrying")
+            await asyncio.sleep(self.settings.replay_interval_seconds)
+
+    @property
+    def _grace(self) -> timedelta:
+        return timedelta(seconds=self.settings.grace_seconds)
+
+    async def _claim(self) -> list[_Claimed]:
+        now = utcnow()
+        due = (
+            select(SpooledWebhook.id)
+            .where(
+                SpooledWebhook.processed_at.is_(None),
+                SpooledWebhook.claimed_until < now,
+                SpooledWebhook.attempts < self.settings.max_attempts,
+                SpooledWebhook.channel.in_(list(self.channels)),  # others are another process's
+            )
+            .order_by(SpooledWebhook.id)
+            .limit(_CLAIM_BATCH)
+            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite writes one at a time anyway
+        )
+        async with self.database.session() as session:
+            rows = await session.execute(
+                update(SpooledWebhook)
+                .where(SpooledWebhook.id.in_(due))
+                .values(attempts=SpooledWebhook.attempts + 1, claimed_until=now + self._grace)
+                .returning(
+                    SpooledWebhook.id, SpooledWebhook.channel, SpooledWebhook.body, SpooledWebhook.attempts
+                )
+                .execution_options(synchronize_session=False)
+            )
+            claimed = [_Claimed(row[0], row[1], bytes(row[2]), row[3]) for row in rows]
+        return sorted(claimed, key=lambda item: item.spool_id)  # in arrival order, as the customer wrote
+
+    async def _replay_one(self, inbox: Inbox, item: _Claimed) -> int:
+        log.warning(
+            "replaying %s webhook %d (attempt %d): acknowledged earlier but not processed",
+            item.channel,
+            item.spool_id,
+            item.attempts,
+        )
+        try:
+            error = await self.channels[item.channel].replay(inbox, item.body)
+        except Exception as exc:  # a bug in an adapter must not stop the other bodies
+            log.exception("replaying %s webhook %d failed", item.channel, item.spool_id)
+            error = f"{type(exc).__name__}: {exc}"
+        await self.processed(item.spool_id, error)
+        return int(error is None)
+
+    async def _purge(self) -> None:
+        cutoff = utcnow() - timedelta(days=self.settings.keep_processed_days)
+        async with self.database.session() as session:
+            await session.execute(delete(SpooledWebhook).where(SpooledWebhook.processed_at < cutoff))
