@@ -27,6 +27,10 @@ class StorageError(SupportBotError):
     """The database is unreachable or in an unexpected state."""
 
 
+class SpoolError(SupportBotError):
+    """A spooled webhook an operator named does not exist, or is done and cannot be replayed."""
+
+
 class ChannelError(SupportBotError):
     """A messenger adapter failed to parse or send."""
 

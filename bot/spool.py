@@ -18,21 +18,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, Row, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.adapters.base import Channel, Inbox
 from bot.config import SpoolSettings
-from bot.errors import StorageError
+from bot.errors import SpoolError, StorageError
 from bot.storage.database import Database
-from bot.storage.models import SpooledWebhook, utcnow
+from bot.storage.models import SpooledWebhook, as_utc, utcnow
 
 log = logging.getLogger(__name__)
 _CLAIM_BATCH = 20  # bodies claimed per statement; a round claims until none is due
 _ERROR_LIMIT = 4000  # characters of last_error kept
+# what an operator sees of a row; the body's size is counted by the database, the body is not read
+_ENTRY_COLUMNS = (
+    SpooledWebhook.id,
+    SpooledWebhook.channel,
+    SpooledWebhook.received_at,
+    SpooledWebhook.attempts,
+    SpooledWebhook.claimed_until,
+    SpooledWebhook.processed_at,
+    SpooledWebhook.last_error,
+    func.length(SpooledWebhook.body),
+)
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,22 @@ class SpoolCounts:
 
     waiting: int
     failed: int
+
+
+@dataclass(frozen=True)
+class SpoolEntry:
+    """One spooled body as an operator sees it (`supportbot spool`); its content only when asked for."""
+
+    id: int
+    channel: str
+    received_at: datetime
+    attempts: int
+    claimed_until: datetime
+    processed_at: datetime | None
+    last_error: str | None
+    size: int  # bytes of the body
+    state: str  # "waiting", "failed" (given up after max_attempts, not replayed) or "processed"
+    body: bytes | None = None
 
 
 class InboundSpool:
@@ -93,10 +122,11 @@ class InboundSpool:
         if error is not None and row is not None and row.attempts >= self.settings.max_attempts:
             log.error(
                 "spooled %s webhook %d given up after %d attempts; it stays in inbound_spool "
-                "(set its attempts to 0 to replay it): %s",
+                "(`supportbot spool retry %d` replays it): %s",
                 row.channel,
                 spool_id,
                 row.attempts,
+                spool_id,
                 error,
             )
 
@@ -121,6 +151,59 @@ class InboundSpool:
             ).one()
         return SpoolCounts(waiting=row[0] - row[1], failed=row[1])
 
+    async def entries(self, include_processed: bool = False) -> list[SpoolEntry]:
+        """List the bodies not processed (or every body kept), oldest first, without their content."""
+        query = select(*_ENTRY_COLUMNS).order_by(SpooledWebhook.id)
+        if not include_processed:
+            query = query.where(SpooledWebhook.processed_at.is_(None))
+        async with self.database.session() as session:
+            return [self._entry(row) for row in await session.execute(query)]
+
+    async def entry(self, spool_id: int) -> SpoolEntry:
+        """Return one body with its content; raise SpoolError when there is no such row."""
+        async with self.database.session() as session:
+            row = (
+                await session.execute(
+                    select(*_ENTRY_COLUMNS, SpooledWebhook.body).where(SpooledWebhook.id == spool_id)
+                )
+            ).first()
+        if row is None:
+            raise SpoolError(f"no spooled webhook {spool_id} (see `supportbot spool list --all`)")
+        return self._entry(row, body=bytes(row[-1]))
+
+    async def retry(self, spool_ids: Collection[int]) -> list[SpoolEntry]:
+        """Make these bodies due for the next replay round, with their attempts counted from 0 again.
+
+        All or none: an unknown id, or a body already processed, raises SpoolError and changes nothing.
+        The replay itself is left to the running service, the process that has the channels.
+        """
+        wanted = sorted(set(spool_ids))
+        async with self.database.session() as session:
+            reset = await self._reset(session, SpooledWebhook.id.in_(wanted))
+            if missing := sorted(set(wanted) - {entry.id for entry in reset}):
+                kept = await session.execute(
+                    select(SpooledWebhook.id, SpooledWebhook.processed_at).where(
+                        SpooledWebhook.id.in_(missing)
+                    )
+                )
+                processed = {row[0]: row[1] for row in kept}
+                problems = [
+                    f"no spooled webhook {spool_id}"
+                    if spool_id not in processed
+                    else f"spooled webhook {spool_id} was processed at {as_utc(processed[spool_id]).isoformat()}"
+                    " and is not replayed again"
+                    for spool_id in missing
+                ]
+                raise SpoolError(
+                    "; ".join(problems) + " (nothing was changed; see `supportbot spool list --all`)"
+                )
+        return reset
+
+    async def retry_failed(self) -> list[SpoolEntry]:
+        """Make every given-up body due for the next replay round, with its attempts counted from 0 again."""
+        async with self.database.session() as session:
+            return await self._reset(session, SpooledWebhook.attempts >= self.settings.max_attempts)
+
     async def run(self, inbox: Inbox) -> None:
         """Replay, then purge old processed bodies, every replay_interval_seconds (a background task)."""
         while True:
@@ -134,6 +217,38 @@ class InboundSpool:
     @property
     def _grace(self) -> timedelta:
         return timedelta(seconds=self.settings.grace_seconds)
+
+    def _entry(self, row: Row[Any], body: bytes | None = None) -> SpoolEntry:
+        spool_id, channel, received_at, attempts, claimed_until, processed_at, last_error, size = tuple(row)[
+            :8
+        ]
+        if processed_at is not None:
+            state = "processed"
+        else:
+            state = "failed" if attempts >= self.settings.max_attempts else "waiting"
+        return SpoolEntry(
+            spool_id,
+            channel,
+            received_at,
+            attempts,
+            claimed_until,
+            processed_at,
+            last_error,
+            size,
+            state,
+            body,
+        )
+
+    async def _reset(self, session: AsyncSession, which: ColumnElement[bool]) -> list[SpoolEntry]:
+        """Set attempts to 0 and the claim to now on the unprocessed rows `which` selects; return them."""
+        rows = await session.execute(
+            update(SpooledWebhook)
+            .where(which, SpooledWebhook.processed_at.is_(None))
+            .values(attempts=0, claimed_until=utcnow())
+            .returning(*_ENTRY_COLUMNS)
+            .execution_options(synchronize_session=False)
+        )
+        return sorted((self._entry(row) for row in rows), key=lambda entry: entry.id)
 
     async def _claim(self) -> list[_Claimed]:
         now = utcnow()
