@@ -7,23 +7,19 @@ abandoned close task is later destroyed pending ("Task was destroyed but it is p
 error in whatever runs then; it failed an unrelated test in CI). Both event streams (the agents' and the
 web chat's) finish a read they have started, then end.
 
-To be sure the read is in flight when the client leaves, the read is made to wait: on PostgreSQL for an
-ACCESS EXCLUSIVE table lock held by another connection (seen waiting in pg_locks), on SQLite in an
-authorizer that holds statements reading the table until the test lets them go.
+To be sure the read is in flight when the client leaves, the read is made to wait (tests/db_hold.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event
 
 from bot.app import SupportBot
 from bot.config import Settings
@@ -31,6 +27,7 @@ from bot.nlu.encoders import E5Encoder
 from bot.storage.database import Database
 from bot.web import create_app
 from tests.conftest import LiveServer
+from tests.db_hold import held
 from tests.handoff_support import Api, http_client, make_agent, wait_for, webchat_bot
 
 
@@ -42,46 +39,6 @@ async def streambot(
     settings = make_settings(channels={"webchat": {"poll_seconds": 0.2}})
     async with webchat_bot(settings, database, encoder) as instance:
         yield instance
-
-
-@asynccontextmanager
-async def reads_held(database: Database, table: str) -> AsyncIterator[Callable[[], Awaitable[bool]]]:
-    """Make every read of `table` wait until the block ends; yields "is a read waiting now?"."""
-    if database.is_sqlite:
-        # SQLite readers never wait for a lock in WAL mode: an authorizer (called on the connection's
-        # own thread while a statement is prepared) holds the statements that read the table.
-        gate, waiting = threading.Event(), threading.Event()
-
-        def authorizer(action: int, name: str | None, *_: object) -> int:
-            if action == sqlite3.SQLITE_READ and name == table and not gate.is_set():
-                waiting.set()
-                gate.wait(30)
-            return sqlite3.SQLITE_OK
-
-        def hold(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-            # setting an authorizer expires the connection's prepared statements: cached ones ask too
-            dbapi_connection.driver_connection._conn.set_authorizer(authorizer)
-
-        async def sqlite_waiting() -> bool:
-            return waiting.is_set()
-
-        event.listen(database.engine.sync_engine, "checkout", hold)
-        try:
-            yield sqlite_waiting
-        finally:
-            gate.set()
-            event.remove(database.engine.sync_engine, "checkout", hold)
-        return
-
-    async def postgres_waiting() -> bool:
-        async with database.engine.connect() as connection:
-            count = await connection.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted"))
-            return bool(count)
-
-    async with database.engine.connect() as connection:
-        await connection.execute(text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
-        yield postgres_waiting
-        await connection.rollback()
 
 
 @asynccontextmanager
@@ -118,7 +75,7 @@ async def leave_during_a_read(
             assert response.status_code == 200
             lines = response.aiter_lines()  # kept: a dropped generator's finaliser would close the stream
             assert await anext(lines) == "retry: 2000"
-            async with reads_held(database, table) as read_waiting:
+            async with held(database, table) as read_waiting:
                 await eventually(read_waiting, "the stream's next read waiting")  # it reads every second
                 await response.aclose()
                 await asyncio.sleep(0.5)  # the server sees the client gone and cancels the stream

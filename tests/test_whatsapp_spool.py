@@ -12,9 +12,7 @@ import asyncio
 import copy
 import json
 import logging
-import sqlite3
-import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, select, text, update
+from sqlalchemy import select, text, update
 
 from bot.adapters.whatsapp import WhatsAppChannel
 from bot.app import SupportBot
@@ -33,6 +31,7 @@ from bot.storage.models import SpooledWebhook, as_utc, utcnow
 from bot.web import create_app
 from tests import test_whatsapp
 from tests.conftest import LiveServer, free_port
+from tests.db_hold import held
 from tests.graph_api_stub import GraphApiStub
 from tests.handoff_support import wait_for
 from tests.test_whatsapp import CUSTOMER, WEBHOOK, Rig, sign, text_webhook, whatsapp_settings
@@ -72,43 +71,6 @@ async def serving(
         if not background:
             await channel.stop()
             bot.executor.shutdown(wait=False)
-
-
-@asynccontextmanager
-async def held(database: Database, table: str) -> AsyncIterator[Callable[[], Awaitable[bool]]]:
-    """Make every statement on `table` wait until the block ends; yields "is one waiting now?"."""
-    if database.is_sqlite:
-        gate, waiting = threading.Event(), threading.Event()
-
-        def authorizer(_action: int, name: str | None, *_: object) -> int:
-            if name == table and not gate.is_set():
-                waiting.set()
-                gate.wait(60)
-            return sqlite3.SQLITE_OK
-
-        def hold(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-            dbapi_connection.driver_connection._conn.set_authorizer(authorizer)
-
-        async def sqlite_waiting() -> bool:
-            return waiting.is_set()
-
-        event.listen(database.engine.sync_engine, "checkout", hold)
-        try:
-            yield sqlite_waiting
-        finally:
-            gate.set()
-            event.remove(database.engine.sync_engine, "checkout", hold)
-        return
-
-    async def postgres_waiting() -> bool:
-        async with database.engine.connect() as connection:
-            query = f"SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = '{table}'::regclass"
-            return bool(await connection.scalar(text(query)))
-
-    async with database.engine.connect() as connection:
-        await connection.execute(text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
-        yield postgres_waiting
-        await connection.rollback()
 
 
 async def spooled(database: Database) -> list[SpooledWebhook]:
