@@ -139,6 +139,10 @@ class ConversationEngine:
             log.exception("the intent layer failed on a message; handing the conversation to a person")
             return Decision("handoff", None, 0.0, UNDERSTANDING_FAILED)
 
+    def longest_model_call_seconds(self) -> float:
+        """How long the oldest model call still running has run (0 when none), for /healthz."""
+        return self._batcher.longest_call_seconds()
+
     def _start_understanding(self, message: IncomingMessage) -> asyncio.Task[Decision] | None:
         if message.payload or (message.attachments and not message.text.strip()):
             return None  # buttons and files are handled without the intent layer

@@ -74,7 +74,8 @@ def create_app(bot: SupportBot, start: bool = True) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
-        """Report whether the database answers and the knowledge base is loaded, and the spool's backlog."""
+        """Report whether the database answers, the knowledge base is loaded and the model is not stuck,
+        and the spool's backlog; 503 when any of that fails, so an orchestrator restarts the process."""
         checks: dict[str, object] = {"version": __version__}
         healthy = True
         try:
@@ -91,6 +92,12 @@ def create_app(bot: SupportBot, start: bool = True) -> FastAPI:
             matcher = bot.matcher()
             checks["kb_entries"] = len(matcher.kb.entries)
             checks["model"] = matcher.encoder.model_id
+            # a model call running past the deadline is hung (messages meanwhile go to people): restart
+            longest = bot.engine.longest_model_call_seconds()
+            checks["longest_model_call_seconds"] = round(longest, 1)
+            if longest > bot.settings.policy.understanding_timeout_seconds:
+                checks["model_state"] = "stuck"
+                healthy = False
         except RuntimeError:
             checks["kb_entries"] = 0
             healthy = False

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bot.app import SupportBot
 from bot.config import Settings
 from bot.nlu.encoders import E5Encoder
 from bot.web import create_app
 from tests.conftest import REPO, LiveServer, incoming
+from tests.handoff_support import wait_for
 
 
 async def test_healthz_reports_database_and_kb(bot: SupportBot) -> None:
@@ -33,6 +36,38 @@ async def test_healthz_is_503_before_the_kb_is_loaded(make_settings: Callable[..
         assert response.status_code == 503 and response.json()["status"] == "degraded"
     finally:
         await idle.close()
+
+
+async def test_healthz_is_503_while_a_model_call_hangs_past_the_deadline(
+    bot: SupportBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hung model (fault injection: a call that blocks until released): its messages go to people after
+    policy.understanding_timeout_seconds, and /healthz says the model is stuck, so an orchestrator restarts
+    the process; once the call returns, healthy again."""
+    matcher = bot.matcher()
+    understand_many = matcher.understand_many
+    release = threading.Event()
+
+    def hung(texts: list[str]) -> object:
+        release.wait(30)
+        return understand_many(texts)
+
+    monkeypatch.setattr(matcher, "understand_many", hung)
+    monkeypatch.setattr(bot.settings.policy, "understanding_timeout_seconds", 0.3)
+    async with LiveServer(create_app(bot, start=False)) as server, httpx.AsyncClient() as client:
+        try:
+            result = await bot.receive(incoming("How can I pay for my order?"))
+            assert result.decision is not None and result.decision.reason == "bot_timeout"
+            stuck = await client.get(f"{server.url}/healthz")
+        finally:
+            release.set()
+        await wait_for(
+            lambda: bot.engine.longest_model_call_seconds() == 0, 10, "the released call returning"
+        )
+        healthy = await client.get(f"{server.url}/healthz")
+    assert stuck.status_code == 503
+    assert stuck.json()["model_state"] == "stuck" and stuck.json()["longest_model_call_seconds"] >= 0.3
+    assert healthy.status_code == 200 and healthy.json()["longest_model_call_seconds"] == 0
 
 
 async def test_kb_reload_picks_up_edits_and_survives_broken_files(

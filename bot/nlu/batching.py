@@ -28,6 +28,7 @@ class UnderstandingBatcher:
         self._max_batch = max(1, max_batch)
         self._waiting: deque[_Waiting] = deque()
         self._running = 0
+        self._started: dict[int, float] = {}  # id of a running model call -> when it started (loop time)
 
     async def understand(self, matcher: Matcher, text: str) -> Decision:
         """The decision `matcher.understand(text)` gives, computed off the event loop."""
@@ -50,7 +51,14 @@ class UnderstandingBatcher:
                     future.set_exception(exc)
                 continue
             self._running += 1
+            self._started[id(job)] = loop.time()
             job.add_done_callback(lambda done, batch=batch: self._finished(batch, done))  # type: ignore[misc]
+
+    def longest_call_seconds(self) -> float:
+        """How long the oldest model call still running has run (0 when none): a hung model shows here."""
+        if not self._started:
+            return 0.0
+        return asyncio.get_running_loop().time() - min(self._started.values())
 
     def _next_batch(self) -> list[_Waiting]:
         """The oldest waiting messages (one matcher per call: a reload may swap it), up to max_batch."""
@@ -71,6 +79,7 @@ class UnderstandingBatcher:
 
     def _finished(self, batch: list[_Waiting], job: asyncio.Future[list[Decision]]) -> None:
         self._running -= 1
+        self._started.pop(id(job), None)
         try:
             if job.cancelled():
                 for _, _, future in batch:
