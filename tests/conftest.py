@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import threading
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +124,27 @@ async def bot(
     if isinstance(instance.handoff, LiveHandoff):
         await instance.handoff.close()  # background work (deliveries, context providers) ends with the test
     instance.executor.shutdown(wait=False)
+
+
+@contextmanager
+def hung_model(bot: SupportBot, monkeypatch: pytest.MonkeyPatch, deadline: float) -> Iterator[None]:
+    """Fault injection: in the block, model calls block (until the block ends) and the engine gives up on a
+    message after `deadline` seconds (policy.understanding_timeout_seconds). A hang cannot be had on demand."""
+    matcher = bot.matcher()
+    understand_many = matcher.understand_many
+    release = threading.Event()
+
+    def hung(texts: list[str]) -> object:
+        release.wait(30)
+        return understand_many(texts)
+
+    monkeypatch.setattr(matcher, "understand_many", hung)
+    monkeypatch.setattr(bot.settings.policy, "understanding_timeout_seconds", deadline)
+    try:
+        yield
+    finally:
+        release.set()
+        monkeypatch.setattr(matcher, "understand_many", understand_many)
 
 
 def incoming(

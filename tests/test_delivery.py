@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections import Counter
 from datetime import timedelta
 
@@ -16,7 +15,7 @@ from bot.handoff.agents import as_utc
 from bot.messages import IncomingMessage
 from bot.states import State
 from bot.storage.models import Conversation, Message, utcnow
-from tests.conftest import RecordingChannel, incoming
+from tests.conftest import RecordingChannel, hung_model, incoming
 
 QUESTIONS = ["How can I pay for my order?", "Сколько идёт доставка?", "Jak długo trwa dostawa?"]
 
@@ -148,20 +147,8 @@ async def test_a_message_the_model_has_no_decision_on_in_time_goes_to_a_person(
     """A hung model (fault injection: a call that blocks until released) leaves no one silent: after
     policy.understanding_timeout_seconds the message is kept and queued for a person (reason bot_timeout),
     the customer told; the model's late decision sends nothing, and the next customer is answered as usual."""
-    matcher = bot.matcher()
-    understand_many = matcher.understand_many
-    release = threading.Event()
-
-    def hung(texts: list[str]) -> object:
-        release.wait(30)
-        return understand_many(texts)
-
-    monkeypatch.setattr(matcher, "understand_many", hung)
-    monkeypatch.setattr(bot.engine.settings.policy, "understanding_timeout_seconds", 0.5)
-    try:
+    with hung_model(bot, monkeypatch, deadline=0.5):
         result = await bot.receive(incoming("where is my order 12345, it was due on monday", customer="c1"))
-    finally:
-        release.set()
     assert result.decision is not None
     assert (result.decision.kind, result.decision.reason) == ("handoff", "bot_timeout")
     async with bot.database.session() as session:
@@ -171,7 +158,6 @@ async def test_a_message_the_model_has_no_decision_on_in_time_goes_to_a_person(
     assert rows[0].decision and rows[0].decision["reason"] == "bot_timeout"
     assert state == State.WAITING
     assert len(channel.sent) == 1  # told that a person will answer
-    monkeypatch.setattr(matcher, "understand_many", understand_many)
     answered = await bot.receive(incoming("How can I pay for my order?", customer="c2"))
     assert answered.decision is not None and answered.decision.kind == "answer"
     assert [target.chat_id for target, _ in channel.sent] == ["c1", "c2"]

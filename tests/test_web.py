@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from bot.app import SupportBot
 from bot.config import Settings
 from bot.nlu.encoders import E5Encoder
 from bot.web import create_app
-from tests.conftest import REPO, LiveServer, incoming
+from tests.conftest import REPO, LiveServer, hung_model, incoming
 from tests.handoff_support import wait_for
 
 
@@ -44,23 +43,11 @@ async def test_healthz_is_503_while_a_model_call_hangs_past_the_deadline(
     """A hung model (fault injection: a call that blocks until released): its messages go to people after
     policy.understanding_timeout_seconds, and /healthz says the model is stuck, so an orchestrator restarts
     the process; once the call returns, healthy again."""
-    matcher = bot.matcher()
-    understand_many = matcher.understand_many
-    release = threading.Event()
-
-    def hung(texts: list[str]) -> object:
-        release.wait(30)
-        return understand_many(texts)
-
-    monkeypatch.setattr(matcher, "understand_many", hung)
-    monkeypatch.setattr(bot.settings.policy, "understanding_timeout_seconds", 0.3)
     async with LiveServer(create_app(bot, start=False)) as server, httpx.AsyncClient() as client:
-        try:
+        with hung_model(bot, monkeypatch, deadline=0.3):
             result = await bot.receive(incoming("How can I pay for my order?"))
             assert result.decision is not None and result.decision.reason == "bot_timeout"
             stuck = await client.get(f"{server.url}/healthz")
-        finally:
-            release.set()
         await wait_for(
             lambda: bot.engine.longest_model_call_seconds() == 0, 10, "the released call returning"
         )
