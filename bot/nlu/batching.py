@@ -27,8 +27,7 @@ class UnderstandingBatcher:
         self._workers = max(1, workers)
         self._max_batch = max(1, max_batch)
         self._waiting: deque[_Waiting] = deque()
-        self._running = 0
-        self._started: dict[int, float] = {}  # id of a running model call -> when it started (loop time)
+        self._started: dict[int, float] = {}  # id of each running model call -> when it started (loop time)
 
     async def understand(self, matcher: Matcher, text: str) -> Decision:
         """The decision `matcher.understand(text)` gives, computed off the event loop."""
@@ -39,7 +38,7 @@ class UnderstandingBatcher:
 
     def _dispatch(self) -> None:
         loop = asyncio.get_running_loop()
-        while self._running < self._workers:
+        while len(self._started) < self._workers:
             batch = self._next_batch()
             if not batch:
                 return
@@ -50,7 +49,6 @@ class UnderstandingBatcher:
                 for _, _, future in batch:
                     future.set_exception(exc)
                 continue
-            self._running += 1
             self._started[id(job)] = loop.time()
             job.add_done_callback(lambda done, batch=batch: self._finished(batch, done))  # type: ignore[misc]
 
@@ -78,8 +76,7 @@ class UnderstandingBatcher:
         return batch
 
     def _finished(self, batch: list[_Waiting], job: asyncio.Future[list[Decision]]) -> None:
-        self._running -= 1
-        self._started.pop(id(job), None)
+        del self._started[id(job)]
         try:
             if job.cancelled():
                 for _, _, future in batch:
