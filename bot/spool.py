@@ -140,7 +140,7 @@ class InboundSpool:
 
     async def counts(self) -> SpoolCounts:
         """Count bodies waiting to be processed and bodies given up."""
-        given_up = SpooledWebhook.attempts >= self.settings.max_attempts
+        given_up = self._given_up()
         async with self.database.session() as session:
             row = (
                 await session.execute(
@@ -202,7 +202,7 @@ class InboundSpool:
     async def retry_failed(self) -> list[SpoolEntry]:
         """Make every given-up body due for the next replay round, with its attempts counted from 0 again."""
         async with self.database.session() as session:
-            return await self._reset(session, SpooledWebhook.attempts >= self.settings.max_attempts)
+            return await self._reset(session, self._given_up())
 
     async def run(self, inbox: Inbox) -> None:
         """Replay, then purge old processed bodies, every replay_interval_seconds (a background task)."""
@@ -213,6 +213,10 @@ class InboundSpool:
             except Exception:  # a database restart: log, wait, keep going
                 log.exception("inbound spool round failed; retrying")
             await asyncio.sleep(self.settings.replay_interval_seconds)
+
+    def _given_up(self) -> ColumnElement[bool]:
+        """The rows processing has failed on max_attempts times: kept, no longer replayed."""
+        return SpooledWebhook.attempts >= self.settings.max_attempts
 
     @property
     def _grace(self) -> timedelta:
@@ -257,7 +261,7 @@ class InboundSpool:
             .where(
                 SpooledWebhook.processed_at.is_(None),
                 SpooledWebhook.claimed_until < now,
-                SpooledWebhook.attempts < self.settings.max_attempts,
+                ~self._given_up(),
                 SpooledWebhook.channel.in_(list(self.channels)),  # others are another process's
             )
             .order_by(SpooledWebhook.id)
