@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -56,14 +56,6 @@ async def watched_pool(database: Database) -> AsyncIterator[list[BaseException |
         event.remove(database.engine.sync_engine, "invalidate", on_invalidate)
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    for _ in range(200):
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not seen within 10 s: {what}")
-
-
 async def leave_during_a_read(
     database: Database, server: str, path: str, headers: dict[str, str], table: str
 ) -> list[BaseException | None]:
@@ -76,7 +68,7 @@ async def leave_during_a_read(
             lines = response.aiter_lines()  # kept: a dropped generator's finaliser would close the stream
             assert await anext(lines) == "retry: 2000"
             async with held(database, table) as read_waiting:
-                await eventually(read_waiting, "the stream's next read waiting")  # it reads every second
+                await wait_for(read_waiting, 10, "the stream's next read waiting")  # it reads every second
                 await response.aclose()
                 await asyncio.sleep(0.5)  # the server sees the client gone and cancels the stream
         await wait_for(lambda: pool.checkedout() <= idle, 20, "every connection back in the pool")
