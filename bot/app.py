@@ -13,6 +13,7 @@ from threadpoolctl import threadpool_limits
 from bot.adapters.base import Channel, Inbox
 from bot.chat_view import chat_view
 from bot.config import Settings
+from bot.content.yamlfile import content_files
 from bot.engine import ConversationEngine, TurnResult
 from bot.errors import ContentError
 from bot.handoff.base import Handoff
@@ -26,7 +27,6 @@ from bot.ratelimit import Limiter, make_limiter
 from bot.spool import InboundSpool
 from bot.storage.database import Database
 from bot.storage.repositories import ConversationRepository, MessageRepository
-from bot.yamlfile import content_files
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from tqdm import tqdm
 from bot.adapters.base import Channel, DeliveryTarget
 from bot.app import SupportBot
 from bot.config import Settings
-from bot.intents import IntentSet
-from bot.knowledge import KBEntry, KnowledgeBase
+from bot.content.intents import IntentSet
+from bot.content.knowledge import KBEntry, KnowledgeBase
 from bot.messages import IncomingMessage, OutgoingReply
 from bot.nlu.encoders import Encoder, configured_encoder
 from bot.nlu.index import (

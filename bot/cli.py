@@ -257,7 +257,7 @@ def kb() -> None:
 @pass_context
 def kb_check(ctx: _Context, no_similarity: bool) -> None:
     """Validate kb/ and intents/: YAML errors with file:line, duplicates, missing languages."""
-    from bot.content_check import check_content, similarity_warnings
+    from bot.content.check import check_content, similarity_warnings
 
     report = check_content(ctx.settings)
     if not report.problems and not no_similarity:
@@ -310,7 +310,7 @@ def kb_misses(ctx: _Context, days: int, limit: int, out: Path | None) -> None:
     """
     from datetime import timedelta
 
-    from bot.misses import collect_misses, write_csv
+    from bot.content.misses import collect_misses, write_csv
     from bot.storage.models import utcnow
 
     misses = _on_database(

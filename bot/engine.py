@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import csat
 from bot.config import Settings
+from bot.content.knowledge import KBEntry
 from bot.handoff.base import Handoff
 from bot.handoff.context import build_context
-from bot.knowledge import KBEntry
 from bot.messages import Button, IncomingMessage, OutgoingReply
 from bot.nlu.batching import UnderstandingBatcher
 from bot.nlu.language import choose_language

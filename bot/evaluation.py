@@ -16,9 +16,9 @@ import numpy as np
 from tqdm import tqdm
 
 from bot.config import Settings
+from bot.content.intents import OOS_INTENT, Intent, IntentSet
+from bot.content.knowledge import KBEntry, KnowledgeBase
 from bot.errors import ContentError
-from bot.intents import OOS_INTENT, Intent, IntentSet
-from bot.knowledge import KBEntry, KnowledgeBase
 from bot.nlu.calibration import Record, cross_validate, is_correct, search_thresholds
 from bot.nlu.classifier import DEFAULT_L2, L2_CHOICES
 from bot.nlu.encoders import Encoder, Thresholds, configured_encoder, default_thresholds

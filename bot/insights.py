@@ -5,7 +5,7 @@ GET /api/v1/misses lists what `supportbot kb misses` prints, GET /api/v1/answers
 answers were received (bot/answer_report.py); both come as CSV files too (/api/v1/misses.csv,
 /api/v1/answers.csv, made safe to open in a spreadsheet by bot/csv_export.py).
 POST /api/v1/kb/entries/{id}/questions and POST /api/v1/intents/oos/examples add a missed question to
-the KB or to the out-of-scope examples (bot/content_edit.py edits the file; the running bot reloads it
+the KB or to the out-of-scope examples (bot/content/edit.py edits the file; the running bot reloads it
 within seconds, as for any edit of kb/ or intents/). Each addition is an audit event (kb_question_added /
 oos_example_added: who, what, which file) that also marks the miss handled. GET /api/v1/stats, the rest
 of the console's Insights view, is in the agent API.
@@ -20,20 +20,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
-from bot import content_edit
 from bot.answer_report import COLUMNS as ANSWER_COLUMNS
 from bot.answer_report import EntryAnswers, collect_answers
 from bot.api_errors import api_error, errors
 from bot.app import SupportBot
-from bot.content_edit import AlreadyPresent, ChangedMeanwhile, ContentEdit, UnknownEntry
+from bot.content import edit as content_edit
+from bot.content.edit import AlreadyPresent, ChangedMeanwhile, ContentEdit, UnknownEntry
+from bot.content.knowledge import KnowledgeBase
+from bot.content.misses import COLUMNS as MISS_COLUMNS
+from bot.content.misses import EXAMPLE_ADDED, QUESTION_ADDED, Miss, collect_misses
 from bot.csv_export import csv_bytes
 from bot.errors import ContentError
 from bot.handoff.assignment import audit
 from bot.handoff.bearer import role_agent
 from bot.handoff.service import actor
-from bot.knowledge import KnowledgeBase
-from bot.misses import COLUMNS as MISS_COLUMNS
-from bot.misses import EXAMPLE_ADDED, QUESTION_ADDED, Miss, collect_misses
 from bot.nlu.language import detect_language
 from bot.storage.models import Agent, utcnow
 

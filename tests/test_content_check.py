@@ -7,8 +7,8 @@ from click.testing import CliRunner
 
 from bot.cli import cli
 from bot.config import Settings
-from bot.content_check import check_content
-from bot.knowledge import load_knowledge_base
+from bot.content.check import check_content
+from bot.content.knowledge import load_knowledge_base
 
 GOOD_ENTRY = """\
 - id: delivery_time

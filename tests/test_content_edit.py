@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from bot.content_check import check_content
-from bot.content_edit import AlreadyPresent, UnknownEntry, add_out_of_scope_example, add_question
+from bot.content.check import check_content
+from bot.content.edit import AlreadyPresent, UnknownEntry, add_out_of_scope_example, add_question
+from bot.content.intents import load_intents
+from bot.content.knowledge import load_knowledge_base
 from bot.errors import ContentError
-from bot.intents import load_intents
-from bot.knowledge import load_knowledge_base
 from tests.conftest import REPO
 
 ANSWERS = '{en: "A.", ru: "А.", pl: "A.", uk: "А."}'

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.knowledge import KBEntry, KnowledgeBase
+from bot.content.knowledge import KBEntry, KnowledgeBase
 
 
 def entry(entry_id: str, answer: str = "a") -> KBEntry:

@@ -35,8 +35,8 @@ def test_which_readings_are_scored() -> None:
 
 
 def test_polish_questions_are_also_indexed_without_diacritics() -> None:
-    from bot.intents import IntentSet
-    from bot.knowledge import KBEntry, KnowledgeBase
+    from bot.content.intents import IntentSet
+    from bot.content.knowledge import KBEntry, KnowledgeBase
     from bot.nlu.matcher import index_items
     from bot.nlu.normalize import fold_diacritics
 

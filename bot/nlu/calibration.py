@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bot.intents import OOS_INTENT
+from bot.content.intents import OOS_INTENT
 from bot.nlu.classifier import LabelColumns, SoftmaxHead, blend
 from bot.nlu.encoders import Thresholds
 from bot.nlu.index import Candidate, SemanticIndex

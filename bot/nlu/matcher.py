@@ -15,9 +15,9 @@ import numpy as np
 import yaml
 
 from bot.config import Settings
+from bot.content.intents import IntentSet, load_intents
+from bot.content.knowledge import KnowledgeBase, load_knowledge_base
 from bot.errors import ContentError
-from bot.intents import IntentSet, load_intents
-from bot.knowledge import KnowledgeBase, load_knowledge_base
 from bot.nlu.calibration import REPEATS, cross_validate, search_thresholds
 from bot.nlu.classifier import DEFAULT_L2, LabelColumns, SoftmaxHead, blend, head_cache_key
 from bot.nlu.encoders import Encoder, Thresholds, configured_encoder, default_thresholds

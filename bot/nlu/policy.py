@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bot.intents import OOS_INTENT
+from bot.content.intents import OOS_INTENT
 from bot.nlu.encoders import Thresholds
 from bot.nlu.index import Candidate
 

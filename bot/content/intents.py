@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.content.yamlfile import content_files, line_of, load_yaml
 from bot.errors import ContentError
-from bot.yamlfile import content_files, line_of, load_yaml
 
 OOS_INTENT = "oos"  # examples of what the bot must not answer; used for calibration only
 _EXAMPLE_LINE = re.compile(r"^\s*-\s+(.*\S)\s*$")

@@ -24,11 +24,11 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bot.config import Settings
-from bot.content_check import check_content
+from bot.content.check import check_content
+from bot.content.intents import OOS_INTENT, IntentSet, load_intents
+from bot.content.knowledge import KnowledgeBase, load_knowledge_base
+from bot.content.yamlfile import content_files
 from bot.errors import ContentError, SupportBotError
-from bot.intents import OOS_INTENT, IntentSet, load_intents
-from bot.knowledge import KnowledgeBase, load_knowledge_base
-from bot.yamlfile import content_files
 
 MAX_TEXT = 1000
 

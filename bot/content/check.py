@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.config import Settings
-from bot.intents import load_intents
-from bot.knowledge import load_knowledge_base
+from bot.content.intents import load_intents
+from bot.content.knowledge import load_knowledge_base
 
 
 @dataclass

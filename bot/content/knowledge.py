@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.content.yamlfile import content_files, line_of, load_yaml
 from bot.errors import ContentError
-from bot.yamlfile import content_files, line_of, load_yaml
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""The content editors own: the knowledge base, intents, their checks, edits and the questions missed."""
