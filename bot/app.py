@@ -14,6 +14,8 @@ from bot.adapters.base import Channel, Inbox
 from bot.chat_view import chat_view
 from bot.config import Settings
 from bot.content.yamlfile import content_files
+from bot.delivery.outbox import Outbox
+from bot.delivery.spool import InboundSpool
 from bot.engine import ConversationEngine, TurnResult
 from bot.errors import ContentError
 from bot.handoff.base import Handoff
@@ -22,9 +24,7 @@ from bot.messages import IncomingMessage
 from bot.nlu.encoders import Encoder, configured_encoder
 from bot.nlu.matcher import Matcher
 from bot.nlu.threads import limit_blas_threads, single_threaded_worker
-from bot.outbox import Outbox
 from bot.ratelimit import Limiter, make_limiter
-from bot.spool import InboundSpool
 from bot.storage.database import Database
 from bot.storage.repositories import ConversationRepository, MessageRepository
 
@@ -69,7 +69,7 @@ class SupportBot:
             sends_on=lambda channel: channel in self.channels,
         )
         self.outbox = Outbox(self.database, self.channels, settings.outbox)
-        # webhook bodies acknowledged but not yet processed, replayed after a crash (bot/spool.py)
+        # webhook bodies acknowledged but not yet processed, replayed after a crash (bot/delivery/spool.py)
         self.spool = InboundSpool(self.database, self.channels, settings.spool)
         self._tasks: list[asyncio.Task[None]] = []
         self._content_stamp: tuple[tuple[str, float], ...] = ()

@@ -17,7 +17,7 @@ from bot.config import Settings, load_settings
 from bot.errors import SupportBotError
 
 if TYPE_CHECKING:
-    from bot.spool import InboundSpool, SpoolEntry
+    from bot.delivery.spool import InboundSpool, SpoolEntry
     from bot.storage.database import Database
 
 T = TypeVar("T")
@@ -498,7 +498,7 @@ def _spool_entry_json(
 
 def _on_spool(settings: Settings, work: Callable[[InboundSpool], Awaitable[T]]) -> T:
     """Run `work` on the inbound spool of the configured database; without channels: it replays nothing."""
-    from bot.spool import InboundSpool
+    from bot.delivery.spool import InboundSpool
 
     return _on_database(settings, lambda database: work(InboundSpool(database, {}, settings.spool)))
 

@@ -171,7 +171,7 @@ class OutboxSettings(BaseModel):
 
 
 class SpoolSettings(BaseModel):
-    """Acknowledged webhook bodies kept until processed (bot/spool.py); see config.yaml."""
+    """Acknowledged webhook bodies kept until processed (bot/delivery/spool.py); see config.yaml."""
 
     replay_interval_seconds: float = Field(default=30.0, gt=0)  # look for unprocessed bodies this often
     grace_seconds: float = Field(default=120.0, gt=0)  # a body is its receiving process's for this long

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import csat
 from bot.config import Settings
 from bot.content.knowledge import KBEntry
+from bot.delivery.outbox import Claimed, lease_end
 from bot.handoff.base import Handoff
 from bot.handoff.context import build_context
 from bot.messages import Button, IncomingMessage, OutgoingReply
@@ -21,7 +22,6 @@ from bot.nlu.batching import UnderstandingBatcher
 from bot.nlu.language import choose_language
 from bot.nlu.matcher import Matcher
 from bot.nlu.policy import Decision
-from bot.outbox import Claimed, lease_end
 from bot.phrases import PHRASES, phrase
 from bot.states import HUMAN_STATES, State
 from bot.storage.database import Database

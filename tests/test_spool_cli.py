@@ -22,8 +22,8 @@ from sqlalchemy import select, update
 
 from bot.adapters.base import Channel, DeliveryTarget, Inbox
 from bot.config import SpoolSettings
+from bot.delivery.spool import InboundSpool
 from bot.messages import IncomingMessage, OutgoingReply
-from bot.spool import InboundSpool
 from bot.storage.database import Database
 from bot.storage.models import SpooledWebhook, as_utc, utcnow
 from tests.conftest import POSTGRES_URL

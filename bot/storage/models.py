@@ -244,7 +244,7 @@ class HandoffLock(Base):
 
 
 class SpooledWebhook(Base):
-    """A webhook body stored before the platform got its 200; replayed until processed (bot/spool.py)."""
+    """A webhook body stored before the platform got its 200; replayed until processed (bot/delivery/spool.py)."""
 
     __tablename__ = "inbound_spool"
     __table_args__ = (
