@@ -347,7 +347,7 @@ def kb_build(ctx: _Context) -> None:
 @pass_context
 def stats(ctx: _Context, days: int) -> None:
     """The support lead's numbers (conversations, bot answer rate, handoffs, waits, SLA, 👍/👎, CSAT) as JSON."""
-    from bot.stats import compute_stats
+    from bot.insights.stats import compute_stats
 
     numbers = _on_database(ctx.settings, lambda database: compute_stats(database, days))
     click.echo(json.dumps(numbers.as_dict(), ensure_ascii=False))

@@ -215,7 +215,7 @@ class HandoffSettings(BaseModel):
         default=30.0, gt=0
     )  # a single-use ticket for /api/v1/events lives this long
     tick_seconds: float = 1.0  # how often the handoff worker checks timeouts, SLA and the queue
-    csat: bool = True  # after an agent resolves a chat, ask the customer to rate it (bot/csat.py)
+    csat: bool = True  # after an agent resolves a chat, ask the customer to rate it (bot/insights/csat.py)
     csat_window: float = Field(default=86400.0, gt=0)  # seconds after resolution a rating still counts
     context_providers: dict[str, ContextProviderSettings] = {}
 

@@ -11,12 +11,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import csat
 from bot.config import Settings
 from bot.content.knowledge import KBEntry
 from bot.delivery.outbox import Claimed, lease_end
 from bot.handoff.base import Handoff
 from bot.handoff.context import build_context
+from bot.insights import csat
 from bot.messages import Button, IncomingMessage, OutgoingReply
 from bot.nlu.batching import UnderstandingBatcher
 from bot.nlu.language import choose_language

@@ -120,7 +120,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "pl": "Dziękujemy za opinię!",
         "uk": "Дякуємо за відгук!",
     },
-    # CSAT after an agent resolved the chat (bot/csat.py); the button titles follow a face
+    # CSAT after an agent resolved the chat (bot/insights/csat.py); the button titles follow a face
     "csat_question": {
         "en": "How did we do? Please rate this conversation.",
         "ru": "Как мы справились? Оцените, пожалуйста, этот разговор.",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from bot.csv_export import csv_bytes
+from bot.insights.csv_export import csv_bytes
 
 
 def test_would_be_formulas_are_text_and_utf8_opens_in_excel() -> None:

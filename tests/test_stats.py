@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import update
 
 from bot.app import SupportBot
+from bot.insights.stats import percentile
 from bot.messages import IncomingMessage
 from bot.states import State
-from bot.stats import percentile
 from bot.storage.models import Conversation, Event, Message, utcnow
 from bot.web import create_app
 from tests.conftest import LiveServer, incoming

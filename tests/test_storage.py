@@ -158,7 +158,7 @@ STATS_INDEXES = {
 async def test_the_numbers_time_windows_are_indexed_and_migration_0003_goes_both_ways(
     database: Database,
 ) -> None:
-    """bot/stats.py and bot/content/misses.py read windows of created_at / handoff_at / resolved_at / sla_breached_at."""
+    """bot/insights/stats.py and bot/content/misses.py read windows of created_at / handoff_at / resolved_at / sla_breached_at."""
     migrated = await _indexes(database)
     assert {name: migrated.get(name) for name in STATS_INDEXES} == STATS_INDEXES
     assert "ix_events_kind" not in migrated  # ix_events_kind_created_at starts with kind: it does that job

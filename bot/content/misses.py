@@ -22,15 +22,15 @@ from typing import IO, Any
 
 from sqlalchemy import select
 
+from bot.insights.stats import FOR_AGENT
 from bot.nlu.language import detect_language
-from bot.stats import FOR_AGENT
 from bot.storage.database import Database
 from bot.storage.models import Conversation, Event, Message, as_utc
 
 MISSED = {"fallback", "clarify"}
 NOT_A_QUESTION = {"empty", "no_text"}  # a sticker, a photo, an empty message: nothing to learn from
 COLUMNS = ("text", "intent", "lang", "count", "kind", "reason", "bot_entry", "score", "last_seen")
-QUESTION_ADDED = "kb_question_added"  # audit events of bot/insights.py; data: text, entry, language, file
+QUESTION_ADDED = "kb_question_added"  # audit events of bot/insights/api.py; data: text, entry, language, file
 EXAMPLE_ADDED = "oos_example_added"  # data: text, file
 HANDLED_BY = {QUESTION_ADDED: "question", EXAMPLE_ADDED: "out_of_scope"}
 

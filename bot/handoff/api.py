@@ -44,9 +44,9 @@ from bot.handoff.bearer import Credentials, authenticate, role_agent, token_agen
 from bot.handoff.context import context_card
 from bot.handoff.queue import queue_order
 from bot.handoff.service import Forbidden, LiveHandoff, NotFound, TemplateFailed, actor
+from bot.insights.stats import compute_stats
 from bot.ratelimit import Limiter, MemoryLimiter, Quota
 from bot.states import State
-from bot.stats import compute_stats
 from bot.storage.models import (
     MAX_ID,
     Agent,

@@ -21,7 +21,6 @@ import httpx
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import csat
 from bot.adapters.base import Channel, DeliveryTarget, ensure_free_form_allowed
 from bot.config import Settings
 from bot.errors import SendError, SupportBotError
@@ -53,6 +52,7 @@ from bot.handoff.queue import (
     waiting_count,
 )
 from bot.handoff.texts import estimate_text, minutes, text, when_text
+from bot.insights import csat
 from bot.messages import OutgoingReply
 from bot.states import HUMAN_STATES, State
 from bot.storage.database import Database

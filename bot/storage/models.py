@@ -157,7 +157,7 @@ class Event(Base):
     """The audit trail: who did what to which conversation, when and why."""
 
     __tablename__ = "events"
-    # the numbers (bot/stats.py) count one kind of event over a window of time
+    # the numbers (bot/insights/stats.py) count one kind of event over a window of time
     __table_args__ = (Index("ix_events_kind_created_at", "kind", "created_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -2,8 +2,8 @@
 (bearer token, supervisors).
 
 GET /api/v1/misses lists what `supportbot kb misses` prints, GET /api/v1/answers how each KB entry's
-answers were received (bot/answer_report.py); both come as CSV files too (/api/v1/misses.csv,
-/api/v1/answers.csv, made safe to open in a spreadsheet by bot/csv_export.py).
+answers were received (bot/insights/answers.py); both come as CSV files too (/api/v1/misses.csv,
+/api/v1/answers.csv, made safe to open in a spreadsheet by bot/insights/csv_export.py).
 POST /api/v1/kb/entries/{id}/questions and POST /api/v1/intents/oos/examples add a missed question to
 the KB or to the out-of-scope examples (bot/content/edit.py edits the file; the running bot reloads it
 within seconds, as for any edit of kb/ or intents/). Each addition is an audit event (kb_question_added /
@@ -20,8 +20,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
-from bot.answer_report import COLUMNS as ANSWER_COLUMNS
-from bot.answer_report import EntryAnswers, collect_answers
 from bot.api_errors import api_error, errors
 from bot.app import SupportBot
 from bot.content import edit as content_edit
@@ -29,11 +27,13 @@ from bot.content.edit import AlreadyPresent, ChangedMeanwhile, ContentEdit, Unkn
 from bot.content.knowledge import KnowledgeBase
 from bot.content.misses import COLUMNS as MISS_COLUMNS
 from bot.content.misses import EXAMPLE_ADDED, QUESTION_ADDED, Miss, collect_misses
-from bot.csv_export import csv_bytes
 from bot.errors import ContentError
 from bot.handoff.assignment import audit
 from bot.handoff.bearer import role_agent
 from bot.handoff.service import actor
+from bot.insights.answers import COLUMNS as ANSWER_COLUMNS
+from bot.insights.answers import EntryAnswers, collect_answers
+from bot.insights.csv_export import csv_bytes
 from bot.nlu.language import detect_language
 from bot.storage.models import Agent, utcnow
 

@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from bot.csat import SCORES as CSAT_SCORES
+from bot.insights.csat import SCORES as CSAT_SCORES
 from bot.storage.database import Database
 from bot.storage.models import Agent, Conversation, Event, Message, as_utc, utcnow
 
@@ -63,7 +63,7 @@ class Feedback:
 
 @dataclass
 class Csat:
-    """Ratings after resolved chats (bot/csat.py): 1 😞, 2 😐, 3 😀."""
+    """Ratings after resolved chats (bot/insights/csat.py): 1 😞, 2 😐, 3 😀."""
 
     count: int = 0
     average: float | None = None

@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, CompoundSelect, and_, case, exists, func, or_, select, union_all
 from sqlalchemy.orm import aliased
 
-from bot.stats import FOR_AGENT, share
+from bot.insights.stats import FOR_AGENT, share
 from bot.storage.database import Database
 from bot.storage.models import Event, Message, as_utc
 
