@@ -24,9 +24,9 @@ from bot.messages import IncomingMessage
 from bot.nlu.encoders import Encoder, configured_encoder
 from bot.nlu.matcher import Matcher
 from bot.nlu.threads import limit_blas_threads, single_threaded_worker
-from bot.ratelimit import Limiter, make_limiter
 from bot.storage.database import Database
 from bot.storage.repositories import ConversationRepository, MessageRepository
+from bot.web.ratelimit import Limiter, make_limiter
 
 log = logging.getLogger(__name__)
 

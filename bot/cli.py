@@ -62,7 +62,7 @@ def run(ctx: _Context, host: str | None, port: int | None) -> None:
 
     from bot.adapters.registry import enabled_channels
     from bot.app import SupportBot
-    from bot.web import create_app
+    from bot.web.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # httpx logs every request URL at INFO: context-provider URLs carry the customer's phone or e-mail.
@@ -81,7 +81,7 @@ def run(ctx: _Context, host: str | None, port: int | None) -> None:
 
 def _announce_pages(settings: Settings, host: str, port: int) -> None:
     """Print where the demo shop and the console are, and the demo agent on the embedded defaults."""
-    from bot.console import ensure_demo_agent
+    from bot.web.console import ensure_demo_agent
 
     base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     if settings.console.demo_page and settings.channels.webchat.enabled:

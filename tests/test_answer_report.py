@@ -16,7 +16,7 @@ from sqlalchemy import select
 from bot.app import SupportBot
 from bot.evaluation import load_csv
 from bot.storage.models import Event, Message
-from bot.web import create_app
+from bot.web.app import create_app
 from tests.conftest import LiveServer, incoming
 from tests.handoff_support import Api, desk_of, http_client, make_agent
 

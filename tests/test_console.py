@@ -11,11 +11,11 @@ import pytest
 
 from bot.app import SupportBot
 from bot.config import Settings
-from bot.console import DEMO_LOGIN, ensure_demo_agent, sqlite_file
 from bot.handoff.agents import AgentRepository
 from bot.nlu.encoders import E5Encoder
 from bot.storage.database import Database
-from bot.web import create_app
+from bot.web.app import create_app
+from bot.web.console import DEMO_LOGIN, ensure_demo_agent, sqlite_file
 from tests.conftest import LiveServer
 from tests.handoff_support import Api, desk_of, http_client, make_agent, webchat_bot
 

@@ -15,7 +15,7 @@ from bot.nlu.encoders import E5Encoder
 from bot.phrases import phrase
 from bot.storage.database import Database
 from bot.storage.models import Conversation, Event, utcnow
-from bot.web import create_app
+from bot.web.app import create_app
 from tests.conftest import LiveServer, RecordingChannel, incoming
 from tests.handoff_support import Api, desk_of, http_client, make_agent, wait_for
 

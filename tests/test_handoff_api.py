@@ -15,7 +15,7 @@ from argon2 import PasswordHasher
 from bot.adapters.base import DeliveryTarget
 from bot.app import SupportBot
 from bot.storage.models import Message, utcnow
-from bot.web import create_app
+from bot.web.app import create_app
 from tests.conftest import LiveServer, RecordingChannel, incoming
 from tests.handoff_support import PASSWORD, Api, EventStream, desk_of, http_client, make_agent, wait_for
 from tests.test_cli import SUPPORTBOT, write_config

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.app import SupportBot
 from bot.states import State
-from bot.web import create_app
+from bot.web.app import create_app
 from tests.conftest import LiveServer, RecordingChannel, incoming
 from tests.handoff_support import Api, EventStream, desk_of, http_client, make_agent, wait_for
 

@@ -19,7 +19,7 @@ from bot.errors import ConfigError
 from bot.handoff.providers import CallableProvider, providers_from_settings
 from bot.nlu.encoders import E5Encoder
 from bot.storage.database import Database
-from bot.web import create_app
+from bot.web.app import create_app
 from tests.conftest import LiveServer, RecordingChannel, incoming
 from tests.handoff_support import Api, desk_of, http_client, make_agent
 

@@ -17,7 +17,7 @@ from bot.nlu.encoders import E5Encoder
 from bot.nlu.policy import Decision
 from bot.storage.database import Database
 from bot.storage.models import Event, Message
-from bot.web import create_app
+from bot.web.app import create_app
 from tests.conftest import REPO, LiveServer, RecordingChannel, incoming
 from tests.handoff_support import Api, desk_of, http_client, make_agent, wait_for
 

@@ -22,13 +22,13 @@ from bot.adapters import telegram, whatsapp
 from bot.adapters.telegram import TelegramChannel
 from bot.adapters.webchat import WebchatChannel
 from bot.adapters.whatsapp import WhatsAppChannel
-from bot.api_errors import ApiError, InvalidRequest
 from bot.app import SupportBot
 from bot.config import Settings
 from bot.states import State
 from bot.storage.database import Database
 from bot.storage.repositories import ConversationRepository
-from bot.web import create_app
+from bot.web.app import create_app
+from bot.web.errors import ApiError, InvalidRequest
 from tests.conftest import REPO, LiveServer, incoming
 from tests.handoff_support import PASSWORD, Api, desk_of, http_client, make_agent
 

@@ -22,11 +22,11 @@ from bot.app import SupportBot
 from bot.config import RedisSettings, Settings
 from bot.handoff.agents import AgentRepository
 from bot.nlu.encoders import E5Encoder
-from bot.ratelimit import Limiter, MemoryLimiter, Quota, RedisLimiter, make_limiter
-from bot.redact import redact_url
 from bot.storage.database import Database
 from bot.storage.models import AgentToken, utcnow
-from bot.web import create_app
+from bot.web.app import create_app
+from bot.web.ratelimit import Limiter, MemoryLimiter, Quota, RedisLimiter, make_limiter
+from bot.web.redact import redact_url
 from tests.conftest import REDIS_URL, LiveServer
 from tests.handoff_support import PASSWORD, Api, desk_of, http_client, make_agent
 

@@ -16,7 +16,7 @@ from bot.insights.stats import percentile
 from bot.messages import IncomingMessage
 from bot.states import State
 from bot.storage.models import Conversation, Event, Message, utcnow
-from bot.web import create_app
+from bot.web.app import create_app
 from tests.conftest import LiveServer, incoming
 from tests.handoff_support import Api, desk_of, http_client, make_agent
 from tests.test_cli import SUPPORTBOT, write_config

@@ -25,7 +25,7 @@ from bot.app import SupportBot
 from bot.config import Settings
 from bot.nlu.encoders import E5Encoder
 from bot.storage.database import Database
-from bot.web import create_app
+from bot.web.app import create_app
 from tests.conftest import LiveServer
 from tests.db_hold import held
 from tests.handoff_support import Api, http_client, make_agent, wait_for, webchat_bot

@@ -30,7 +30,7 @@ from bot.states import State
 from bot.storage.database import Database
 from bot.storage.models import Conversation, Customer, Message
 from bot.storage.repositories import MessageRepository
-from bot.web import create_app
+from bot.web.app import create_app
 from tests.conftest import LiveServer, free_port
 from tests.telegram_api_stub import Failure, TelegramApiStub
 

@@ -12,7 +12,7 @@ import pytest
 from bot.app import SupportBot
 from bot.config import Settings
 from bot.nlu.encoders import E5Encoder
-from bot.web import create_app
+from bot.web.app import create_app
 from tests.conftest import REPO, LiveServer, hung_model, incoming
 from tests.handoff_support import wait_for
 

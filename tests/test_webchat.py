@@ -19,7 +19,7 @@ from bot.nlu.encoders import E5Encoder
 from bot.storage.database import Database
 from bot.storage.models import Conversation, Message
 from bot.storage.repositories import MessageRepository
-from bot.web import create_app
+from bot.web.app import create_app
 from tests.conftest import LiveServer
 from tests.handoff_support import Api, http_client, make_agent, wait_for, webchat_bot
 

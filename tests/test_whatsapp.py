@@ -32,7 +32,7 @@ from bot.phrases import phrase
 from bot.states import State
 from bot.storage.database import Database
 from bot.storage.models import Conversation, Customer, Message
-from bot.web import create_app
+from bot.web.app import create_app
 from tests.conftest import REPO, LiveServer, RecordingChannel, free_port
 from tests.graph_api_stub import Failure, GraphApiStub
 

@@ -28,7 +28,7 @@ from bot.config import Settings
 from bot.nlu.encoders import E5Encoder
 from bot.storage.database import Database
 from bot.storage.models import SpooledWebhook, as_utc, utcnow
-from bot.web import create_app
+from bot.web.app import create_app
 from tests import test_whatsapp
 from tests.conftest import LiveServer, free_port
 from tests.db_hold import held

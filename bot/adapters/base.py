@@ -12,7 +12,7 @@ from fastapi import APIRouter
 
 from bot.errors import OutsideMessagingWindow
 from bot.messages import IncomingMessage, OutgoingReply
-from bot.ratelimit import Limiter
+from bot.web.ratelimit import Limiter
 
 
 class WebhookSpool(Protocol):

@@ -32,11 +32,11 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from bot.adapters.base import Channel, DeliveryTarget, Inbox
-from bot.api_errors import api_error, errors
 from bot.config import WebchatSettings
 from bot.messages import IncomingMessage, OutgoingReply
-from bot.ratelimit import Limiter, MemoryLimiter, Quota, digest
 from bot.storage.models import MAX_ID, row_id
+from bot.web.errors import api_error, errors
+from bot.web.ratelimit import Limiter, MemoryLimiter, Quota, digest
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,6 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.api_errors import api_error, errors
 from bot.errors import OutsideMessagingWindow
 from bot.handoff.agents import (
     AgentError,
@@ -45,7 +44,6 @@ from bot.handoff.context import context_card
 from bot.handoff.queue import queue_order
 from bot.handoff.service import Forbidden, LiveHandoff, NotFound, TemplateFailed, actor
 from bot.insights.stats import compute_stats
-from bot.ratelimit import Limiter, MemoryLimiter, Quota
 from bot.states import State
 from bot.storage.models import (
     MAX_ID,
@@ -59,6 +57,8 @@ from bot.storage.models import (
     row_id,
     utcnow,
 )
+from bot.web.errors import api_error, errors
+from bot.web.ratelimit import Limiter, MemoryLimiter, Quota
 
 # Events every agent's stream carries (the queue as a whole); the rest go to the agent concerned.
 QUEUE_EVENTS = ("queued", "left_queue", "returned_to_queue", "assigned", "resolved")

@@ -10,10 +10,10 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from bot.api_errors import api_error
 from bot.handoff.agents import AgentRepository, has_role
 from bot.storage.database import Database
 from bot.storage.models import Agent
+from bot.web.errors import api_error
 
 bearer = HTTPBearer(auto_error=False, description="The token from POST /api/v1/auth/login")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]

@@ -20,7 +20,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
-from bot.api_errors import api_error, errors
 from bot.app import SupportBot
 from bot.content import edit as content_edit
 from bot.content.edit import AlreadyPresent, ChangedMeanwhile, ContentEdit, UnknownEntry
@@ -36,6 +35,7 @@ from bot.insights.answers import EntryAnswers, collect_answers
 from bot.insights.csv_export import csv_bytes
 from bot.nlu.language import detect_language
 from bot.storage.models import Agent, utcnow
+from bot.web.errors import api_error, errors
 
 Days = Annotated[int, Query(ge=1, le=366, description="How far back")]
 MissLimit = Annotated[int, Query(ge=1, le=1000, description="At most this many questions")]
@@ -61,7 +61,7 @@ class ExampleIn(BaseModel):
 
 
 def insights_api(bot: SupportBot) -> APIRouter:
-    """Return the /api/v1 routes of the Insights view (mounted by bot/web.py next to the agent API)."""
+    """Return the /api/v1 routes of the Insights view (mounted by bot/web/app.py next to the agent API)."""
     database, settings = bot.database, bot.settings
     router = APIRouter(prefix="/api/v1", tags=["insights"], responses=errors(401, 403))
     Supervisor = Annotated[Agent, Depends(role_agent(database, "supervisor"))]

@@ -2,7 +2,7 @@
 
 uvicorn's access log prints every request line with its query string. The console and the widget never
 put a secret in a URL, but an old client may (`/api/v1/events?token=...`, `/api/v1/webchat/<visitor id>/...`),
-so `install_access_log_redaction()` (called by bot/web.py) rewrites those parts of each access-log line
+so `install_access_log_redaction()` (called by bot/web/app.py) rewrites those parts of each access-log line
 before it is written: `token=***`, `ticket=***`, and the visitor id replaced by a short digest that still
 tells one visitor's requests from another's.
 """
@@ -13,7 +13,7 @@ import logging
 import re
 from urllib.parse import parse_qsl, urlencode
 
-from bot.ratelimit import digest
+from bot.web.ratelimit import digest
 
 SECRET_PARAMS = frozenset({"token", "ticket", "access_token"})
 _WEBCHAT_PATH = re.compile(r"^(/api/v1/webchat/)([^/?#]+)(?=/)")

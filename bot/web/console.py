@@ -1,6 +1,6 @@
 """The pages `supportbot run` serves: the demo shop with the chat widget (/) and the agent console (/agent).
 
-The console is a page plus a little JavaScript (bot/static/console.js) over the agent API (/api/v1, bearer
+The console is a page plus a little JavaScript (bot/web/static/console.js) over the agent API (/api/v1, bearer
 token, no cookies: nothing a form on another site could forge). This module adds what the console needs
 beyond that API, under /api/v1/console: its settings and canned responses, suggested answers from the
 knowledge base, unread counts, and the online agents to transfer to. It also creates the demo agent that
@@ -25,7 +25,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import __version__
-from bot.api_errors import api_error, errors
 from bot.app import SupportBot
 from bot.config import Settings
 from bot.handoff.agents import AgentError, AgentRepository, has_role, iso, public_agent, verify_password
@@ -33,6 +32,7 @@ from bot.handoff.bearer import token_agent
 from bot.states import State
 from bot.storage.database import Database
 from bot.storage.models import MAX_ID, Agent, Assignment, Conversation, Message, utcnow
+from bot.web.errors import api_error, errors
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +257,7 @@ def pages(bot: SupportBot) -> APIRouter:
 
 
 def install_console(app: FastAPI, bot: SupportBot) -> None:
-    """Mount /static and add the pages and /api/v1/console to `app` (called by bot/web.py)."""
+    """Mount /static and add the pages and /api/v1/console to `app` (called by bot/web/app.py)."""
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.include_router(pages(bot))
     if bot.settings.console.enabled:

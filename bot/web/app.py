@@ -16,11 +16,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot import __version__
 from bot.app import SupportBot
-from bot.console import install_console
 from bot.handoff.api import agent_api
 from bot.handoff.service import LiveHandoff
 from bot.insights.api import insights_api
-from bot.redact import install_access_log_redaction
+from bot.web.console import install_console
+from bot.web.redact import install_access_log_redaction
 
 
 def create_app(bot: SupportBot, start: bool = True) -> FastAPI:
@@ -70,7 +70,7 @@ def create_app(bot: SupportBot, start: bool = True) -> FastAPI:
     if isinstance(bot.handoff, LiveHandoff):
         app.include_router(agent_api(bot.handoff, bot.limiter))  # /api/v1: the agent API (bot/handoff/api.py)
         app.include_router(insights_api(bot))  # /api/v1/misses, KB additions (bot/insights/api.py)
-        install_console(app, bot)  # /, /agent, /static and /api/v1/console (bot/console.py)
+        install_console(app, bot)  # /, /agent, /static and /api/v1/console (bot/web/console.py)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
