@@ -11,7 +11,6 @@ from typing import Any
 from threadpoolctl import threadpool_limits
 
 from bot.adapters.base import Channel, Inbox
-from bot.chat_view import chat_view
 from bot.config import Settings
 from bot.content.yamlfile import content_files
 from bot.delivery.outbox import Outbox
@@ -24,6 +23,7 @@ from bot.messages import IncomingMessage
 from bot.nlu.encoders import Encoder, configured_encoder
 from bot.nlu.matcher import Matcher
 from bot.nlu.threads import limit_blas_threads, single_threaded_worker
+from bot.storage.chat_view import chat_view
 from bot.storage.database import Database
 from bot.storage.repositories import ConversationRepository, MessageRepository
 from bot.web.ratelimit import Limiter, make_limiter
@@ -131,7 +131,7 @@ class SupportBot:
             await ConversationRepository(session).mark_blocked(channel, customer_id)
 
     async def chat_view(self, channel: str, customer_id: str, after: int | None) -> dict[str, Any]:
-        """What the customer sees of their chat: messages after `after` and the state (bot/chat_view.py)."""
+        """What the customer sees of their chat: messages after `after` and the state (bot/storage/chat_view.py)."""
         return await chat_view(self.database, channel, customer_id, after)
 
     async def delivery_status(
