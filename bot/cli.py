@@ -199,7 +199,7 @@ def eval_command(
     cross-validation over the training data, never from the test file; with --val the head's L2 and
     the lexical signal are chosen on it as well.
     """
-    from bot.evaluation import evaluate, load_clinc, load_csv
+    from bot.quality.evaluation import evaluate, load_clinc, load_csv
 
     if clinc is not None:
         train_rows, val_rows, test_rows = load_clinc(clinc)
@@ -233,7 +233,7 @@ def bench(
     ctx: _Context, entries: int, messages: int, concurrency: int, search_only: bool, database_url: str | None
 ) -> None:
     """Measure latency and throughput of the whole engine; the last stdout line is JSON."""
-    from bot.benchmark import bench_search_only, run_bench
+    from bot.quality.benchmark import bench_search_only, run_bench
 
     if search_only:
         click.echo(json.dumps(bench_search_only(entries)))

@@ -14,7 +14,7 @@ import httpx
 from sqlalchemy import select
 
 from bot.app import SupportBot
-from bot.evaluation import load_csv
+from bot.quality.evaluation import load_csv
 from bot.storage.models import Event, Message
 from bot.web.app import create_app
 from tests.conftest import LiveServer, incoming

@@ -49,7 +49,7 @@ def service(tmp_path: Path, index_cache: Path) -> Iterator[Service]:
         "database: {url: 'sqlite+aiosqlite:///var/bot.db'}\n"
         f"embedding: {{cache_dir: {index_cache}}}\n"
         "policy: {calibration_file: null}\n"
-        "handoff: {context_providers: {orders: {callable: 'bot.demo_shop:orders'}}}\n",
+        "handoff: {context_providers: {orders: {callable: 'bot.demo.shop:orders'}}}\n",
         encoding="utf-8",
     )
     process = subprocess.Popen(

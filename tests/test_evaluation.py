@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from bot.errors import ContentError
-from bot.evaluation import evaluate, load_csv
 from bot.nlu.classifier import L2_CHOICES
+from bot.quality.evaluation import evaluate, load_csv
 from tests.test_cli import SUPPORTBOT, write_config
 
 TRAIN = {

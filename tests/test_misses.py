@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from bot.app import SupportBot
 from bot.content.misses import collect_misses, write_csv
-from bot.evaluation import load_csv
+from bot.quality.evaluation import load_csv
 from bot.storage.models import utcnow
 from tests.conftest import incoming
 

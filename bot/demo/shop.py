@@ -5,7 +5,7 @@ Enable it to see order data on the agent's context card:
     handoff:
       context_providers:
         orders:
-          callable: bot.demo_shop:orders
+          callable: bot.demo.shop:orders
 
 The orders are made up, but stable per customer (derived from their id), so the card looks the same
 every time the same visitor hands off.

@@ -1,0 +1,1 @@
+"""Measuring the bot: accuracy on labelled messages (`supportbot eval`) and speed (`supportbot bench`)."""
