@@ -1,0 +1,106 @@
+"""`supportbot kb`: check, calibrate, build and the misses of the knowledge base and intents."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from bot.cli.context import CommandContext, on_database, pass_context
+
+
+@click.group()
+def kb() -> None:
+    """Knowledge-base tools: check, calibrate, build, misses."""
+
+
+@kb.command("check")
+@click.option(
+    "--no-similarity", is_flag=True, help="Skip the embedding check for entries that are too close."
+)
+@pass_context
+def kb_check(ctx: CommandContext, no_similarity: bool) -> None:
+    """Validate kb/ and intents/: YAML errors with file:line, duplicates, missing languages."""
+    from bot.content.check import check_content, similarity_warnings
+
+    report = check_content(ctx.settings)
+    if not report.problems and not no_similarity:
+        report.warnings.extend(similarity_warnings(ctx.settings))
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    for problem in report.problems:
+        click.echo(f"error: {problem}", err=True)
+    if report.problems:
+        click.echo(f"{len(report.problems)} problem(s) found", err=True)
+        sys.exit(1)
+    click.echo(f"ok: {report.entries} KB entries, {report.intents} intents, {report.examples} examples")
+
+
+@kb.command("calibrate")
+@click.option(
+    "--wrong-answer-cost",
+    type=click.FloatRange(min=0.0, min_open=True),
+    help="How much worse a wrong answer is than none (default: policy.wrong_answer_cost, 2).",
+)
+@pass_context
+def kb_calibrate(ctx: CommandContext, wrong_answer_cost: float | None) -> None:
+    """Pick answer/clarify thresholds by cross-validation over the KB and intents (oos included)."""
+    from bot.nlu.matcher import Matcher
+
+    settings = ctx.settings
+    if settings.policy.calibration_file is None:
+        raise click.UsageError("policy.calibration_file is empty in the config: nowhere to write")
+    data = Matcher.load(settings, calibrate=False).calibrate(wrong_answer_cost)
+    path = settings.resolve(settings.policy.calibration_file)
+    click.echo(json.dumps({**data, "file": str(path)}, ensure_ascii=False))
+
+
+@kb.command("misses")
+@click.option(
+    "--days", default=30, show_default=True, type=click.IntRange(min=1), help="How far back to look."
+)
+@click.option(
+    "--limit", default=200, show_default=True, type=click.IntRange(min=1), help="At most this many."
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the CSV here (default: stdout)."
+)
+@pass_context
+def kb_misses(ctx: CommandContext, days: int, limit: int, out: Path | None) -> None:
+    """The questions the bot failed on (fallbacks, clarifications, 👎 answers), most frequent first, as CSV.
+
+    Fill in the empty `intent` column (a KB entry id, or oos) and the file scores the bot with
+    `supportbot eval --test`; its rows are what new KB questions and out-of-scope examples come from.
+    """
+    from datetime import timedelta
+
+    from bot.content.misses import collect_misses, write_csv
+    from bot.storage.models import utcnow
+
+    misses = on_database(
+        ctx.settings, lambda database: collect_misses(database, utcnow() - timedelta(days=days), limit)
+    )
+    if out is None:
+        write_csv(misses, sys.stdout)
+    else:
+        with out.open("w", encoding="utf-8", newline="") as handle:
+            write_csv(misses, handle)
+    asked = sum(m.count for m in misses)
+    click.echo(
+        f"{len(misses)} distinct questions missed ({asked} messages) in the last {days} days", err=True
+    )
+
+
+@kb.command("build")
+@pass_context
+def kb_build(ctx: CommandContext) -> None:
+    """Embed the KB and intents and cache the search index (done at start-up too)."""
+    from bot.nlu.matcher import Matcher
+
+    matcher = Matcher.load(ctx.settings)
+    click.echo(
+        f"index ready: {len(matcher.index.items)} sentences, model {matcher.encoder.model_id}, "
+        f"cache {ctx.settings.resolve(ctx.settings.embedding.cache_dir)}"
+    )
