@@ -34,7 +34,7 @@ from bot.web.app import create_app
 from tests.conftest import LiveServer, free_port
 from tests.telegram_api_stub import Failure, TelegramApiStub
 
-FIXTURES = Path(__file__).parent / "fixtures" / "telegram"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "telegram"
 TOKEN = "7000000001:AAH-stand-in-token_for_tests"
 SECRET = "test-webhook-secret_1"
 CUSTOMER = 12345678  # the user in the illemius fixtures

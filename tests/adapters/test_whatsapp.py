@@ -36,7 +36,7 @@ from bot.web.app import create_app
 from tests.conftest import REPO, LiveServer, RecordingChannel, free_port
 from tests.graph_api_stub import Failure, GraphApiStub
 
-FIXTURES = Path(__file__).parent / "fixtures" / "whatsapp"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "whatsapp"
 APP_SECRET = "test-app-secret"
 VERIFY_TOKEN = "test-verify-token"
 ACCESS_TOKEN = "test-access-token"

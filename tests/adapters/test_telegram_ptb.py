@@ -35,8 +35,7 @@ from bot.nlu.encoders import E5Encoder
 from bot.phrases import phrase
 from bot.states import State
 from bot.storage.database import Database
-from tests.telegram_api_stub import Failure, TelegramApiStub
-from tests.test_telegram import (
+from tests.adapters.test_telegram import (
     CUSTOMER,
     TOKEN,
     Rig,
@@ -50,6 +49,7 @@ from tests.test_telegram import (
     telegram_settings,
     text_update,
 )
+from tests.telegram_api_stub import Failure, TelegramApiStub
 
 # PTB 22 announces that RetryAfter.retry_after becomes a timedelta; send_error handles both forms.
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")

@@ -29,12 +29,12 @@ from bot.nlu.encoders import E5Encoder
 from bot.storage.database import Database
 from bot.storage.models import SpooledWebhook, as_utc, utcnow
 from bot.web.app import create_app
-from tests import test_whatsapp
+from tests.adapters import test_whatsapp
+from tests.adapters.test_whatsapp import CUSTOMER, WEBHOOK, Rig, sign, text_webhook, whatsapp_settings
 from tests.conftest import LiveServer, free_port
 from tests.db_hold import held
 from tests.graph_api_stub import GraphApiStub
 from tests.handoff_support import wait_for
-from tests.test_whatsapp import CUSTOMER, WEBHOOK, Rig, sign, text_webhook, whatsapp_settings
 
 QUESTION = "Jak długo trwa dostawa?"
 # the WhatsApp tests' fixtures: the stand-in Graph API and the one-file KB

@@ -77,7 +77,7 @@ def test_thresholds_are_recalibrated_when_content_changes(make_settings, encoder
     from bot.config import Settings
     from bot.nlu.matcher import Matcher
 
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     kb = tmp_path / "kb"
     shutil.copytree(repo / "kb", kb)
     calibration = tmp_path / "calibration.yaml"

@@ -1,0 +1,1 @@
+"""Tests of bot/content: the knowledge base, kb check, edits and the misses report."""

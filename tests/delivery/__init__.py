@@ -1,0 +1,1 @@
+"""Tests of bot/delivery: the outbox and the inbound spool."""

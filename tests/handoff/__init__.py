@@ -1,0 +1,1 @@
+"""Tests of bot/handoff: the queue, assignment, providers and the agent API."""

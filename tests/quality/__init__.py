@@ -1,0 +1,1 @@
+"""Tests of bot/quality: `supportbot eval` on labelled messages."""

@@ -1,0 +1,1 @@
+"""Tests of bot/storage: repositories, migrations and the SQLite driver on both databases."""

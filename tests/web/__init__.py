@@ -1,0 +1,1 @@
+"""Tests of bot/web: the HTTP service, console, security hardening, OpenAPI and the browser pages."""
