@@ -5,28 +5,15 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import REPO, free_port
-
-SUPPORTBOT = str(Path(sys.executable).parent / "supportbot")
-
-
-def write_config(tmp_path: Path, index_cache: Path) -> Path:
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        f"kb: {{path: {REPO / 'kb'}}}\n"
-        f"intents: {{path: {REPO / 'intents'}}}\n"
-        "database: {url: 'sqlite+aiosqlite:///var/bot.db'}\n"
-        f"embedding: {{cache_dir: {index_cache}}}\n",
-        encoding="utf-8",
-    )
-    return config
+from tests.support.cli import SUPPORTBOT, write_config
+from tests.support.paths import REPO
+from tests.support.server import free_port
 
 
 def chat(config: Path, *lines: str) -> subprocess.CompletedProcess[str]:

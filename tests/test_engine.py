@@ -9,7 +9,7 @@ from bot.messages import Attachment
 from bot.states import State
 from bot.storage.models import Conversation, Customer, Event, Message
 from bot.storage.repositories import ConversationRepository
-from tests.conftest import RecordingChannel, incoming
+from tests.support.channel import RecordingChannel, incoming
 
 
 async def stored_messages(bot: SupportBot, conversation_id: int) -> list[Message]:

@@ -35,7 +35,7 @@ from bot.nlu.encoders import E5Encoder
 from bot.phrases import phrase
 from bot.states import State
 from bot.storage.database import Database
-from tests.adapters.test_telegram import (
+from tests.support.telegram import (
     CUSTOMER,
     TOKEN,
     Rig,
@@ -45,11 +45,10 @@ from tests.adapters.test_telegram import (
     kb_answer,
     load,
     settled,
-    telegram_api,  # noqa: F401 - the stand-in Bot API fixture
     telegram_settings,
     text_update,
 )
-from tests.telegram_api_stub import Failure, TelegramApiStub
+from tests.support.telegram_api import Failure, TelegramApiStub
 
 # PTB 22 announces that RetryAfter.retry_after becomes a timedelta; send_error handles both forms.
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
@@ -81,7 +80,7 @@ async def ptb(
     make_settings: Callable[..., Settings],
     database: Database,
     encoder: E5Encoder,
-    telegram_api: TelegramApiStub,  # noqa: F811
+    telegram_api: TelegramApiStub,
 ) -> AsyncIterator[PTBRig]:
     settings = make_settings(
         channels={"telegram": telegram_settings(telegram_api.url)}, outbox={"base_backoff_seconds": 0.2}
@@ -201,7 +200,7 @@ async def test_ptb_retries_a_429_and_stops_writing_to_a_customer_who_blocked_the
 
 async def test_support_handlers_start_their_own_bot_on_the_first_update(
     make_settings: Callable[..., Settings],
-    telegram_api: TelegramApiStub,  # noqa: F811
+    telegram_api: TelegramApiStub,
 ) -> None:
     settings = make_settings(channels={"telegram": telegram_settings(telegram_api.url)})
     support = TelegramSupport(settings)

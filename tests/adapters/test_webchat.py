@@ -20,8 +20,8 @@ from bot.storage.database import Database
 from bot.storage.models import Conversation, Message
 from bot.storage.repositories import MessageRepository
 from bot.web.app import create_app
-from tests.conftest import LiveServer
-from tests.handoff_support import Api, http_client, make_agent, wait_for, webchat_bot
+from tests.support.handoff import Api, http_client, make_agent, wait_for, webchat_bot
+from tests.support.server import LiveServer
 
 
 def visitor() -> str:

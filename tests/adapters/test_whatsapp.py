@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import copy
-import hashlib
-import hmac
 import json
 import logging
-import shutil
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,23 +27,28 @@ from bot.nlu.encoders import E5Encoder
 from bot.phrases import phrase
 from bot.states import State
 from bot.storage.database import Database
-from bot.storage.models import Conversation, Customer, Message
+from bot.storage.models import Customer, Message
 from bot.web.app import create_app
-from tests.conftest import REPO, LiveServer, RecordingChannel, free_port
-from tests.graph_api_stub import Failure, GraphApiStub
+from tests.support.channel import RecordingChannel
+from tests.support.graph_api import Failure, GraphApiStub
+from tests.support.server import LiveServer, free_port
+from tests.support.whatsapp import (
+    ACCESS_TOKEN,
+    CUSTOMER,
+    CUSTOMER_NAME,
+    FIXTURES,
+    PHONE_NUMBER_ID,
+    VERIFY_TOKEN,
+    WEBHOOK,
+    Rig,
+    fixture,
+    sign,
+    text_webhook,
+    webhook,
+    whatsapp_settings,
+)
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "whatsapp"
-APP_SECRET = "test-app-secret"
-VERIFY_TOKEN = "test-verify-token"
-ACCESS_TOKEN = "test-access-token"
-PHONE_NUMBER_ID = "1122334455667"  # the business number in the pywa fixtures
-CUSTOMER, CUSTOMER_NAME = "48600100200", "Anna Kowalska"
-WEBHOOK = "/webhooks/whatsapp"
 SQLITE_ONLY = pytest.mark.parametrize("database", ["sqlite"], indirect=True)  # the database plays no part
-
-
-def fixture(file: str) -> dict[str, Any]:
-    return dict(json.loads((FIXTURES / f"{file}.json").read_text(encoding="utf-8")))
 
 
 def every_fixture() -> list[Any]:
@@ -56,22 +57,6 @@ def every_fixture() -> list[Any]:
         for path in sorted(FIXTURES.glob("*.json"))
         for name, payload in fixture(path.stem).items()
     ]
-
-
-def webhook(
-    message: dict[str, Any], *, wa_id: str = CUSTOMER, name: str = CUSTOMER_NAME, at: datetime | None = None
-) -> dict[str, Any]:
-    """Return a webhook body in the fixtures' shape carrying one customer message."""
-    payload = copy.deepcopy(fixture("message")["text"])
-    value = payload["entry"][0]["changes"][0]["value"]
-    value["contacts"][0].update(wa_id=wa_id, profile={"name": name})
-    stamp = str(int((at or datetime.now(UTC)).timestamp()))
-    value["messages"] = [{**message, "from": wa_id, "timestamp": stamp}]
-    return payload
-
-
-def text_webhook(text: str, wamid: str, **kwargs: Any) -> dict[str, Any]:
-    return webhook({"id": wamid, "type": "text", "text": {"body": text}}, **kwargs)
 
 
 def status_webhook(wamid: str, status: str, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -84,93 +69,11 @@ def status_webhook(wamid: str, status: str, errors: list[dict[str, Any]] | None 
     return payload
 
 
-def sign(body: bytes, secret: str = APP_SECRET) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
 def text_of(body: dict[str, Any]) -> str:
     """Return the text a customer sees in one Graph API message body."""
     if body["type"] == "text":
         return str(body["text"]["body"])
     return str(body["interactive"]["body"]["text"])
-
-
-def whatsapp_settings(base_url: str, **extra: Any) -> WhatsAppSettings:
-    return WhatsAppSettings(
-        access_token=ACCESS_TOKEN,
-        phone_number_id=PHONE_NUMBER_ID,
-        app_secret=APP_SECRET,
-        verify_token=VERIFY_TOKEN,
-        graph_api_base=base_url,
-        **extra,
-    )
-
-
-@pytest.fixture(scope="module")
-async def graph_api_server() -> AsyncIterator[tuple[GraphApiStub, str]]:
-    """One stand-in Graph API server for the module (starting one per test costs more than the test)."""
-    stub = GraphApiStub(ACCESS_TOKEN)
-    async with LiveServer(stub.app) as server:
-        yield stub, f"{server.url}/v21.0"
-
-
-@pytest.fixture
-def graph_api(graph_api_server: tuple[GraphApiStub, str]) -> tuple[GraphApiStub, str]:
-    """The stand-in Graph API, emptied, and its base URL (what channels.whatsapp.graph_api_base points at)."""
-    graph_api_server[0].reset()
-    return graph_api_server
-
-
-@dataclass
-class Rig:
-    """Our service with the WhatsApp channel, served over HTTP, and the Graph API stand-in."""
-
-    bot: SupportBot
-    channel: WhatsAppChannel
-    graph: GraphApiStub
-    http: httpx.AsyncClient
-
-    async def post(
-        self, payload: dict[str, Any] | bytes, signature: str | bytes | None = "valid"
-    ) -> httpx.Response:
-        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        headers: dict[str, str | bytes] = {"Content-Type": "application/json"}
-        if signature is not None:
-            headers["X-Hub-Signature-256"] = sign(body) if signature == "valid" else signature
-        return await self.http.post(WEBHOOK, content=body, headers=headers)
-
-    async def deliver(self, payload: dict[str, Any]) -> None:
-        """Post a signed webhook and wait until the channel has processed it."""
-        response = await self.post(payload)
-        assert response.status_code == 200, response.text
-        await self.channel.drain()
-
-    async def conversation(self, wa_id: str = CUSTOMER) -> Conversation:
-        async with self.bot.database.session() as session:
-            row = await session.execute(
-                select(Conversation)
-                .join(Customer, Customer.id == Conversation.customer_id)
-                .where(Customer.channel == "whatsapp", Customer.external_id == wa_id)
-                .order_by(Conversation.id.desc())
-            )
-            conversation = row.scalars().first()
-            assert conversation is not None
-            return conversation
-
-    async def messages(self, direction: str | None = None) -> list[Message]:
-        query = select(Message).order_by(Message.id)
-        if direction:
-            query = query.where(Message.direction == direction)
-        async with self.bot.database.session() as session:
-            return list((await session.execute(query)).scalars())
-
-
-@pytest.fixture(scope="module")
-def delivery_kb(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shipped kb/delivery.yaml alone: these tests are about the channel, and a small KB embeds fast."""
-    folder = tmp_path_factory.mktemp("kb")
-    shutil.copy(REPO / "kb" / "delivery.yaml", folder / "delivery.yaml")
-    return folder
 
 
 @pytest.fixture

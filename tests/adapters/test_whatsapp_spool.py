@@ -29,17 +29,13 @@ from bot.nlu.encoders import E5Encoder
 from bot.storage.database import Database
 from bot.storage.models import SpooledWebhook, as_utc, utcnow
 from bot.web.app import create_app
-from tests.adapters import test_whatsapp
-from tests.adapters.test_whatsapp import CUSTOMER, WEBHOOK, Rig, sign, text_webhook, whatsapp_settings
-from tests.conftest import LiveServer, free_port
-from tests.db_hold import held
-from tests.graph_api_stub import GraphApiStub
-from tests.handoff_support import wait_for
+from tests.support.db_hold import held
+from tests.support.graph_api import GraphApiStub
+from tests.support.handoff import wait_for
+from tests.support.server import LiveServer, free_port
+from tests.support.whatsapp import CUSTOMER, WEBHOOK, Rig, sign, text_webhook, whatsapp_settings
 
 QUESTION = "Jak długo trwa dostawa?"
-# the WhatsApp tests' fixtures: the stand-in Graph API and the one-file KB
-graph_api_server, graph_api = test_whatsapp.graph_api_server, test_whatsapp.graph_api
-delivery_kb = test_whatsapp.delivery_kb
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from bot.content.edit import AlreadyPresent, UnknownEntry, add_out_of_scope_exam
 from bot.content.intents import load_intents
 from bot.content.knowledge import load_knowledge_base
 from bot.errors import ContentError
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 ANSWERS = '{en: "A.", ru: "А.", pl: "A.", uk: "А."}'
 

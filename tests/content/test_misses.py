@@ -10,7 +10,7 @@ from bot.app import SupportBot
 from bot.content.misses import collect_misses, write_csv
 from bot.quality.evaluation import load_csv
 from bot.storage.models import utcnow
-from tests.conftest import incoming
+from tests.support.channel import incoming
 
 WEATHER = "What's the weather going to be like in Paris tomorrow?"
 

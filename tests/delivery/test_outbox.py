@@ -15,7 +15,8 @@ from bot.handoff.agents import as_utc
 from bot.messages import IncomingMessage
 from bot.states import State
 from bot.storage.models import Conversation, Message, utcnow
-from tests.conftest import RecordingChannel, hung_model, incoming
+from tests.support.channel import RecordingChannel, incoming
+from tests.support.model import hung_model
 
 QUESTIONS = ["How can I pay for my order?", "Сколько идёт доставка?", "Jak długo trwa dostawa?"]
 

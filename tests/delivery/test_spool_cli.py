@@ -26,8 +26,8 @@ from bot.delivery.spool import InboundSpool
 from bot.messages import IncomingMessage, OutgoingReply
 from bot.storage.database import Database
 from bot.storage.models import SpooledWebhook, as_utc, utcnow
-from tests.conftest import POSTGRES_URL
-from tests.test_cli import SUPPORTBOT, write_config
+from tests.support.cli import SUPPORTBOT, write_config
+from tests.support.services import POSTGRES_URL
 
 SETTINGS = SpoolSettings(grace_seconds=60, max_attempts=2)
 # what a customer wrote: personal data a listing must not show; one byte is not UTF-8

@@ -16,9 +16,10 @@ from bot.adapters.base import DeliveryTarget
 from bot.app import SupportBot
 from bot.storage.models import Message, utcnow
 from bot.web.app import create_app
-from tests.conftest import LiveServer, RecordingChannel, incoming
-from tests.handoff_support import PASSWORD, Api, EventStream, desk_of, http_client, make_agent, wait_for
-from tests.test_cli import SUPPORTBOT, write_config
+from tests.support.channel import RecordingChannel, incoming
+from tests.support.cli import SUPPORTBOT, write_config
+from tests.support.handoff import PASSWORD, Api, EventStream, desk_of, http_client, make_agent, wait_for
+from tests.support.server import LiveServer
 
 
 async def test_unauthenticated_and_wrong_role_calls_are_refused(bot: SupportBot) -> None:

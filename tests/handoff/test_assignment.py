@@ -11,8 +11,8 @@ from bot.app import SupportBot
 from bot.handoff.hours import BusinessHours
 from bot.states import State
 from bot.storage.models import Agent, Assignment, Conversation, Event, utcnow
-from tests.conftest import RecordingChannel, incoming
-from tests.handoff_support import desk_of, make_agent
+from tests.support.channel import RecordingChannel, incoming
+from tests.support.handoff import desk_of, make_agent
 
 
 async def hand_off(

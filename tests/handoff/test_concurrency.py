@@ -25,8 +25,9 @@ from bot.nlu.encoders import E5Encoder
 from bot.states import State
 from bot.storage.database import Database
 from bot.storage.models import Agent, Assignment, Conversation, Event
-from tests.conftest import POSTGRES_URL, RecordingChannel, _postgres_schema, incoming
-from tests.handoff_support import make_agent
+from tests.support.channel import RecordingChannel, incoming
+from tests.support.handoff import make_agent
+from tests.support.services import POSTGRES_URL, postgres_schema
 
 CASES = {
     # backend: (handoffs, agents, capacity, assigners)
@@ -44,7 +45,7 @@ async def databases(
         url = f"sqlite+aiosqlite:///{tmp_path}/shared.db"
         yield "sqlite", lambda: Database(url)
         return
-    schema, drop = await _postgres_schema()
+    schema, drop = await postgres_schema()
     yield (
         "postgres",
         lambda: Database(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}}),

@@ -5,8 +5,9 @@ from __future__ import annotations
 from bot.app import SupportBot
 from bot.states import State
 from bot.web.app import create_app
-from tests.conftest import LiveServer, RecordingChannel, incoming
-from tests.handoff_support import Api, EventStream, desk_of, http_client, make_agent, wait_for
+from tests.support.channel import RecordingChannel, incoming
+from tests.support.handoff import Api, EventStream, desk_of, http_client, make_agent, wait_for
+from tests.support.server import LiveServer
 
 
 def texts(channel: RecordingChannel) -> list[str]:

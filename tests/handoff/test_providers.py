@@ -20,8 +20,9 @@ from bot.handoff.providers import CallableProvider, providers_from_settings
 from bot.nlu.encoders import E5Encoder
 from bot.storage.database import Database
 from bot.web.app import create_app
-from tests.conftest import LiveServer, RecordingChannel, incoming
-from tests.handoff_support import Api, desk_of, http_client, make_agent
+from tests.support.channel import RecordingChannel, incoming
+from tests.support.handoff import Api, desk_of, http_client, make_agent
+from tests.support.server import LiveServer
 
 ORDERS = {
     "orders": [

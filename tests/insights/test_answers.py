@@ -17,8 +17,9 @@ from bot.app import SupportBot
 from bot.quality.evaluation import load_csv
 from bot.storage.models import Event, Message
 from bot.web.app import create_app
-from tests.conftest import LiveServer, incoming
-from tests.handoff_support import Api, desk_of, http_client, make_agent
+from tests.support.channel import incoming
+from tests.support.handoff import Api, desk_of, http_client, make_agent
+from tests.support.server import LiveServer
 
 STUDENT = "Is there a student discount?"  # the demo KB is unsure: a clarifying question
 FORMULA_MISS = '=HYPERLINK("http://x.example","weather in Paris")'  # an honest fallback

@@ -18,8 +18,10 @@ from bot.nlu.policy import Decision
 from bot.storage.database import Database
 from bot.storage.models import Event, Message
 from bot.web.app import create_app
-from tests.conftest import REPO, LiveServer, RecordingChannel, incoming
-from tests.handoff_support import Api, desk_of, http_client, make_agent, wait_for
+from tests.support.channel import RecordingChannel, incoming
+from tests.support.handoff import Api, desk_of, http_client, make_agent, wait_for
+from tests.support.paths import REPO
+from tests.support.server import LiveServer
 
 WEATHER = "What's the weather going to be like in Paris tomorrow?"
 STUDENT = "Is there a student discount?"  # the demo KB is unsure: promo_code or loyalty_club

@@ -16,8 +16,9 @@ from bot.phrases import phrase
 from bot.storage.database import Database
 from bot.storage.models import Conversation, Event, utcnow
 from bot.web.app import create_app
-from tests.conftest import LiveServer, RecordingChannel, incoming
-from tests.handoff_support import Api, desk_of, http_client, make_agent, wait_for
+from tests.support.channel import RecordingChannel, incoming
+from tests.support.handoff import Api, desk_of, http_client, make_agent, wait_for
+from tests.support.server import LiveServer
 
 
 def sent_texts(channel: RecordingChannel) -> list[str]:

@@ -17,9 +17,10 @@ from bot.messages import IncomingMessage
 from bot.states import State
 from bot.storage.models import Conversation, Event, Message, utcnow
 from bot.web.app import create_app
-from tests.conftest import LiveServer, incoming
-from tests.handoff_support import Api, desk_of, http_client, make_agent
-from tests.test_cli import SUPPORTBOT, write_config
+from tests.support.channel import incoming
+from tests.support.cli import SUPPORTBOT, write_config
+from tests.support.handoff import Api, desk_of, http_client, make_agent
+from tests.support.server import LiveServer
 
 
 def test_percentile_interpolates_between_ranks() -> None:

@@ -12,7 +12,7 @@ import pytest
 from bot.errors import ContentError
 from bot.nlu.classifier import L2_CHOICES
 from bot.quality.evaluation import evaluate, load_csv
-from tests.test_cli import SUPPORTBOT, write_config
+from tests.support.cli import SUPPORTBOT, write_config
 
 TRAIN = {
     "track_order": [

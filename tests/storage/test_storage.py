@@ -22,7 +22,7 @@ from bot.storage.database import Database, alembic_config
 from bot.storage.models import Base, Customer, Message, utcnow
 from bot.storage.repositories import ConversationRepository, MessageRepository
 from bot.storage.sqlite_driver import OneHopConnection
-from tests.conftest import incoming
+from tests.support.channel import incoming
 
 
 async def test_one_open_conversation_per_customer_and_channel(database: Database) -> None:

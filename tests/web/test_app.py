@@ -13,8 +13,11 @@ from bot.app import SupportBot
 from bot.config import Settings
 from bot.nlu.encoders import E5Encoder
 from bot.web.app import create_app
-from tests.conftest import REPO, LiveServer, hung_model, incoming
-from tests.handoff_support import wait_for
+from tests.support.channel import incoming
+from tests.support.handoff import wait_for
+from tests.support.model import hung_model
+from tests.support.paths import REPO
+from tests.support.server import LiveServer
 
 
 async def test_healthz_reports_database_and_kb(bot: SupportBot) -> None:

@@ -19,7 +19,8 @@ import httpx
 import pytest
 from playwright.sync_api import Dialog, Page, expect, sync_playwright
 
-from tests.conftest import REPO, free_port
+from tests.support.paths import REPO
+from tests.support.server import free_port
 
 pytestmark = pytest.mark.slow
 

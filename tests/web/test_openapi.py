@@ -29,8 +29,10 @@ from bot.storage.database import Database
 from bot.storage.repositories import ConversationRepository
 from bot.web.app import create_app
 from bot.web.errors import ApiError, InvalidRequest
-from tests.conftest import REPO, LiveServer, incoming
-from tests.handoff_support import PASSWORD, Api, desk_of, http_client, make_agent
+from tests.support.channel import incoming
+from tests.support.handoff import PASSWORD, Api, desk_of, http_client, make_agent
+from tests.support.paths import REPO
+from tests.support.server import LiveServer
 
 SECRET = "openapi-test-secret"
 APP_SECRET = "openapi-app-secret"

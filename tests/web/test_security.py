@@ -27,8 +27,9 @@ from bot.storage.models import AgentToken, utcnow
 from bot.web.app import create_app
 from bot.web.ratelimit import Limiter, MemoryLimiter, Quota, RedisLimiter, make_limiter
 from bot.web.redact import redact_url
-from tests.conftest import REDIS_URL, LiveServer
-from tests.handoff_support import PASSWORD, Api, desk_of, http_client, make_agent
+from tests.support.handoff import PASSWORD, Api, desk_of, http_client, make_agent
+from tests.support.server import LiveServer
+from tests.support.services import REDIS_URL
 
 LOGIN = "/api/v1/auth/login"
 

@@ -7,7 +7,7 @@ abandoned close task is later destroyed pending ("Task was destroyed but it is p
 error in whatever runs then; it failed an unrelated test in CI). Both event streams (the agents' and the
 web chat's) finish a read they have started, then end.
 
-To be sure the read is in flight when the client leaves, the read is made to wait (tests/db_hold.py).
+To be sure the read is in flight when the client leaves, the read is made to wait (tests/support/db_hold.py).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from bot.config import Settings
 from bot.nlu.encoders import E5Encoder
 from bot.storage.database import Database
 from bot.web.app import create_app
-from tests.conftest import LiveServer
-from tests.db_hold import held
-from tests.handoff_support import Api, http_client, make_agent, wait_for, webchat_bot
+from tests.support.db_hold import held
+from tests.support.handoff import Api, http_client, make_agent, wait_for, webchat_bot
+from tests.support.server import LiveServer
 
 
 @pytest.fixture

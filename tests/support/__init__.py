@@ -1,0 +1,1 @@
+"""What tests share that is not a fixture: stand-in platform APIs, a live server, the test channel, helpers."""
