@@ -8,24 +8,26 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-from playwright.sync_api import Dialog, Page, expect, sync_playwright
 
+from tests.support.cli import SUPPORTBOT
 from tests.support.paths import REPO
 from tests.support.server import free_port
+from tests.support.services import CHROMIUM
 
-pytestmark = pytest.mark.slow
+if TYPE_CHECKING:  # imported in the test: without playwright the browser marker skips it, not collection
+    from playwright.sync_api import Dialog, Page
 
-SUPPORTBOT = str(Path(sys.executable).parent / "supportbot")
-CHROMIUM = "/usr/bin/chromium"
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
 ARTIFACTS = REPO / "test-artifacts"
 XSS = "<img src=x onerror=alert(1)>"
 TIMEOUT_MS = 20_000
@@ -94,6 +96,8 @@ def ask(page: Page, text: str) -> None:
 
 
 def test_visitor_and_agent_in_the_browser(service: Service) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does it)"
     ARTIFACTS.mkdir(exist_ok=True)
     expect.set_options(timeout=TIMEOUT_MS)
