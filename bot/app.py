@@ -10,7 +10,7 @@ from typing import Any
 
 from threadpoolctl import threadpool_limits
 
-from bot.adapters.base import Channel, Inbox
+from bot.adapters.base import Channel, Inbox, Received
 from bot.config import Settings
 from bot.content.yamlfile import content_files
 from bot.delivery.outbox import Outbox
@@ -113,11 +113,16 @@ class SupportBot:
             await self.outbox.deliver(result.conversation_id)
         return result
 
+    async def receive_from_channel(self, message: IncomingMessage) -> Received:
+        """Handle one inbound message for its channel (Inbox.receive): what came of it, typed for adapters."""
+        result = await self.receive(message)
+        return Received(duplicate=result.duplicate, replies=tuple(result.replies))
+
     @property
     def inbox(self) -> Inbox:
         """The callbacks adapters use; they never see the engine, the queue or the database."""
         return Inbox(
-            self.receive,
+            self.receive_from_channel,
             self.customer_blocked,
             self.delivery_status,
             spool=self.spool,

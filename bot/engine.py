@@ -17,7 +17,7 @@ from bot.delivery.outbox import Claimed, lease_end
 from bot.handoff.base import Handoff
 from bot.handoff.context import build_context
 from bot.insights import csat
-from bot.messages import Button, IncomingMessage, OutgoingReply
+from bot.messages import START_PAYLOAD, Button, IncomingMessage, OutgoingReply
 from bot.nlu.batching import UnderstandingBatcher
 from bot.nlu.language import choose_language
 from bot.nlu.matcher import Matcher
@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 
 UNDERSTANDING_FAILED = "bot_error"  # the handoff reason when the intent layer raised on a message
 UNDERSTANDING_TIMED_OUT = "bot_timeout"  # ... or had no decision within policy.understanding_timeout_seconds
-START_PAYLOAD = "start"  # a messenger's "start" (Telegram /start): greeting plus a menu of topics
 HUMAN_PAYLOAD = "human"
 BOT_PAYLOAD = "bot"
 ENTRY_PAYLOAD = "entry:"

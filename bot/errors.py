@@ -44,5 +44,23 @@ class SendError(ChannelError):
         self.permanent = permanent
 
 
+class RateLimited(SendError):
+    """The platform asked us to wait `retry_after` seconds (HTTP 429, flood control) before trying again."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message, retry_after=retry_after)
+
+
+class RecipientUnavailable(SendError):
+    """The recipient cannot be written to (they blocked the bot, or the chat is gone): never retried.
+
+    The outbox marks the customer blocked, which fails their other pending replies; their next message
+    clears the mark.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, permanent=True)
+
+
 class OutsideMessagingWindow(SupportBotError):
     """The channel allows free-form messages only for a while after the customer's last message."""

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+# A messenger's "start" (Telegram's /start and /help) as a payload: the greeting and a menu of topics.
+START_PAYLOAD = "start"
+
 
 @dataclass(frozen=True)
 class Attachment:

@@ -6,17 +6,18 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from fastapi import APIRouter
 
+from bot.config import Settings
 from bot.errors import OutsideMessagingWindow
 from bot.messages import IncomingMessage, OutgoingReply
 from bot.web.ratelimit import Limiter
 
 
 class WebhookSpool(Protocol):
-    """Durable storage for acknowledged webhook bodies (bot/spool.py), so a crash after the 200 loses nothing."""
+    """Durable storage for acknowledged webhook bodies (bot/delivery/spool.py): a crash after the 200 loses nothing."""
 
     async def keep(self, channel: str, body: bytes) -> int:
         """Store `body` as received and return its id; raise StorageError when it cannot be stored."""
@@ -28,12 +29,23 @@ class WebhookSpool(Protocol):
 
 
 @dataclass(frozen=True)
+class Received:
+    """What became of one customer message, as far as its channel needs to know."""
+
+    # Already stored under the same platform id (a redelivery): it was answered before, nothing is new.
+    duplicate: bool = False
+    # The replies this message led to (stored message id, reply), already handed to the outbox.
+    replies: tuple[tuple[int, OutgoingReply], ...] = ()
+
+
+@dataclass(frozen=True)
 class Inbox:
     """What an adapter may call: everything it learns from the platform goes through here."""
 
-    # A customer message (text, button press, attachment...). Returns the engine's TurnResult.
-    receive: Callable[[IncomingMessage], Awaitable[Any]]
-    # The customer blocked the bot (Telegram 'kicked', a 403): stop sending. Args: channel, customer id.
+    # A customer message (text, button press, attachment...): stored, deduplicated by platform id, answered.
+    receive: Callable[[IncomingMessage], Awaitable[Received]]
+    # The platform says the customer blocked the bot (Telegram's 'kicked'): stop sending. Args: channel,
+    # customer id. (A refused send raises RecipientUnavailable instead; the outbox records that.)
     customer_blocked: Callable[[str, str], Awaitable[None]]
     # A platform delivery receipt. Args: channel, platform message id, status (sent/delivered/read/failed), error.
     delivery_status: Callable[[str, str, str, str | None], Awaitable[None]]
@@ -65,9 +77,21 @@ class Channel(ABC):
 
     name: str
 
+    @classmethod
+    def configured(cls, settings: Settings) -> Channel | None:
+        """Return the channel built from `settings.channels.<name>`, or None when they do not enable it.
+
+        `supportbot run` calls this for every channel registered by name (bot/adapters/registry.py).
+        """
+        return None
+
     @abstractmethod
     async def send(self, target: DeliveryTarget, reply: OutgoingReply) -> str | None:
-        """Deliver one reply; return the platform's message id. Raise SendError on failure."""
+        """Deliver one reply; return the platform's message id.
+
+        Raise SendError on failure: RateLimited when the platform asked us to wait, RecipientUnavailable
+        when the customer cannot be written to (blocked the bot); the outbox retries or gives up accordingly.
+        """
 
     async def start(self, inbox: Inbox) -> None:  # noqa: B027 - optional hook
         """Start receiving (polling loops); webhook channels receive through `router`."""
@@ -86,18 +110,32 @@ class Channel(ABC):
         """
         return f"the {self.name} channel does not replay spooled webhooks"
 
-    def free_form_window(self) -> timedelta | None:
-        """Return how long after the customer's last message free text may be sent (None: always)."""
-        return None
+
+@runtime_checkable
+class WindowedChannel(Protocol):
+    """A channel that takes free text only for a while after the customer's last message (WhatsApp: 24
+    hours) and re-opens the conversation with an approved template."""
+
+    name: str
+
+    def free_form_window(self) -> timedelta:
+        """Return how long after the customer's last message free text may be sent."""
+        ...
+
+    async def send_template(
+        self, target: DeliveryTarget, name: str | None = None, language: str | None = None
+    ) -> str | None:
+        """Send an approved template (allowed outside the window); return its platform message id."""
+        ...
 
 
 def ensure_free_form_allowed(
     channel: Channel, last_customer_message_at: datetime | None, now: datetime | None = None
 ) -> None:
     """Raise OutsideMessagingWindow unless `channel` accepts free text now (e.g. WhatsApp's 24 hours)."""
-    window = channel.free_form_window()
-    if window is None:
+    if not isinstance(channel, WindowedChannel):
         return
+    window = channel.free_form_window()
     now = _as_utc(now or datetime.now(UTC))
     last = _as_utc(last_customer_message_at) if last_customer_message_at else None
     if last is not None and now - last <= window:

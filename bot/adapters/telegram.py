@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import re
@@ -53,10 +52,12 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from bot.adapters.base import Inbox
+from bot.adapters.registry import register_channel
 from bot.adapters.telegram_base import ChatUnavailable, Keyboard, TelegramChannelBase
-from bot.adapters.telegram_payloads import ALLOWED_UPDATES, chat_key
-from bot.config import TelegramSettings
-from bot.errors import ConfigError, SendError
+from bot.adapters.telegram_payloads import ALLOWED_UPDATES, CHANNEL, chat_key
+from bot.adapters.webhook import RETRY_DELAYS, Refused, json_object, same_secret
+from bot.config import Settings, TelegramSettings
+from bot.errors import ConfigError, RateLimited, SendError
 
 log = logging.getLogger(__name__)
 
@@ -127,13 +128,14 @@ class _RawGetUpdates(TelegramMethod[list[dict[str, Any]]]):
     allowed_updates: list[str] | None = None
 
 
+@register_channel(CHANNEL)
 class TelegramChannel(TelegramChannelBase):
     """A support bot of its own: aiogram's Bot client, polling or webhook, per channels.telegram."""
 
     def __init__(
         self,
         settings: TelegramSettings,
-        retry_delays: Sequence[float] = (0.5, 2.0, 8.0),
+        retry_delays: Sequence[float] = RETRY_DELAYS,
         backoff: tuple[float, float] = (1.0, 30.0),
     ) -> None:
         super().__init__(retry_delays)
@@ -165,11 +167,15 @@ class TelegramChannel(TelegramChannelBase):
         self._backoff = backoff
         self._task: asyncio.Task[None] | None = None
 
+    @classmethod
+    def configured(cls, settings: Settings) -> TelegramChannel | None:
+        """Return the channel when channels.telegram.token is set."""
+        return cls(settings.channels.telegram) if settings.channels.telegram.token else None
+
     # --- receiving -------------------------------------------------------------------------------
 
     async def start(self, inbox: Inbox) -> None:
         """Start long polling, or register the webhook with Telegram (retried in the background)."""
-        self._inbox = inbox
         if self.settings.mode == "webhook":
             self._task = asyncio.create_task(self._register_webhook(), name="telegram-set-webhook")
         else:
@@ -187,41 +193,36 @@ class TelegramChannel(TelegramChannelBase):
         """Return POST /webhooks/telegram in webhook mode (nothing in polling mode)."""
         if self.settings.mode != "webhook":
             return None
-        self._inbox = inbox
         router = APIRouter()
 
         @router.post(WEBHOOK_PATH, **_WEBHOOK_DOC)
         async def webhook(request: Request) -> Response:
-            given = request.headers.get(SECRET_HEADER)
-            if given is None or not hmac.compare_digest(
-                given.encode(), (self.settings.webhook_secret or "").encode()
-            ):
-                log.warning(
-                    "telegram: webhook %s refused (check channels.telegram.webhook_secret)",
-                    "without a secret token" if given is None else "with a wrong secret token",
-                )
-                return JSONResponse({"ok": False, "error": "wrong or missing secret token"}, status_code=401)
-            body = await request.body()
-            try:
-                update = json.loads(body)
-            except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
-                log.warning("telegram: webhook body is not JSON (%s): %r", exc, body[:500])
-                return JSONResponse({"ok": False, "error": f"invalid JSON: {exc}"}, status_code=400)
-            if not isinstance(update, dict):
-                log.warning("telegram: webhook body is not a JSON object: %r", body[:500])
-                return JSONResponse({"ok": False, "error": "expected an Update object"}, status_code=400)
-            try:
-                await self.process_update(inbox, update)
-            except Exception:
-                # Not a 2xx, so Telegram delivers the update again later; the log keeps it meanwhile.
-                log.exception(
-                    "telegram: update not processed; Telegram will redeliver it: %s",
-                    body.decode("utf-8", "replace"),
-                )
-                return JSONResponse({"ok": False, "error": "not processed, retry later"}, status_code=500)
-            return JSONResponse({"ok": True})
+            return await self.take_update(inbox, request.headers.get(SECRET_HEADER), await request.body())
 
         return router
+
+    async def take_update(self, inbox: Inbox, secret: str | None, body: bytes) -> JSONResponse:
+        """Check the secret token, then handle the update before answering (Telegram redelivers a non-2xx)."""
+        if secret is None or not same_secret(secret, self.settings.webhook_secret or ""):
+            log.warning(
+                "telegram: webhook %s refused (check channels.telegram.webhook_secret)",
+                "without a secret token" if secret is None else "with a wrong secret token",
+            )
+            return JSONResponse({"ok": False, "error": "wrong or missing secret token"}, status_code=401)
+        try:
+            update = json_object(body, CHANNEL, "an Update object")
+        except Refused as refused:
+            return JSONResponse({"ok": False, "error": refused.error}, status_code=refused.status)
+        try:
+            await self.process_update(inbox, update)
+        except Exception:
+            # Not a 2xx, so Telegram delivers the update again later; the log keeps it meanwhile.
+            log.exception(
+                "telegram: update not processed; Telegram will redeliver it: %s",
+                body.decode("utf-8", "replace"),
+            )
+            return JSONResponse({"ok": False, "error": "not processed, retry later"}, status_code=500)
+        return JSONResponse({"ok": True})
 
     async def _register_webhook(self) -> None:
         delay = self._backoff[0]
@@ -363,7 +364,7 @@ def _markup(keyboard: Keyboard) -> InlineKeyboardMarkup:
 def send_error(exc: Exception, method: str) -> SendError:
     """Translate an aiogram error into a SendError the outbox understands: when to retry, or never."""
     if isinstance(exc, TelegramRetryAfter):
-        return SendError(
+        return RateLimited(
             f"Telegram {method}: flood control, retry after {exc.retry_after}s",
             retry_after=float(exc.retry_after),
         )

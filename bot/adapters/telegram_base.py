@@ -15,16 +15,18 @@ from abc import abstractmethod
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.adapters.base import Channel, DeliveryTarget, Inbox
 from bot.adapters.reply_parts import PartTracker
 from bot.adapters.telegram_payloads import CHANNEL, CustomerMessage, Ignored, MemberChange, parse_update
 from bot.adapters.text_split import split_text
-from bot.errors import SendError
+from bot.adapters.webhook import RETRY_DELAYS, with_retries
+from bot.errors import RecipientUnavailable, SendError
 from bot.messages import Attachment, Button, OutgoingReply
 
 log = logging.getLogger("bot.adapters.telegram")
+T = TypeVar("T")
 
 TEXT_LIMIT = 4096  # characters (UTF-16 code units) of one message after entity parsing
 CAPTION_LIMIT = 1024
@@ -54,11 +56,8 @@ class InlineButton:
 Keyboard = list[list[InlineButton]]
 
 
-class ChatUnavailable(SendError):
+class ChatUnavailable(RecipientUnavailable):
     """Telegram refused with 403: the customer blocked the bot or deleted their account."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, permanent=True)
 
 
 def utf16_len(text: str) -> int:
@@ -71,13 +70,12 @@ class TelegramChannelBase(Channel):
 
     name = CHANNEL
 
-    def __init__(self, retry_delays: Sequence[float] = (0.5, 2.0, 8.0)) -> None:
+    def __init__(self, retry_delays: Sequence[float] = RETRY_DELAYS) -> None:
         self._retry_delays = tuple(retry_delays)  # between attempts to hand an update to the engine
-        self._inbox: Inbox | None = None
         self._parts = PartTracker()  # a retried reply resumes after the parts already delivered
         self._long_payloads: OrderedDict[str, str] = OrderedDict()  # digest -> payload
 
-    # --- transport: one Bot API call each; raise SendError (ChatUnavailable for 403) -------------
+    # --- transport: one Bot API call each; raise SendError (RateLimited, ChatUnavailable for 403) ---
 
     @abstractmethod
     async def send_text(self, chat_id: str, html_text: str, keyboard: Keyboard | None) -> str:
@@ -103,7 +101,6 @@ class TelegramChannelBase(Channel):
 
     async def process_update(self, inbox: Inbox, update: dict[str, Any]) -> None:
         """Handle one Update (a plain dict); retry the engine a few times, then raise."""
-        self._inbox = inbox
         event = parse_update(update)
         if isinstance(event, Ignored):
             log.info(
@@ -135,24 +132,14 @@ class TelegramChannelBase(Channel):
         if (
             event.pressed_message_id is not None
             and (message.payload or "").startswith(_FEEDBACK_PREFIX)
-            and not getattr(result, "duplicate", False)
+            and not result.duplicate
         ):
             await self._quietly(
                 self.remove_keyboard(message.chat_id, event.pressed_message_id), "editMessageReplyMarkup"
             )
 
-    async def _with_retries(self, work: Callable[[], Awaitable[Any]], update: dict[str, Any]) -> Any:
-        for delay in (*self._retry_delays, None):
-            try:
-                return await work()
-            except Exception as exc:
-                if delay is None:
-                    raise
-                log.warning(
-                    "telegram: update %s failed (%r); retrying in %.1fs", update.get("update_id"), exc, delay
-                )
-                await asyncio.sleep(delay)
-        return None  # not reached: the last attempt returns or raises
+    async def _with_retries(self, work: Callable[[], Awaitable[T]], update: dict[str, Any]) -> T:
+        return await with_retries(work, self._retry_delays, f"telegram: update {update.get('update_id')}")
 
     @contextlib.asynccontextmanager
     async def _typing(self, chat_id: str, enabled: bool) -> AsyncIterator[None]:
@@ -193,22 +180,7 @@ class TelegramChannelBase(Channel):
                 return await self.send_text(target.chat_id, params["text"], params.get("keyboard"))
             return await self.send_media(target.chat_id, method, params)
 
-        try:
-            return await self._parts.send(target.message_id, parts, send_part)
-        except ChatUnavailable as exc:
-            await self._record_blocked(target, exc)
-            raise
-
-    async def _record_blocked(self, target: DeliveryTarget, error: SendError) -> None:
-        if self._inbox is None:
-            log.warning(
-                "telegram: %s refused a message (%s) before any update arrived", target.customer_id, error
-            )
-            return
-        try:
-            await self._inbox.customer_blocked(CHANNEL, target.customer_id)
-        except Exception:
-            log.exception("telegram: could not record that %s blocked the bot", target.customer_id)
+        return await self._parts.send(target.message_id, parts, send_part)
 
     def render(self, reply: OutgoingReply) -> list[tuple[str, dict[str, Any]]]:
         """Return the Bot API calls for a reply: escaped HTML parts, the keyboard on the last, then files."""

@@ -11,7 +11,7 @@ from bot.adapters.payload_fields import as_dict as _obj
 from bot.adapters.payload_fields import dict_items as _dicts
 from bot.adapters.payload_fields import keys_summary as _summary
 from bot.adapters.payload_fields import text_or_none as _str
-from bot.messages import Attachment, IncomingMessage
+from bot.messages import START_PAYLOAD, Attachment, IncomingMessage
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,6 @@ CHANNEL = "telegram"
 # The update types the support bot asks Telegram for (getUpdates and setWebhook `allowed_updates`).
 ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "my_chat_member")
 START_COMMANDS = frozenset({"/start", "/help"})  # both open the greeting and the menu of topics
-START_PAYLOAD = "start"
 _MEDIA_KINDS = ("document", "audio", "voice", "video")
 # Service messages: something happened in the chat, nobody wrote anything, so nothing to answer.
 _SERVICE_KEYS = frozenset(

@@ -42,8 +42,9 @@ from telegram.ext import (
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.adapters.telegram_base import ChatUnavailable, Keyboard, TelegramChannelBase
+from bot.adapters.webhook import RETRY_DELAYS
 from bot.config import Settings, TelegramSettings
-from bot.errors import SendError
+from bot.errors import RateLimited, SendError
 
 if TYPE_CHECKING:
     from bot.app import SupportBot
@@ -76,7 +77,7 @@ def support_handlers(
 class PTBTelegramChannel(TelegramChannelBase):
     """Sends through a python-telegram-bot `Bot` (the Application's), so its base_url is honoured."""
 
-    def __init__(self, retry_delays: Sequence[float] = (0.5, 2.0, 8.0)) -> None:
+    def __init__(self, retry_delays: Sequence[float] = RETRY_DELAYS) -> None:
         super().__init__(retry_delays)
         self.bot: Bot | None = None
 
@@ -132,7 +133,7 @@ class TelegramSupport:
         self,
         app_settings: Settings,
         support_bot: SupportBot | None = None,
-        retry_delays: Sequence[float] = (0.5, 2.0, 8.0),
+        retry_delays: Sequence[float] = RETRY_DELAYS,
     ) -> None:
         self.settings = app_settings
         self.channel = PTBTelegramChannel(retry_delays)
@@ -213,7 +214,7 @@ def send_error(exc: TelegramError, method: str) -> SendError:
             warnings.simplefilter("ignore", PTBDeprecationWarning)
             wait = exc.retry_after
         seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
-        return SendError(f"Telegram {method}: flood control, retry after {seconds:g}s", retry_after=seconds)
+        return RateLimited(f"Telegram {method}: flood control, retry after {seconds:g}s", retry_after=seconds)
     if isinstance(exc, Forbidden):
         return ChatUnavailable(f"Telegram {method}: 403 {exc.message}")
     if isinstance(exc, InvalidToken):  # kept for retry: fixing the token must not lose replies

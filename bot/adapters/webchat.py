@@ -32,7 +32,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from bot.adapters.base import Channel, DeliveryTarget, Inbox
-from bot.config import WebchatSettings
+from bot.adapters.registry import register_channel
+from bot.config import Settings, WebchatSettings
 from bot.messages import IncomingMessage, OutgoingReply
 from bot.storage.models import MAX_ID, row_id
 from bot.web.errors import api_error, errors
@@ -101,6 +102,7 @@ def _settled(at: str | None, now: datetime) -> bool:
     return now - moment > timedelta(seconds=SETTLE_SECONDS)
 
 
+@register_channel(CHANNEL)
 class WebchatChannel(Channel):
     """The web chat channel: the visitor's browser is the platform; our database is its message store."""
 
@@ -110,6 +112,11 @@ class WebchatChannel(Channel):
         self.settings = settings
         self.limiter: Limiter = MemoryLimiter()  # unless the service passes its own (inbox.limiter)
         self._waiters: dict[str, set[asyncio.Event]] = {}
+
+    @classmethod
+    def configured(cls, settings: Settings) -> WebchatChannel | None:
+        """Return the channel unless channels.webchat.enabled is false."""
+        return cls(settings.channels.webchat) if settings.channels.webchat.enabled else None
 
     # --- outbound: the outbox calls this; the visitor's streams read the stored message ------------
 

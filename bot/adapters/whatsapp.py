@@ -2,27 +2,32 @@
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import hmac
 import json
 import logging
-from collections.abc import Coroutine, Sequence
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
 
 import httpx
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel
+from fastapi.responses import PlainTextResponse, Response
 
-from bot.adapters.base import Channel, DeliveryTarget, Inbox
+from bot.adapters.base import DeliveryTarget, Inbox
+from bot.adapters.platform_api import PlatformClient, retry_after, send_error, transient_status
+from bot.adapters.registry import register_channel
 from bot.adapters.reply_parts import PartTracker
 from bot.adapters.text_split import split_text
+from bot.adapters.webhook import (
+    RETRY_DELAYS,
+    Refused,
+    WebhookChannel,
+    hmac_sha256,
+    same_secret,
+    webhook_openapi,
+)
 from bot.adapters.whatsapp_payloads import CHANNEL, Ignored, StatusUpdate, parse_webhook
-from bot.config import WhatsAppSettings
-from bot.errors import ConfigError, SendError, StorageError
+from bot.config import Settings, WhatsAppSettings
+from bot.errors import ConfigError, RecipientUnavailable, SendError
 from bot.messages import Attachment, Button, IncomingMessage, OutgoingReply
 
 log = logging.getLogger(__name__)
@@ -32,25 +37,16 @@ TEXT_LIMIT = 4096  # characters in a text message
 INTERACTIVE_BODY_LIMIT = 1024  # characters in the body of a button or list message
 MAX_REPLY_BUTTONS, BUTTON_TITLE_LIMIT = 3, 20
 MAX_LIST_ROWS, ROW_TITLE_LIMIT, ROW_DESCRIPTION_LIMIT = 10, 24, 72
+_CREDENTIALS = ("access_token", "phone_number_id", "app_secret", "verify_token")
 # Graph error codes that mean "later", even when they come with HTTP 400: throttling and outages.
 _TRANSIENT_CODES = frozenset({1, 2, 4, 80007, 130429, 131000, 131016, 131048, 131056})
+# "Message undeliverable" (no WhatsApp on the number, terms not accepted, an app too old): every send to
+# them fails until they act, and they come back by writing to us. (Meta never reports a block as such.)
+_UNAVAILABLE_CODES = frozenset({131026})
 _LIST_BUTTON = {"en": "Choose", "ru": "Выбрать", "pl": "Wybierz", "uk": "Обрати"}
 _MORE_OPTIONS = {"en": "More options:", "ru": "Ещё варианты:", "pl": "Więcej opcji:", "uk": "Ще варіанти:"}
 _MEDIA_TYPES = {"photo": "image", "voice": "audio", "audio": "audio", "video": "video"}
 _MEDIA_TYPES |= {"document": "document", "sticker": "sticker"}
-
-
-class WebhookTaken(BaseModel):
-    """What POST /webhooks/whatsapp answers to a signed JSON object: {"status": "ok"}."""
-
-    status: Literal["ok"]
-
-
-class WebhookRefused(BaseModel):
-    """What POST /webhooks/whatsapp answers to a body it refuses: {"error"}."""
-
-    error: str
-
 
 _VERIFY_DOC: dict[str, Any] = {
     "summary": "Meta's webhook verification: echoes hub.challenge for the right hub.verify_token",
@@ -70,56 +66,44 @@ _VERIFY_DOC: dict[str, Any] = {
         ]
     },
 }
-_NOTIFY_DOC: dict[str, Any] = {
-    "summary": "Meta's notifications (messages, statuses), signed with channels.whatsapp.app_secret",
-    "tags": ["webhooks"],
-    "responses": {
-        200: {"model": WebhookTaken, "description": "Taken: stored, then handled in the background"},
-        400: {"model": WebhookRefused, "description": "The body is not a JSON object"},
-        401: {"model": WebhookRefused, "description": "No X-Hub-Signature-256"},
-        403: {"model": WebhookRefused, "description": "The signature does not match the body"},
-        503: {"model": WebhookRefused, "description": "Could not be stored (database down): Meta redelivers"},
-    },
-    "openapi_extra": {
-        "parameters": [
-            {
-                "name": "X-Hub-Signature-256",
-                "in": "header",
-                "required": True,
-                "description": "sha256=<HMAC-SHA256 of the body with the app secret>",
-                "schema": {"type": "string"},
-            }
-        ],
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"type": "object"}}},
-        },
-    },
-}
+
+WhatsAppItem = IncomingMessage | StatusUpdate
 
 
-class WhatsAppChannel(Channel):
+@register_channel(CHANNEL)
+class WhatsAppChannel(WebhookChannel[WhatsAppItem]):
     """Receives Cloud API webhooks (signed by Meta) and sends through the Graph API."""
 
     name = CHANNEL
+    webhook_path = WEBHOOK_PATH
+    webhook_doc = webhook_openapi(
+        "Meta's notifications (messages, statuses), signed with channels.whatsapp.app_secret",
+        "X-Hub-Signature-256",
+        "sha256=<HMAC-SHA256 of the body with the app secret>",
+        {401: "No X-Hub-Signature-256", 403: "The signature does not match the body"},
+        "Meta",
+    ) | {"name": "notify"}  # the route's name, so the published operationId stays as it was
 
-    def __init__(self, settings: WhatsAppSettings, retry_delays: Sequence[float] = (0.5, 2.0, 8.0)) -> None:
-        missing = [
-            key
-            for key in ("access_token", "phone_number_id", "app_secret", "verify_token")
-            if not getattr(settings, key)
-        ]
+    def __init__(self, settings: WhatsAppSettings, retry_delays: Sequence[float] = RETRY_DELAYS) -> None:
+        missing = [key for key in _CREDENTIALS if not getattr(settings, key)]
         if missing:
             raise ConfigError(f"channels.whatsapp needs {', '.join(missing)} (or the WHATSAPP_* variables)")
+        super().__init__(retry_delays)
         self.settings = settings
-        self._retry_delays = tuple(retry_delays)  # between attempts to hand a webhook item to the engine
-        self._client = httpx.AsyncClient(
-            base_url=settings.graph_api_base.rstrip("/") + "/",
+        self._api = PlatformClient(
+            "WhatsApp Graph API",
+            settings.graph_api_base,
             headers={"Authorization": f"Bearer {settings.access_token}"},
-            timeout=httpx.Timeout(settings.request_timeout_seconds),
+            timeout=settings.request_timeout_seconds,
+            error=_send_error,
         )
-        self._tasks: set[asyncio.Task[None]] = set()
         self._parts = PartTracker()  # a retried reply resumes after the parts already delivered
+
+    @classmethod
+    def configured(cls, settings: Settings) -> WhatsAppChannel | None:
+        """Return the channel when all four credentials are set (Meta's webhooks need every one)."""
+        whatsapp = settings.channels.whatsapp
+        return cls(whatsapp) if all(getattr(whatsapp, key) for key in _CREDENTIALS) else None
 
     def free_form_window(self) -> timedelta:
         """Return WhatsApp's customer-service window: free text only 24 hours after their message."""
@@ -129,78 +113,39 @@ class WhatsAppChannel(Channel):
 
     def router(self, inbox: Inbox) -> APIRouter:
         """Return the webhook routes: GET for Meta's verification, POST for notifications."""
-        router = APIRouter()
-
-        @router.get(WEBHOOK_PATH, **_VERIFY_DOC)
-        async def verify(request: Request) -> Response:
-            query = request.query_params
-            token = query.get("hub.verify_token") or ""
-            if query.get("hub.mode") == "subscribe" and _same(token, self.settings.verify_token or ""):
-                return PlainTextResponse(query.get("hub.challenge") or "")
-            log.warning(
-                "whatsapp: webhook verification refused (mode=%r, wrong token)", query.get("hub.mode")
-            )
-            return PlainTextResponse("verification failed", status_code=403)
-
-        @router.post(WEBHOOK_PATH, **_NOTIFY_DOC)
-        async def notify(request: Request) -> Response:
-            body = await request.body()
-            signature = request.headers.get("x-hub-signature-256")
-            if not signature:
-                log.warning("whatsapp: webhook without X-Hub-Signature-256 refused")
-                return JSONResponse({"error": "missing X-Hub-Signature-256"}, status_code=401)
-            if not self.signature_valid(body, signature):
-                log.warning(
-                    "whatsapp: webhook with a wrong signature refused (check channels.whatsapp.app_secret)"
-                )
-                return JSONResponse({"error": "invalid signature"}, status_code=403)
-            try:
-                payload = json.loads(body)
-            except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
-                log.warning("whatsapp: webhook body is not JSON (%s): %r", exc, body[:500])
-                return JSONResponse({"error": f"invalid JSON: {exc}"}, status_code=400)
-            if not isinstance(payload, dict):
-                log.warning("whatsapp: webhook body is not a JSON object: %r", body[:500])
-                return JSONResponse({"error": "expected a JSON object"}, status_code=400)
-            log.debug("whatsapp: webhook %s", body.decode("utf-8", "replace"))
-            items = self._work(payload)
-            if not items:
-                return JSONResponse({"status": "ok"})
-            try:
-                spool_id = await inbox.spool.keep(CHANNEL, body)  # a 200 promises it is stored
-            except StorageError as exc:
-                log.error("whatsapp: webhook not stored, answering 503 so that Meta redelivers it: %s", exc)
-                return JSONResponse(
-                    {"error": "the webhook could not be stored; deliver it again later"}, status_code=503
-                )
-            self._spawn(self._process_spooled(inbox, spool_id, items))
-            return JSONResponse({"status": "ok"})  # acknowledge at once, so Meta does not redeliver
-
+        router = super().router(inbox)
+        router.add_api_route(WEBHOOK_PATH, self.verify, methods=["GET"], **_VERIFY_DOC)
         return router
+
+    async def verify(self, request: Request) -> Response:
+        """Echo hub.challenge when Meta subscribes with our hub.verify_token."""
+        query = request.query_params
+        token = query.get("hub.verify_token") or ""
+        if query.get("hub.mode") == "subscribe" and same_secret(token, self.settings.verify_token or ""):
+            return PlainTextResponse(query.get("hub.challenge") or "")
+        log.warning("whatsapp: webhook verification refused (mode=%r, wrong token)", query.get("hub.mode"))
+        return PlainTextResponse("verification failed", status_code=403)
+
+    def authenticate(self, headers: Mapping[str, str], body: bytes) -> None:
+        """Refuse a body without Meta's X-Hub-Signature-256 (401) or with a wrong one (403)."""
+        signature = headers.get("x-hub-signature-256")
+        if not signature:
+            log.warning("whatsapp: webhook without X-Hub-Signature-256 refused")
+            raise Refused(401, "missing X-Hub-Signature-256")
+        if not self.signature_valid(body, signature):
+            log.warning(
+                "whatsapp: webhook with a wrong signature refused (check channels.whatsapp.app_secret)"
+            )
+            raise Refused(403, "invalid signature")
 
     def signature_valid(self, body: bytes, signature: str) -> bool:
         """Return whether `signature` is `sha256=<hex HMAC of body with the app secret>`."""
-        secret = (self.settings.app_secret or "").encode()
-        expected = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
-        return _same(signature.strip().lower(), expected)
+        expected = "sha256=" + hmac_sha256(self.settings.app_secret or "", body)
+        return same_secret(signature.strip().lower(), expected)
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(work, name="whatsapp-webhook")
-        self._tasks.add(task)  # a reference, so the task is not garbage-collected mid-flight
-        task.add_done_callback(self._tasks.discard)
-
-    async def drain(self) -> None:
-        """Wait until every acknowledged webhook has been processed."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def replay(self, inbox: Inbox, body: bytes) -> str | None:
-        """Process a spooled webhook body again; messages already stored (same wamid) get no second reply."""
-        return await self._process(inbox, self._work(json.loads(body)))
-
-    def _work(self, payload: dict[str, Any]) -> list[IncomingMessage | StatusUpdate]:
+    def items(self, payload: dict[str, Any]) -> list[WhatsAppItem]:
         """Return the webhook's messages and statuses; log what needs nothing (reactions, other numbers)."""
-        work: list[IncomingMessage | StatusUpdate] = []
+        work: list[WhatsAppItem] = []
         for item in parse_webhook(payload, self.settings.phone_number_id):
             if isinstance(item, Ignored):
                 log.info("whatsapp: %s, no reply: %s (id %s)", item.kind, item.detail, item.wamid)
@@ -208,48 +153,19 @@ class WhatsAppChannel(Channel):
                 work.append(item)
         return work
 
-    async def _process_spooled(
-        self, inbox: Inbox, spool_id: int, items: list[IncomingMessage | StatusUpdate]
-    ) -> None:
-        error = await self._process(inbox, items)
-        try:
-            await inbox.spool.processed(spool_id, error)
-        except Exception:  # the database is down: the body stays unprocessed and is replayed
-            log.exception("whatsapp: could not mark spooled webhook %d as processed", spool_id)
+    def describe(self, item: WhatsAppItem) -> str:
+        """Return how logs and the spool name a message or a status."""
+        if isinstance(item, StatusUpdate):
+            return f"status {item.status} of {item.wamid}"
+        return super().describe(item)
 
-    async def _process(self, inbox: Inbox, items: list[IncomingMessage | StatusUpdate]) -> str | None:
-        """Hand every item to the engine (with retries); return what failed, None when all were handled."""
-        errors: list[str] = []
-        for item in items:
-            try:
-                await self._with_retries(inbox, item)
-            except Exception as exc:
-                # Meta already has its 200; the body is in the spool, which replays it later.
-                log.exception(
-                    "whatsapp: %s not processed after %d attempts; its webhook is kept in the spool",
-                    _describe(item),
-                    len(self._retry_delays) + 1,
-                )
-                errors.append(f"{_describe(item)}: {type(exc).__name__}: {exc}")
-        return "; ".join(errors) or None
-
-    async def _with_retries(self, inbox: Inbox, item: IncomingMessage | StatusUpdate) -> None:
-        for delay in (*self._retry_delays, None):
-            try:
-                await self._handle(inbox, item)
-                return
-            except Exception as exc:
-                if delay is None:
-                    raise
-                log.warning("whatsapp: %s failed (%r); retrying in %.1fs", _describe(item), exc, delay)
-                await asyncio.sleep(delay)
-
-    async def _handle(self, inbox: Inbox, item: IncomingMessage | StatusUpdate) -> None:
+    async def handle(self, inbox: Inbox, item: WhatsAppItem) -> None:
+        """Record a status, or hand a message to the engine and mark it read (once: not for redeliveries)."""
         if isinstance(item, StatusUpdate):
             await inbox.delivery_status(CHANNEL, item.wamid, item.status, item.error)
             return
-        result = await inbox.receive(item)  # stored, deduplicated by wamid, answered
-        if not getattr(result, "duplicate", False) and not item.edited and item.platform_message_id:
+        received = await inbox.receive(item)  # stored, deduplicated by wamid, answered
+        if not received.duplicate and not item.edited and item.platform_message_id:
             await self.mark_read(item.platform_message_id)
 
     # --- sending ---------------------------------------------------------------------------------
@@ -282,16 +198,8 @@ class WhatsAppChannel(Channel):
 
     async def stop(self) -> None:
         """Finish processing acknowledged webhooks (up to 10 s), then close the HTTP client."""
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=10)
-            for task in pending:
-                log.error(
-                    "whatsapp: stopping with a webhook still in processing; it is cancelled, and replayed "
-                    "from the spool by the next start"
-                )
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-        await self._client.aclose()
+        await super().stop()
+        await self._api.aclose()
 
     def _render(self, target: DeliveryTarget, reply: OutgoingReply) -> list[dict[str, Any]]:
         to = target.chat_id
@@ -326,30 +234,7 @@ class WhatsAppChannel(Channel):
         return None
 
     async def _post(self, body: dict[str, Any]) -> Any:
-        path = f"{self.settings.phone_number_id}/messages"
-        try:
-            response = await self._client.post(path, json=body)
-        except httpx.TimeoutException as exc:
-            raise SendError(f"WhatsApp Graph API timed out: {type(exc).__name__}") from exc
-        except httpx.HTTPError as exc:
-            raise SendError(f"WhatsApp Graph API unreachable: {type(exc).__name__}: {exc}") from exc
-        if response.status_code >= 400:
-            raise _send_error(response)
-        try:
-            return response.json()
-        except ValueError:
-            return {}
-
-
-def _same(given: str, expected: str) -> bool:
-    # Compare bytes: compare_digest refuses non-ASCII str, and a header may carry anything.
-    return hmac.compare_digest(given.encode(), expected.encode())
-
-
-def _describe(item: IncomingMessage | StatusUpdate) -> str:
-    if isinstance(item, StatusUpdate):
-        return f"status {item.status} of {item.wamid}"
-    return f"message {item.platform_message_id} from {item.customer_id}"
+        return await self._api.post(f"{self.settings.phone_number_id}/messages", body)
 
 
 def _envelope(to: str, kind: str, content: Any) -> dict[str, Any]:
@@ -449,7 +334,7 @@ def _attachment(to: str, attachment: Attachment) -> dict[str, Any]:
 
 
 def _send_error(response: httpx.Response) -> SendError:
-    """Translate a Graph API error response into a SendError: transient (retried) or permanent."""
+    """Translate a Graph API error answer into a SendError: transient (retried), permanent, or unavailable."""
     try:
         data = response.json()
     except ValueError:
@@ -466,36 +351,30 @@ def _send_error(response: httpx.Response) -> SendError:
     text += f": {error.get('message') or response.text[:300] or response.reason_phrase}"
     if details:
         text += f" ({details})"
+    if code in _UNAVAILABLE_CODES:
+        return RecipientUnavailable(text)
     transient = (
-        response.status_code in (408, 429)
-        or response.status_code >= 500
+        transient_status(response.status_code)
         or code in _TRANSIENT_CODES
         or error.get("is_transient") is True
     )
-    return SendError(text, retry_after=_retry_after(response.headers), permanent=not transient)
+    wait = retry_after(response.headers)
+    return send_error(
+        text, transient=transient, retry_after=_usage_wait(response.headers) if wait is None else wait
+    )
 
 
-def _retry_after(headers: httpx.Headers) -> float | None:
-    """Return how long Meta asked us to wait: Retry-After, or the business use-case usage estimate."""
-    value = headers.get("retry-after")
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            try:
-                return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-            except (TypeError, ValueError):
-                pass
+def _usage_wait(headers: httpx.Headers) -> float | None:
+    """Return how long Meta's business use-case usage header says until we may call again."""
     usage = headers.get("x-business-use-case-usage")
-    if usage:
-        try:
-            minutes = [
-                float(item.get("estimated_time_to_regain_access") or 0)
-                for items in json.loads(usage).values()
-                for item in items
-            ]
-        except (ValueError, AttributeError, TypeError):
-            return None
-        if max(minutes, default=0) > 0:
-            return max(minutes) * 60
-    return None
+    if not usage:
+        return None
+    try:
+        minutes = [
+            float(item.get("estimated_time_to_regain_access") or 0)
+            for items in json.loads(usage).values()
+            for item in items
+        ]
+    except (ValueError, AttributeError, TypeError):
+        return None
+    return max(minutes) * 60 if max(minutes, default=0) > 0 else None

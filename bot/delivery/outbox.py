@@ -12,11 +12,11 @@ from sqlalchemy import select
 
 from bot.adapters.base import Channel, DeliveryTarget
 from bot.config import OutboxSettings
-from bot.errors import SendError
+from bot.errors import RecipientUnavailable, SendError
 from bot.messages import Attachment, Button, OutgoingReply
 from bot.storage.database import Database
 from bot.storage.models import Conversation, Customer, Message, utcnow
-from bot.storage.repositories import MessageRepository
+from bot.storage.repositories import ConversationRepository, MessageRepository
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=60)  # a claimed message is retried if its sender died mid-send
@@ -116,8 +116,16 @@ class Outbox:
     async def send_claimed(self, claimed: Sequence[Claimed]) -> int:
         """Send replies already leased to this process (e.g. by the turn that stored them)."""
         sent = 0
+        unavailable: set[tuple[str, str]] = set()  # (channel, customer) refused a reply: marked blocked
         for item in claimed:
-            sent += await self._send_one(item.message_id, item.target, item.reply)
+            recipient = (item.target.channel, item.target.customer_id)
+            if recipient in unavailable:
+                continue  # marking them blocked failed this reply too
+            error = await self._send_one(item.message_id, item.target, item.reply)
+            if error is None:
+                sent += 1
+            elif isinstance(error, RecipientUnavailable):
+                unavailable.add(recipient)
         return sent
 
     async def _claim(self, conversation_id: int | None) -> list[Claimed]:
@@ -151,7 +159,10 @@ class Outbox:
                 claimed.append(Claimed.of(row.id, conversation, external_id, _reply_of(row)))
         return claimed
 
-    async def _send_one(self, message_id: int, target: DeliveryTarget, reply: OutgoingReply) -> int:
+    async def _send_one(
+        self, message_id: int, target: DeliveryTarget, reply: OutgoingReply
+    ) -> SendError | None:
+        """Send one reply and record the outcome; return why it was not sent (None: sent)."""
         channel = self.channels[target.channel]
         error: SendError | None = None
         platform_id: str | None = None
@@ -164,13 +175,15 @@ class Outbox:
             error = SendError(f"{type(exc).__name__}: {exc}")
         if error is None:
             await self._sent.mark(message_id, platform_id)
-            return 1
+            return None
         async with self.database.session() as session:
             messages = MessageRepository(session)
             row = (await session.execute(select(Message).where(Message.id == message_id))).scalar_one()
             give_up = error.permanent or row.attempts + 1 >= self.settings.max_attempts
             backoff = error.retry_after or self.settings.base_backoff_seconds * (2**row.attempts)
             await messages.mark_attempt_failed(row, str(error), backoff, give_up)
+            if isinstance(error, RecipientUnavailable):  # their other pending replies would fail alike
+                await ConversationRepository(session).mark_blocked(target.channel, target.customer_id)
             log.warning(
                 "message %s to %s:%s not sent (attempt %s%s): %s",
                 message_id,
@@ -180,7 +193,7 @@ class Outbox:
                 ", giving up" if give_up else f", retry in {backoff:.1f}s",
                 error,
             )
-        return 0
+        return error
 
     def wake(self) -> None:
         self._wakeup.set()

@@ -21,7 +21,7 @@ import httpx
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.adapters.base import Channel, DeliveryTarget, ensure_free_form_allowed
+from bot.adapters.base import Channel, DeliveryTarget, WindowedChannel, ensure_free_form_allowed
 from bot.config import Settings
 from bot.errors import SendError, SupportBotError
 from bot.handoff.agents import AgentRepository, has_role
@@ -444,8 +444,7 @@ class LiveHandoff:
                     )
                 )
             channel = self.channels.get(conversation.channel)
-            send = getattr(channel, "send_template", None)
-            if channel is None or send is None:
+            if not isinstance(channel, WindowedChannel):
                 raise HandoffConflict(
                     f"the {conversation.channel} channel {'is not served by this process' if channel is None else 'has no templates'}"
                 )
@@ -465,7 +464,7 @@ class LiveHandoff:
             )
             audit(session, conversation.id, "template_sent", actor(agent), agent.id, message_id=row.id)
         try:
-            platform_id = await send(target)
+            platform_id = await channel.send_template(target)
         except SendError as exc:
             error: str | None = str(exc)
             platform_id = None

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from bot.adapters import telegram, whatsapp
+from bot.adapters import telegram, webhook
 from bot.adapters.telegram import TelegramChannel
 from bot.adapters.webchat import WebchatChannel
 from bot.adapters.whatsapp import WhatsAppChannel
@@ -46,8 +46,8 @@ MODELS: dict[str, type[BaseModel]] = {
         ApiError,
         InvalidRequest,
         telegram.WebhookAnswer,
-        whatsapp.WebhookTaken,
-        whatsapp.WebhookRefused,
+        webhook.WebhookTaken,
+        webhook.WebhookRefused,
     )
 }
 
