@@ -28,11 +28,11 @@ from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Header, Path, Query, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from fastapi.responses import StreamingResponse
 
 from bot.adapters.base import Channel, DeliveryTarget, Inbox
 from bot.adapters.registry import register_channel
+from bot.adapters.webchat_payloads import WebchatChat, WebchatIn, WebchatPosted, reply_body
 from bot.config import Settings, WebchatSettings
 from bot.messages import IncomingMessage, OutgoingReply
 from bot.storage.models import MAX_ID, row_id
@@ -45,7 +45,6 @@ CHANNEL = "webchat"
 PREFIX = "/api/v1/webchat"
 VISITOR_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
 VISITOR_HEADER = "X-Visitor-Id"
-MAX_TEXT = 8000  # characters a visitor may send in one message (the bot reads policy.max_message_chars)
 KEEPALIVE_SECONDS = 15.0
 SETTLE_SECONDS = 10.0  # a message older than this has been committed (ids are taken before commit)
 _VISITOR = re.compile(VISITOR_PATTERN)
@@ -60,35 +59,6 @@ VisitorHeader = Annotated[
 ]
 
 
-class WebchatIn(BaseModel):
-    text: str = Field(default="", max_length=MAX_TEXT, description="What the visitor typed")
-    payload: str | None = Field(
-        default=None, max_length=256, description="A pressed button's payload (send its title as text)"
-    )
-    client_message_id: str | None = Field(
-        default=None,
-        max_length=64,
-        pattern=r"^[A-Za-z0-9_.:-]+$",
-        description="Set it to resend safely after a network error: the same id is answered once",
-    )
-    name: str | None = Field(default=None, max_length=128, description="Shown to agents (visitor-provided)")
-    language: str | None = Field(
-        default=None, max_length=35, description="The browser's language, e.g. pl-PL"
-    )
-
-
-def _reply_json(message_id: int, reply: OutgoingReply) -> dict[str, Any]:
-    return {
-        "id": message_id,
-        "direction": "out",
-        "sender": "bot",
-        "agent": None,
-        "text": reply.text,
-        "buttons": [{"title": b.title, "payload": b.payload} for b in reply.buttons],
-        "attachments": [a.kind for a in reply.attachments],
-    }
-
-
 def _status(view: dict[str, Any]) -> dict[str, Any]:
     return {"state": view["state"], "queue_position": view["queue_position"], "agent": view["agent"]}
 
@@ -100,6 +70,17 @@ def _settled(at: str | None, now: datetime) -> bool:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return now - moment > timedelta(seconds=SETTLE_SECONDS)
+
+
+def _visitor(visitor_id: str | None) -> str:
+    if not visitor_id or not _VISITOR.match(visitor_id):
+        raise api_error(
+            422,
+            "invalid_visitor_id",
+            f"send the visitor id in the {VISITOR_HEADER} header: 16-64 characters of "
+            "A-Z a-z 0-9 _ - (a random id kept by the browser)",
+        )
+    return visitor_id
 
 
 @register_channel(CHANNEL)
@@ -162,206 +143,65 @@ class WebchatChannel(Channel):
     # --- inbound: the routes -------------------------------------------------------------------------
 
     def router(self, inbox: Inbox) -> APIRouter:
+        """Return the web chat's routes (see the module's docstring)."""
         # every route checks the visitor id (422 invalid_visitor_id) and reads the chat (503 unavailable)
         router = APIRouter(prefix=PREFIX, tags=["webchat"], responses=errors(422, 503))
-        limiter = inbox.limiter or self.limiter
-
-        def visitor(visitor_id: str | None) -> str:
-            if not visitor_id or not _VISITOR.match(visitor_id):
-                raise api_error(
-                    422,
-                    "invalid_visitor_id",
-                    f"send the visitor id in the {VISITOR_HEADER} header: 16-64 characters of "
-                    "A-Z a-z 0-9 _ - (a random id kept by the browser)",
-                )
-            return visitor_id
-
-        async def view(visitor_id: str, after: int | None) -> dict[str, Any]:
-            if inbox.chat_view is None:
-                raise api_error(
-                    503, "unavailable", "this process cannot read chats (no chat_view in the inbox)"
-                )
-            return await inbox.chat_view(CHANNEL, visitor_id, after)
-
-        async def limit(request: Request, visitor_id: str, cors: dict[str, str]) -> None:
-            settings = self.settings
-            quotas = [Quota(f"webchat:visitor:{digest(visitor_id)}", settings.rate_limit_per_minute, 60.0)]
-            if settings.rate_limit_per_address_per_minute:
-                address = request.client.host if request.client else "unknown"
-                quotas.append(
-                    Quota(f"webchat:address:{address}", settings.rate_limit_per_address_per_minute, 60.0)
-                )
-            hit = await limiter.hit(*quotas)
-            if not hit.allowed:
-                retry = hit.retry_seconds
-                raise api_error(
-                    429,
-                    "rate_limited",
-                    f"too many messages (at most {settings.rate_limit_per_minute} a minute); "
-                    f"try again in {retry} s",
-                    {"Retry-After": str(retry), **cors},
-                )
-
-        async def post_message(
-            request: Request, visitor_id: str | None, body: WebchatIn, origin: str | None
-        ) -> JSONResponse:
-            cors = self._cors(origin)
-            visitor_id = visitor(visitor_id)
-            await limit(request, visitor_id, cors)
-            if not body.text.strip() and not body.payload:
-                raise api_error(422, "empty_message", "send some text (or a button's payload)", cors)
-            message = IncomingMessage(
-                channel=CHANNEL,
-                chat_id=visitor_id,
-                customer_id=visitor_id,
-                text=body.text,
-                display_name=(body.name or "").strip() or None,
-                language_hint=body.language,
-                platform_message_id=body.client_message_id or uuid.uuid4().hex,
-                payload=body.payload,
-            )
-            try:
-                result = await inbox.receive(message)
-            except Exception as exc:
-                log.exception(
-                    "webchat: the message of visitor ~%s could not be handled (text %r)",
-                    digest(visitor_id)[:8],
-                    body.text[:200],
-                )
-                raise api_error(
-                    503,
-                    "unavailable",
-                    f"the message could not be handled ({type(exc).__name__}); send it again "
-                    "with the same client_message_id",
-                    cors,
-                ) from exc
-            replies = [_reply_json(message_id, reply) for message_id, reply in result.replies]
-            state = await view(visitor_id, None)
-            return JSONResponse(
-                {
-                    **_status(state),
-                    "duplicate": bool(result.duplicate),
-                    "replies": replies,
-                    "last_id": state["last_id"],
-                },
-                headers=cors,
-            )
-
-        async def get_messages(visitor_id: str | None, after: int, origin: str | None) -> JSONResponse:
-            visitor_id = visitor(visitor_id)
-            state = await view(visitor_id, after)
-            return JSONResponse(
-                {**_status(state), "last_id": state["last_id"], "messages": state["messages"]},
-                headers=self._cors(origin),
-            )
-
-        async def events(
-            request: Request,
-            visitor_id: str | None,
-            since: int | None,
-            last_event_id: str | None,
-            origin: str | None,
-        ) -> StreamingResponse:
-            visitor_id = visitor(visitor_id)
-            start = since
-            resume = row_id(last_event_id)
-            if resume is not None:  # EventSource reconnecting: resume after it
-                start = max(start or 0, resume)
-            first = await view(visitor_id, start)
-            return StreamingResponse(
-                self._stream(request, visitor_id, start, first, view),
-                media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **self._cors(origin)},
-            )
-
-        stream_doc: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {}}}}
-        posting_doc = errors(
-            429,
-            422,
-            described={
-                422: "A bad visitor id (invalid_visitor_id), no text nor payload (empty_message), "
-                "or the request failed validation",
-                429: "Too many messages from this visitor (or address): wait Retry-After seconds; not stored",
-            },
-        )
-
+        routes = _Routes(self, inbox)
         # The visitor id travels in a header, so it never lands in an access log or a proxy's log.
-
-        @router.options("/messages", include_in_schema=False)
-        @router.options("/events", include_in_schema=False)
-        async def preflight(origin: Origin = None) -> Response:
-            return Response(status_code=204, headers=self._cors(origin))
-
-        @router.post(
-            "/messages", summary="Send a visitor's message; returns the bot's replies", responses=posting_doc
+        # (The names keep the published operationIds as they were.)
+        add = router.add_api_route
+        add("/messages", routes.preflight, methods=["OPTIONS"], include_in_schema=False)
+        add("/events", routes.preflight, methods=["OPTIONS"], include_in_schema=False)
+        add(
+            "/messages",
+            routes.post_message,
+            methods=["POST"],
+            name="post_message_route",
+            summary="Send a visitor's message; returns the bot's replies",
+            responses=_POSTING_DOC,
         )
-        async def post_message_route(
-            request: Request, body: WebchatIn, x_visitor_id: VisitorHeader = None, origin: Origin = None
-        ) -> JSONResponse:
-            return await post_message(request, x_visitor_id, body, origin)
-
-        @router.get("/messages", summary="The stored chat, both directions, oldest first")
-        async def get_messages_route(
-            x_visitor_id: VisitorHeader = None, after: After = 0, origin: Origin = None
-        ) -> JSONResponse:
-            return await get_messages(x_visitor_id, after, origin)
-
-        @router.get(
+        add(
+            "/messages",
+            routes.get_messages,
+            methods=["GET"],
+            name="get_messages_route",
+            summary="The stored chat, both directions, oldest first",
+        )
+        add(
             "/events",
+            routes.events,
+            methods=["GET"],
+            name="events_route",
             summary="Later replies (agents, queue updates) and state changes, as Server-Sent Events",
-            response_class=StreamingResponse,
-            responses=stream_doc,
+            **_STREAM_DOC,
         )
-        async def events_route(
-            request: Request,
-            x_visitor_id: VisitorHeader = None,
-            since: Since = None,
-            last_event_id: LastEventId = None,
-            origin: Origin = None,
-        ) -> StreamingResponse:
-            return await events(request, x_visitor_id, since, last_event_id, origin)
-
         # Deprecated: the visitor id in the path (older front ends; plain EventSource). It works the
         # same, but the id is then written to every access log on the way (ours redacts it).
-
-        @router.options("/{visitor_id}/messages", include_in_schema=False)
-        @router.options("/{visitor_id}/events", include_in_schema=False)
-        async def legacy_preflight(visitor_id: Visitor, origin: Origin = None) -> Response:
-            return Response(status_code=204, headers=self._cors(origin))
-
-        @router.post(
+        add("/{visitor_id}/messages", routes.legacy_preflight, methods=["OPTIONS"], include_in_schema=False)
+        add("/{visitor_id}/events", routes.legacy_preflight, methods=["OPTIONS"], include_in_schema=False)
+        add(
             "/{visitor_id}/messages",
+            routes.legacy_post_message,
+            methods=["POST"],
             deprecated=True,
             summary="Deprecated: use POST /messages",
-            responses=posting_doc,
+            responses=_POSTING_DOC,
         )
-        async def legacy_post_message(
-            request: Request, visitor_id: Visitor, body: WebchatIn, origin: Origin = None
-        ) -> JSONResponse:
-            return await post_message(request, visitor_id, body, origin)
-
-        @router.get("/{visitor_id}/messages", deprecated=True, summary="Deprecated: use GET /messages")
-        async def legacy_get_messages(
-            visitor_id: Visitor, after: After = 0, origin: Origin = None
-        ) -> JSONResponse:
-            return await get_messages(visitor_id, after, origin)
-
-        @router.get(
+        add(
+            "/{visitor_id}/messages",
+            routes.legacy_get_messages,
+            methods=["GET"],
+            deprecated=True,
+            summary="Deprecated: use GET /messages",
+        )
+        add(
             "/{visitor_id}/events",
+            routes.legacy_events,
+            methods=["GET"],
             deprecated=True,
             summary="Deprecated: use GET /events",
-            response_class=StreamingResponse,
-            responses=stream_doc,
+            **_STREAM_DOC,
         )
-        async def legacy_events(
-            request: Request,
-            visitor_id: Visitor,
-            since: Since = None,
-            last_event_id: LastEventId = None,
-            origin: Origin = None,
-        ) -> StreamingResponse:
-            return await events(request, visitor_id, since, last_event_id, origin)
-
         return router
 
     async def _stream(
@@ -430,3 +270,182 @@ class WebchatChannel(Channel):
                 if quiet >= KEEPALIVE_SECONDS:
                     quiet = 0.0
                     yield ": keepalive\n\n"
+
+
+_STREAM_DOC: dict[str, Any] = {
+    "response_class": StreamingResponse,
+    "responses": {200: {"content": {"text/event-stream": {}}}},
+}
+_POSTING_DOC = errors(
+    429,
+    422,
+    described={
+        422: "A bad visitor id (invalid_visitor_id), no text nor payload (empty_message), "
+        "or the request failed validation",
+        429: "Too many messages from this visitor (or address): wait Retry-After seconds; not stored",
+    },
+)
+
+
+class _Routes:
+    """The web chat's endpoints for one channel and its inbox (FastAPI calls the bound methods)."""
+
+    def __init__(self, channel: WebchatChannel, inbox: Inbox) -> None:
+        self.channel = channel
+        self.inbox = inbox
+        self.limiter = inbox.limiter or channel.limiter
+
+    async def preflight(self, origin: Origin = None) -> Response:
+        return Response(status_code=204, headers=self.channel._cors(origin))
+
+    async def legacy_preflight(self, visitor_id: Visitor, origin: Origin = None) -> Response:
+        return Response(status_code=204, headers=self.channel._cors(origin))
+
+    async def post_message(
+        self,
+        request: Request,
+        response: Response,
+        body: WebchatIn,
+        x_visitor_id: VisitorHeader = None,
+        origin: Origin = None,
+    ) -> WebchatPosted:
+        return await self._post(request, response, x_visitor_id, body, origin)
+
+    async def legacy_post_message(
+        self,
+        request: Request,
+        response: Response,
+        visitor_id: Visitor,
+        body: WebchatIn,
+        origin: Origin = None,
+    ) -> WebchatPosted:
+        return await self._post(request, response, visitor_id, body, origin)
+
+    async def get_messages(
+        self, response: Response, x_visitor_id: VisitorHeader = None, after: After = 0, origin: Origin = None
+    ) -> WebchatChat:
+        return await self._chat(response, x_visitor_id, after, origin)
+
+    async def legacy_get_messages(
+        self, response: Response, visitor_id: Visitor, after: After = 0, origin: Origin = None
+    ) -> WebchatChat:
+        return await self._chat(response, visitor_id, after, origin)
+
+    async def events(
+        self,
+        request: Request,
+        x_visitor_id: VisitorHeader = None,
+        since: Since = None,
+        last_event_id: LastEventId = None,
+        origin: Origin = None,
+    ) -> StreamingResponse:
+        return await self._events(request, x_visitor_id, since, last_event_id, origin)
+
+    async def legacy_events(
+        self,
+        request: Request,
+        visitor_id: Visitor,
+        since: Since = None,
+        last_event_id: LastEventId = None,
+        origin: Origin = None,
+    ) -> StreamingResponse:
+        return await self._events(request, visitor_id, since, last_event_id, origin)
+
+    async def _post(
+        self,
+        request: Request,
+        response: Response,
+        visitor_id: str | None,
+        body: WebchatIn,
+        origin: str | None,
+    ) -> WebchatPosted:
+        cors = self.channel._cors(origin)
+        visitor_id = _visitor(visitor_id)
+        await self._limit(request, visitor_id, cors)
+        if not body.text.strip() and not body.payload:
+            raise api_error(422, "empty_message", "send some text (or a button's payload)", cors)
+        message = IncomingMessage(
+            channel=CHANNEL,
+            chat_id=visitor_id,
+            customer_id=visitor_id,
+            text=body.text,
+            display_name=(body.name or "").strip() or None,
+            language_hint=body.language,
+            platform_message_id=body.client_message_id or uuid.uuid4().hex,
+            payload=body.payload,
+        )
+        try:
+            received = await self.inbox.receive(message)
+        except Exception as exc:
+            log.exception(
+                "webchat: the message of visitor ~%s could not be handled (text %r)",
+                digest(visitor_id)[:8],
+                body.text[:200],
+            )
+            raise api_error(
+                503,
+                "unavailable",
+                f"the message could not be handled ({type(exc).__name__}); send it again "
+                "with the same client_message_id",
+                cors,
+            ) from exc
+        state = await self.view(visitor_id, None)
+        response.headers.update(cors)
+        return WebchatPosted(
+            **_status(state),
+            duplicate=received.duplicate,
+            replies=[reply_body(message_id, reply) for message_id, reply in received.replies],
+            last_id=state["last_id"],
+        )
+
+    async def _chat(
+        self, response: Response, visitor_id: str | None, after: int, origin: str | None
+    ) -> WebchatChat:
+        visitor_id = _visitor(visitor_id)
+        state = await self.view(visitor_id, after)
+        response.headers.update(self.channel._cors(origin))
+        return WebchatChat(**_status(state), last_id=state["last_id"], messages=state["messages"])
+
+    async def _events(
+        self,
+        request: Request,
+        visitor_id: str | None,
+        since: int | None,
+        last_event_id: str | None,
+        origin: str | None,
+    ) -> StreamingResponse:
+        visitor_id = _visitor(visitor_id)
+        start = since
+        resume = row_id(last_event_id)
+        if resume is not None:  # EventSource reconnecting: resume after it
+            start = max(start or 0, resume)
+        first = await self.view(visitor_id, start)
+        return StreamingResponse(
+            self.channel._stream(request, visitor_id, start, first, self.view),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **self.channel._cors(origin)},
+        )
+
+    async def view(self, visitor_id: str, after: int | None) -> dict[str, Any]:
+        """Return the visitor's chat (Inbox.chat_view); 503 when this process cannot read chats."""
+        if self.inbox.chat_view is None:
+            raise api_error(503, "unavailable", "this process cannot read chats (no chat_view in the inbox)")
+        return await self.inbox.chat_view(CHANNEL, visitor_id, after)
+
+    async def _limit(self, request: Request, visitor_id: str, cors: dict[str, str]) -> None:
+        settings = self.channel.settings
+        quotas = [Quota(f"webchat:visitor:{digest(visitor_id)}", settings.rate_limit_per_minute, 60.0)]
+        if settings.rate_limit_per_address_per_minute:
+            address = request.client.host if request.client else "unknown"
+            quotas.append(
+                Quota(f"webchat:address:{address}", settings.rate_limit_per_address_per_minute, 60.0)
+            )
+        hit = await self.limiter.hit(*quotas)
+        if not hit.allowed:
+            retry = hit.retry_seconds
+            raise api_error(
+                429,
+                "rate_limited",
+                f"too many messages (at most {settings.rate_limit_per_minute} a minute); try again in {retry} s",
+                {"Retry-After": str(retry), **cors},
+            )

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from bot.adapters import telegram, webhook
+from bot.adapters import telegram, webchat_payloads, webhook
 from bot.adapters.telegram import TelegramChannel
 from bot.adapters.webchat import WebchatChannel
 from bot.adapters.whatsapp import WhatsAppChannel
@@ -48,6 +48,8 @@ MODELS: dict[str, type[BaseModel]] = {
         telegram.WebhookAnswer,
         webhook.WebhookTaken,
         webhook.WebhookRefused,
+        webchat_payloads.WebchatPosted,
+        webchat_payloads.WebchatChat,
     )
 }
 
@@ -243,6 +245,8 @@ async def test_error_answers_are_documented_with_their_bodies(service: SupportBo
         await expect(422, "POST", "/api/v1/webchat/messages", headers=visitor, json={"text": "x" * 8001})
         await expect(422, "POST", "/api/v1/webchat/messages", headers=visitor, json={"text": "  "})
         await expect(429, "POST", "/api/v1/webchat/messages", headers=visitor, json={"text": "  "})
+        await expect(200, "GET", "/api/v1/webchat/messages", headers=visitor)
+        await expect(200, "GET", "/api/v1/webchat/v-openapi-0123456789/messages", params={"after": 0})
 
         # the webhooks
         tg = "/webhooks/telegram"
