@@ -159,6 +159,8 @@ class ConsoleSettings(BaseModel):
 
 
 class ChannelsSettings(BaseModel):
+    # One field per channel, named like its module bot/adapters/<name>.py: `supportbot run` starts each one
+    # whose settings enable it (bot/adapters/registry.py). A new channel adds its settings model here.
     telegram: TelegramSettings = TelegramSettings()
     whatsapp: WhatsAppSettings = WhatsAppSettings()
     webchat: WebchatSettings = WebchatSettings()
