@@ -10,6 +10,7 @@ from typing import Any
 
 from threadpoolctl import threadpool_limits
 
+from bot.actions.runner import ActionRunner, configured_runner
 from bot.adapters.base import Channel, Inbox
 from bot.config import Settings
 from bot.content.yamlfile import content_files
@@ -42,8 +43,11 @@ class SupportBot:
         handoff: Handoff | None = None,
         database: Database | None = None,
         limiter: Limiter | None = None,
+        actions: ActionRunner | None = None,
     ) -> None:
         self.settings = settings
+        # custom actions (rasa-sdk): an action server or a package in this process (bot/actions/runner.py)
+        self.actions = actions or configured_runner(settings.actions, settings.base_dir)
         # rate limits (agent log-in, web chat): in this process, or shared through Redis (redis.url)
         self.limiter = limiter or make_limiter(settings)
         self.database = database or Database(settings.database_url, echo=settings.database.echo)
@@ -67,6 +71,7 @@ class SupportBot:
             self.handoff,
             self.executor,
             sends_on=lambda channel: channel in self.channels,
+            actions=self.actions,
         )
         self.outbox = Outbox(self.database, self.channels, settings.outbox)
         # webhook bodies acknowledged but not yet processed, replayed after a crash (bot/delivery/spool.py)
@@ -85,6 +90,8 @@ class SupportBot:
     async def start(self, background: bool = False, progress: bool = True) -> None:
         """Migrate the database, load the KB and the model; with background, run outbox, spool and channels."""
         await self.database.migrate()
+        if self.actions is not None:
+            await self.actions.start()  # imports actions.package (a mistake there stops the start)
         loop = asyncio.get_running_loop()
         if self._encoder is None:
             self._encoder = await loop.run_in_executor(
@@ -187,6 +194,9 @@ class SupportBot:
         await self.database.close()
         with suppress(Exception):
             await self.limiter.close()
+        if self.actions is not None:
+            with suppress(Exception):
+                await self.actions.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
         if self._blas_limit is not None:
             self._blas_limit.restore_original_limits()

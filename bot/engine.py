@@ -6,11 +6,22 @@ import asyncio
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.actions.outcome import ACTION_PAYLOAD, ACTIVE_LOOP, failure_reply
+from bot.actions.runner import ActionRunner
+from bot.actions.tracker import (
+    action_call,
+    conversation_events,
+    domain,
+    latest_message,
+    sender_id,
+    tracker_slots,
+)
+from bot.actions.turn import PendingAction, run_actions
 from bot.config import Settings
 from bot.content.knowledge import KBEntry
 from bot.delivery.outbox import Claimed, lease_end
@@ -32,6 +43,10 @@ log = logging.getLogger(__name__)
 
 UNDERSTANDING_FAILED = "bot_error"  # the handoff reason when the intent layer raised on a message
 UNDERSTANDING_TIMED_OUT = "bot_timeout"  # ... or had no decision within policy.understanding_timeout_seconds
+ACTION_FAILED = (
+    "action_failed"  # the handoff reason when a custom action failed (actions.on_failure: handoff)
+)
+ACTION_HANDOFF = "action_handoff"  # ... when it asked for a person (ConversationPaused)
 START_PAYLOAD = "start"  # a messenger's "start" (Telegram /start): greeting plus a menu of topics
 HUMAN_PAYLOAD = "human"
 BOT_PAYLOAD = "bot"
@@ -51,6 +66,7 @@ class TurnResult:
     duplicate: bool = False
     edited: bool = False
     claimed: list[Claimed] = field(default_factory=list)  # replies leased to this process to send now
+    pending: PendingAction | None = None  # a custom action to run once the message is committed
 
 
 @dataclass
@@ -61,6 +77,11 @@ class _Plan:
     miss: bool = False
     reset_misses: bool = False
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    action: str | None = None  # a custom action answers (bot/actions), for `action_label`
+    action_label: str = ""  # the KB entry or intent that chose it
+    fallback_answer: str | None = None  # the KB entry's answer, said if the action fails (policy reply)
+    early_replies: list[OutgoingReply] = field(default_factory=list)  # stored before a handoff (on the card)
+    card: dict[str, Any] | None = None  # extra for the agent's context card
 
 
 class ConversationEngine:
@@ -74,8 +95,10 @@ class ConversationEngine:
         handoff: Handoff,
         executor: Executor | None = None,
         sends_on: Callable[[str], bool] | None = None,
+        actions: ActionRunner | None = None,
     ) -> None:
         self.settings = settings
+        self.actions = actions  # where custom actions run (actions.url / actions.package), if anywhere
         self.database = database
         self._matcher = matcher
         self.handoff = handoff
@@ -101,6 +124,7 @@ class ConversationEngine:
         are stored (in the outbox) in the same transaction as the message, before anything sends them.
         """
         deadline = asyncio.get_running_loop().time() + self.settings.policy.understanding_timeout_seconds
+        message = _typed_action_button(message)
         understanding = None if message.edited else self._start_understanding(message)
         try:
             async with self._lock_for(message):
@@ -110,7 +134,10 @@ class ConversationEngine:
                         return edited
                     understanding = self._start_understanding(message)
                 decision = await self._decision(understanding, deadline)
-                return await self._turn(message, decision)
+                result = await self._turn(message, decision)
+                if result.pending is not None:  # the message is stored: now the action, outside a transaction
+                    result = await self._finish_action(result.pending)
+                return result
         finally:
             if understanding is not None and not understanding.done():
                 understanding.cancel()
@@ -228,6 +255,29 @@ class ConversationEngine:
             plan = self._plan_bot_state(conversation, message, decision, language)
         for kind, data in plan.events:
             await conversations.add_event(conversation.id, kind, "customer", data)
+        if plan.action is not None:
+            return await self._start_action(
+                session, customer, conversation, inbound, message, decision, language, summary, plan
+            )
+        return await self._carry_out(
+            session, customer, conversation, inbound, message, decision, language, summary, plan
+        )
+
+    async def _carry_out(
+        self,
+        session: AsyncSession,
+        customer: Customer,
+        conversation: Conversation,
+        inbound: int,
+        message: IncomingMessage,
+        decision: Decision | None,
+        language: str,
+        summary: dict[str, Any] | None,
+        plan: _Plan,
+    ) -> TurnResult:
+        """Store the planned replies (and hand off, leave the queue, count misses) for the message `inbound`."""
+        conversations = ConversationRepository(session)
+        early = TurnResult(conversation.id, conversation.state)
         if plan.back_to_bot:
             await conversations.transition(conversation, State.BOT, "customer", "back_to_bot")
             await self.handoff.cancelled(session, conversation)
@@ -239,7 +289,12 @@ class ConversationEngine:
                 plan.replies = []
                 plan.handoff_reason = "repeated_misses"
         if plan.handoff_reason and conversation.state == State.BOT:
-            plan.replies.append(await self._hand_off(session, conversation, plan.handoff_reason, language))
+            if plan.early_replies:  # stored first, so the transcript on the agent's card has them
+                await self._store_replies(session, customer, conversation, plan.early_replies, summary, early)
+                await session.flush()
+            plan.replies.append(
+                await self._hand_off(session, conversation, plan.handoff_reason, language, plan.card)
+            )
             if summary is not None:
                 summary = {**summary, "decision": "handoff", "reason": plan.handoff_reason}
             else:
@@ -251,11 +306,13 @@ class ConversationEngine:
                     "reason": plan.handoff_reason,
                 }
             await MessageRepository(session).set_decision_by_id(inbound, summary)
+        else:
+            plan.replies[:0] = plan.early_replies
         if len(message.text) > self.settings.policy.max_message_chars and plan.replies:
             first = plan.replies[0]
             note = phrase("long_message", language)
             plan.replies[0] = OutgoingReply(f"{first.text}\n\n{note}", first.buttons, first.attachments)
-        result = TurnResult(conversation.id, conversation.state)
+        result = TurnResult(conversation.id, conversation.state, replies=early.replies, claimed=early.claimed)
         await self._store_replies(session, customer, conversation, plan.replies, summary, result)
         result.decision = decision
         if plan.handoff_reason and (decision is None or decision.kind != "handoff"):
@@ -267,6 +324,103 @@ class ConversationEngine:
                 candidates=decision.candidates if decision else (),
             )
         return result
+
+    async def _start_action(
+        self,
+        session: AsyncSession,
+        customer: Customer,
+        conversation: Conversation,
+        inbound: int,
+        message: IncomingMessage,
+        decision: Decision | None,
+        language: str,
+        summary: dict[str, Any] | None,
+        plan: _Plan,
+    ) -> TurnResult:
+        """Build the action's call from the stored conversation; the turn ends here, the action runs next."""
+        assert plan.action is not None
+        matcher = self._matcher()
+        history = self.settings.actions.history
+        transcript = await MessageRepository(session).transcript(conversation.id, limit=history + 1)
+        slots = tracker_slots(customer, conversation, language)
+        label = plan.action_label or plan.action
+        latest = latest_message(message.text, label, decision, conversation.channel, language)
+        labels = [e.id for e in matcher.kb.entries] + [i.name for i in matcher.intents.intents]
+        names = {e.action for e in matcher.kb.entries if e.action} | set(self._intent_actions().values())
+        call = action_call(
+            plan.action,
+            sender_id(conversation.channel, customer.external_id),
+            slots,
+            latest,
+            conversation_events(transcript, conversation.channel, history + 1),
+            domain(names | {plan.action}, labels, slots),
+            (conversation.slots or {}).get(ACTIVE_LOOP),
+        )
+        base = summary or {
+            "decision": "answer",
+            "kind": "action",
+            "label": label,
+            "score": 1.0,
+            "reason": "button",
+        }
+        summary = {**base, "action": plan.action, "entities": latest["entities"]}
+        await MessageRepository(session).set_decision_by_id(inbound, summary)
+        pending = PendingAction(
+            call,
+            conversation.id,
+            inbound,
+            message,
+            decision,
+            language,
+            summary,
+            plan.fallback_answer,
+            dict(conversation.slots or {}),
+        )
+        return TurnResult(conversation.id, conversation.state, decision, pending=pending)
+
+    async def _finish_action(self, pending: PendingAction) -> TurnResult:
+        """Run the action (never raises), then store what it said and set, or apply its failure policy."""
+        outcome = await run_actions(
+            self.actions, pending, self.settings.actions, self.settings.kb.default_language
+        )
+        if outcome.failure is None and not outcome.replies and not outcome.handoff:
+            log.error(
+                "custom action %s said nothing; treated as failed (a customer is never left without a reply)",
+                pending.action,
+            )
+            outcome.failure, outcome.failed_action = (
+                "the action said nothing",
+                outcome.ran[-1] if outcome.ran else pending.action,
+            )
+        async with self.database.session() as session:
+            conversations = ConversationRepository(session)
+            conversation = await conversations.get(pending.conversation_id, lock=True)
+            customer = await conversations.customer(conversation.customer_id) if conversation else None
+            if conversation is None or customer is None:  # deleted meanwhile (an operator's clean-up)
+                return TurnResult(pending.conversation_id, "", pending.decision)
+            if outcome.ran:
+                conversation.slots = outcome.slots or None
+            plan = _Plan(card={"action": outcome.card()}, early_replies=outcome.replies)
+            if outcome.failure is not None:
+                if self.settings.actions.failure_policy(outcome.failed_action or pending.action) == "reply":
+                    plan.replies.append(failure_reply(pending.fallback_answer, pending.language))
+                else:
+                    plan.handoff_reason = ACTION_FAILED
+            else:
+                plan.reset_misses = True
+                plan.handoff_reason = ACTION_HANDOFF if outcome.handoff else None
+            await conversations.add_event(conversation.id, "custom_action", "bot", outcome.card())
+            return await self._carry_out(
+                session,
+                customer,
+                conversation,
+                pending.inbound_id,
+                pending.message,
+                pending.decision,
+                pending.language,
+                pending.summary,
+                plan,
+            )
 
     async def _store_replies(
         self,
@@ -323,9 +477,12 @@ class ConversationEngine:
         elif payload.startswith(ENTRY_PAYLOAD) and matcher.kb.get(payload[len(ENTRY_PAYLOAD) :]):
             entry = matcher.kb.get(payload[len(ENTRY_PAYLOAD) :])
             assert entry is not None
-            plan.replies.append(self._answer(entry, language))
+            self._answer_entry(plan, entry, language)
             plan.reset_misses = True
             plan.events.append(("clarification_chosen", {"entry": entry.id}))
+        elif payload.startswith(ACTION_PAYLOAD):  # an action's button: "/name" runs that action
+            plan.action, plan.action_label = self._action_named(payload[len(ACTION_PAYLOAD) :].lstrip("/"))
+            plan.reset_misses = True
         elif payload.startswith(FEEDBACK_PAYLOAD):
             _, vote, entry_id = [*payload.split(":", 2), "", ""][:3]
             plan.events.append(("answer_feedback", {"vote": vote, "entry": entry_id}))
@@ -339,10 +496,14 @@ class ConversationEngine:
             plan.replies.append(self._no_text_reply(message, language))
         elif decision.kind == "handoff":
             plan.handoff_reason = decision.label or decision.reason
+        elif decision.kind in ("fallback", "clarify") and (conversation.slots or {}).get(ACTIVE_LOOP):
+            plan.action = plan.action_label = str(
+                (conversation.slots or {})[ACTIVE_LOOP]
+            )  # it asked for this
         elif decision.kind == "answer" and decision.label and matcher.kb.get(decision.label):
             entry = matcher.kb.get(decision.label)
             assert entry is not None
-            plan.replies.append(self._answer(entry, language))
+            self._answer_entry(plan, entry, language)
             plan.reset_misses = True
         elif decision.kind == "clarify":
             buttons = [
@@ -352,6 +513,9 @@ class ConversationEngine:
             ]
             buttons.append(Button(phrase("offer_human", language), HUMAN_PAYLOAD))
             plan.replies.append(OutgoingReply(phrase("clarify", language), tuple(buttons)))
+            plan.reset_misses = True
+        elif decision.kind == "respond" and decision.label in self._intent_actions():
+            plan.action, plan.action_label = self._intent_actions()[decision.label], decision.label
             plan.reset_misses = True
         elif decision.kind == "respond" and decision.label in PHRASES:
             plan.replies.append(OutgoingReply(phrase(decision.label, language)))
@@ -364,6 +528,27 @@ class ConversationEngine:
             plan.replies.append(OutgoingReply(phrase(key, language), offer))
             plan.miss = key == "fallback"
         return plan
+
+    def _answer_entry(self, plan: _Plan, entry: KBEntry, language: str) -> None:
+        """Answer with the entry's custom action when it names one and actions run, else with its text."""
+        default = self.settings.kb.default_language
+        if entry.action and (self.actions is not None or not entry.answer):
+            plan.action, plan.action_label = entry.action, entry.id
+            plan.fallback_answer = entry.answer_in(language, default) if entry.answer else None
+        else:
+            plan.replies.append(self._answer(entry, language))
+
+    def _intent_actions(self) -> dict[str, str]:
+        """Return the intents answered by a custom action (intents.actions other than respond/handoff)."""
+        return {k: v for k, v in self.settings.intents.actions.items() if v not in ("respond", "handoff")}
+
+    def _action_named(self, name: str) -> tuple[str, str]:
+        """Return (action, label) for an action button's "/name": an intent or entry that names one, or itself."""
+        name = name.split("{", 1)[0].strip()
+        entry = self._matcher().kb.get(name)
+        if entry is not None and entry.action:
+            return entry.action, entry.id
+        return self._intent_actions().get(name, name), name
 
     def _no_text_reply(self, message: IncomingMessage, language: str) -> OutgoingReply:
         kinds = [a.kind for a in message.attachments]
@@ -393,7 +578,12 @@ class ConversationEngine:
         )
 
     async def _hand_off(
-        self, session: Any, conversation: Conversation, reason: str, language: str
+        self,
+        session: Any,
+        conversation: Conversation,
+        reason: str,
+        language: str,
+        card: dict[str, Any] | None = None,
     ) -> OutgoingReply:
         conversations = ConversationRepository(session)
         await conversations.transition(conversation, State.WAITING, "bot", reason)
@@ -402,6 +592,8 @@ class ConversationEngine:
         assert customer is not None
         transcript = await MessageRepository(session).transcript(conversation.id)
         context = build_context(conversation, customer, transcript, reason)
+        if card:
+            context.update(card)
         ticket = await self.handoff.enqueue(session, conversation, context, reason)
         key = "handoff_after_misses" if reason == "repeated_misses" else "handoff"
         text = phrase(key, language, position=ticket.position)
@@ -410,6 +602,14 @@ class ConversationEngine:
         if ticket.notice:  # the estimated wait, or when agents are back
             text = f"{text} {ticket.notice}"
         return OutgoingReply(text, (Button(_cancel_title(language), BOT_PAYLOAD),))
+
+
+def _typed_action_button(message: IncomingMessage) -> IncomingMessage:
+    """An action's button whose payload is text (not "/action") reads as if the customer typed it."""
+    payload = message.payload or ""
+    if payload.startswith(ACTION_PAYLOAD) and not payload[len(ACTION_PAYLOAD) :].startswith("/"):
+        return replace(message, text=payload[len(ACTION_PAYLOAD) :], payload=None)
+    return message
 
 
 def _cancel_title(language: str) -> str:

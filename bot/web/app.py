@@ -101,6 +101,9 @@ def create_app(bot: SupportBot, start: bool = True) -> FastAPI:
         except RuntimeError:
             checks["kb_entries"] = 0
             healthy = False
+        if bot.actions is not None:
+            # reported, not failed on: a restart of supportbot would not bring an action server back
+            checks["actions"] = {"where": bot.actions.where, "status": await bot.actions.health()}
         checks["status"] = "ok" if healthy else "degraded"
         return JSONResponse(checks, status_code=200 if healthy else 503)
 
