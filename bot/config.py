@@ -270,6 +270,12 @@ class RedisSettings(BaseModel):
     timeout_seconds: float = Field(default=2.0, gt=0)  # connect and per command; then counted in-process
 
 
+class RasaSettings(BaseModel):
+    """The API a Rasa assistant's action server calls (bot/integrations/rasa_api.py); off without a token."""
+
+    api_token: str | None = None  # the Bearer token action_supportbot_faq / _handoff send; None = API off
+
+
 class Settings(BaseSettings):
     """Everything configurable; see the shipped config.yaml for documentation of every key."""
 
@@ -288,6 +294,7 @@ class Settings(BaseSettings):
     handoff: HandoffSettings = HandoffSettings()
     console: ConsoleSettings = ConsoleSettings()
     redis: RedisSettings = RedisSettings()
+    rasa: RasaSettings = RasaSettings()
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @classmethod

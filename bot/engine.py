@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -165,6 +166,64 @@ class ConversationEngine:
         except Exception:
             log.exception("the intent layer failed on a message; handing the conversation to a person")
             return Decision("handoff", None, 0.0, UNDERSTANDING_FAILED)
+
+    async def hand_off_from_outside(
+        self, message: IncomingMessage, reason: str, history: Sequence[tuple[str, str, datetime]] = ()
+    ) -> TurnResult:
+        """Store `message` and hand its conversation to a person, as another bot asked (a Rasa assistant).
+
+        `history` is that bot's transcript, (customer | bot, text, when): the turns newer than what is
+        stored are stored first, so the agent's card shows them. A conversation already with people gets
+        the message like any other.
+        """
+        async with self._lock_for(message), self.database.session() as session:
+            conversations = ConversationRepository(session)
+            customer, conversation = await conversations.customer_and_conversation(message)
+            await self._store_history(session, conversation, message, history)
+            inbound = await MessageRepository(session).add_inbound(conversation, message, None)
+            if inbound is None:
+                return TurnResult(conversation.id, conversation.state, duplicate=True)
+            settings = self.settings.kb
+            language = choose_language(
+                message.text,
+                message.language_hint,
+                conversation.language,
+                settings.languages,
+                settings.default_language,
+            )
+            conversation.language = customer.language = language
+            if conversation.state in HUMAN_STATES:
+                stored = await session.get(Message, inbound)
+                assert stored is not None
+                await self.handoff.customer_message(session, conversation, stored)
+                return TurnResult(conversation.id, conversation.state)
+            plan = _Plan(handoff_reason=reason)
+            return await self._carry_out(
+                session, customer, conversation, inbound, message, None, language, None, plan
+            )
+
+    async def _store_history(
+        self,
+        session: AsyncSession,
+        conversation: Conversation,
+        message: IncomingMessage,
+        history: Sequence[tuple[str, str, datetime]],
+    ) -> None:
+        """Store another bot's turns that are newer than this conversation's last stored message."""
+        messages = MessageRepository(session)
+        stored = await messages.transcript(conversation.id, limit=1)
+        since = _as_utc(stored[-1].created_at) if stored else None
+        for n, (sender, text, at) in enumerate(history):
+            if since is not None and at <= since:
+                continue
+            if sender == "customer":
+                turn = replace(
+                    message, text=text, timestamp=at, platform_message_id=f"{message.platform_message_id}-{n}"
+                )
+                await messages.add_inbound(conversation, turn, None)
+            else:  # said before supportbot took over: stored as sent, never sent again
+                row = await messages.add_outbound(conversation, OutgoingReply(text), sender="bot")
+                row.status, row.sent_at, row.created_at = "sent", at, at
 
     def longest_model_call_seconds(self) -> float:
         """How long the oldest model call still running has run (0 when none), for /healthz."""
@@ -602,6 +661,10 @@ class ConversationEngine:
         if ticket.notice:  # the estimated wait, or when agents are back
             text = f"{text} {ticket.notice}"
         return OutgoingReply(text, (Button(_cancel_title(language), BOT_PAYLOAD),))
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment  # SQLite hands back naive UTC
 
 
 def _typed_action_button(message: IncomingMessage) -> IncomingMessage:
