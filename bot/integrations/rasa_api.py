@@ -89,7 +89,8 @@ def _router(bot: SupportBot, token: str) -> APIRouter:
     @router.post("/answer", summary="Answer a question from the knowledge base (nothing is stored)")
     async def answer(body: AnswerIn) -> AnswerOut:
         kb = bot.settings.kb
-        language = choose_language(body.text, body.language, None, kb.languages, kb.default_language)
+        language = body.language if body.language in kb.languages else None  # the assistant's choice wins
+        language = language or choose_language(body.text, None, None, kb.languages, kb.default_language)
         matcher = bot.matcher()
         decision = await asyncio.get_running_loop().run_in_executor(
             bot.executor, matcher.understand, body.text
