@@ -101,6 +101,7 @@ class SupportBot:
             self.executor, lambda: Matcher.load(self.settings, self._encoder, progress)
         )
         self._content_stamp = self._stamp()
+        await self._warn_about_unknown_actions()
         self._blas_limit = self._blas_limit or limit_blas_threads()
         if background:
             self._tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
@@ -110,6 +111,19 @@ class SupportBot:
                 self._tasks.append(asyncio.create_task(self.handoff.run(), name="handoff"))
             for channel in self.channels.values():
                 await channel.start(self.inbox)
+
+    async def _warn_about_unknown_actions(self) -> None:
+        """Log the custom actions the content names that the runner does not have (each would fail)."""
+        from bot.actions.check import named_actions
+
+        if self.actions is None:
+            return  # entries then answer with their text; `kb check` reports the rest
+        known = await self.actions.names()
+        for action, source in sorted(named_actions(self.settings, self.matcher().kb).items()):
+            if known is not None and action not in known:
+                log.warning(
+                    "custom action %s (%s) is not in %s: it will fail", action, source, self.actions.where
+                )
 
     async def receive(self, message: IncomingMessage) -> TurnResult:
         """Handle one inbound message and deliver its replies right away (the outbox retries failures)."""

@@ -90,7 +90,7 @@ class ActionServer:
             self._client = httpx.AsyncClient(timeout=self.timeout)
         return self._client
 
-    def _sibling(self, path: str) -> str:
+    def sibling(self, path: str) -> str:
         """Return the server's /health or /actions next to its /webhook."""
         base = self.url.rstrip("/")
         base = base[: -len("/webhook")] if base.endswith("/webhook") else base
@@ -122,7 +122,7 @@ class ActionServer:
 
     async def names(self) -> set[str] | None:
         try:
-            response = await self._http().get(self._sibling("actions"), timeout=min(self.timeout, 2.0))
+            response = await self._http().get(self.sibling("actions"), timeout=min(self.timeout, 2.0))
             listed = response.json()
             return {str(item["name"]) for item in listed}
         except (httpx.HTTPError, ValueError, TypeError, KeyError):
@@ -130,7 +130,7 @@ class ActionServer:
 
     async def health(self) -> str:
         try:
-            response = await self._http().get(self._sibling("health"), timeout=min(self.timeout, 2.0))
+            response = await self._http().get(self.sibling("health"), timeout=min(self.timeout, 2.0))
         except httpx.HTTPError as exc:
             return f"unreachable: {type(exc).__name__}"
         return "ok" if response.status_code == 200 else f"error: HTTP {response.status_code}"
@@ -170,9 +170,9 @@ class InProcessActions:
 
     async def start(self) -> None:
         if self._executor is None:
-            self._executor = await asyncio.to_thread(self._load)
+            self._executor = await asyncio.to_thread(self.load)
 
-    def _load(self) -> Any:
+    def load(self) -> Any:
         """Import the package (from the config's folder first) and register its Action classes."""
         from rasa_sdk.executor import ActionExecutor
 
