@@ -14,15 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.actions.outcome import ACTION_PAYLOAD, ACTIVE_LOOP, failure_reply
 from bot.actions.runner import ActionRunner
-from bot.actions.tracker import (
-    action_call,
-    conversation_events,
-    domain,
-    latest_message,
-    sender_id,
-    tracker_slots,
-)
-from bot.actions.turn import PendingAction, run_actions
+from bot.actions.turn import ActionRequest, PendingAction, prepare_action, run_actions
 from bot.config import Settings
 from bot.content.knowledge import KBEntry
 from bot.delivery.outbox import Claimed, lease_end
@@ -44,10 +36,9 @@ log = logging.getLogger(__name__)
 
 UNDERSTANDING_FAILED = "bot_error"  # the handoff reason when the intent layer raised on a message
 UNDERSTANDING_TIMED_OUT = "bot_timeout"  # ... or had no decision within policy.understanding_timeout_seconds
-ACTION_FAILED = (
-    "action_failed"  # the handoff reason when a custom action failed (actions.on_failure: handoff)
-)
-ACTION_HANDOFF = "action_handoff"  # ... when it asked for a person (ConversationPaused)
+# the handoff reasons when a custom action failed (actions.on_failure: handoff), or asked for a person
+ACTION_FAILED = "action_failed"
+ACTION_HANDOFF = "action_handoff"
 START_PAYLOAD = "start"  # a messenger's "start" (Telegram /start): greeting plus a menu of topics
 HUMAN_PAYLOAD = "human"
 BOT_PAYLOAD = "bot"
@@ -78,9 +69,7 @@ class _Plan:
     miss: bool = False
     reset_misses: bool = False
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    action: str | None = None  # a custom action answers (bot/actions), for `action_label`
-    action_label: str = ""  # the KB entry or intent that chose it
-    fallback_answer: str | None = None  # the KB entry's answer, said if the action fails (policy reply)
+    action: ActionRequest | None = None  # a custom action answers (bot/actions)
     early_replies: list[OutgoingReply] = field(default_factory=list)  # stored before a handoff (on the card)
     card: dict[str, Any] | None = None  # extra for the agent's context card
 
@@ -314,10 +303,21 @@ class ConversationEngine:
             plan = self._plan_bot_state(conversation, message, decision, language)
         for kind, data in plan.events:
             await conversations.add_event(conversation.id, kind, "customer", data)
-        if plan.action is not None:
-            return await self._start_action(
-                session, customer, conversation, inbound, message, decision, language, summary, plan
+        if plan.action is not None:  # the turn ends here: the action runs once the message is committed
+            pending = await prepare_action(
+                session,
+                plan.action,
+                customer,
+                conversation,
+                inbound,
+                message,
+                decision,
+                language,
+                summary,
+                self._matcher(),
+                self.settings,
             )
+            return TurnResult(conversation.id, conversation.state, decision, pending=pending)
         return await self._carry_out(
             session, customer, conversation, inbound, message, decision, language, summary, plan
         )
@@ -384,73 +384,11 @@ class ConversationEngine:
             )
         return result
 
-    async def _start_action(
-        self,
-        session: AsyncSession,
-        customer: Customer,
-        conversation: Conversation,
-        inbound: int,
-        message: IncomingMessage,
-        decision: Decision | None,
-        language: str,
-        summary: dict[str, Any] | None,
-        plan: _Plan,
-    ) -> TurnResult:
-        """Build the action's call from the stored conversation; the turn ends here, the action runs next."""
-        assert plan.action is not None
-        matcher = self._matcher()
-        history = self.settings.actions.history
-        transcript = await MessageRepository(session).transcript(conversation.id, limit=history + 1)
-        slots = tracker_slots(customer, conversation, language)
-        label = plan.action_label or plan.action
-        latest = latest_message(message.text, label, decision, conversation.channel, language)
-        labels = [e.id for e in matcher.kb.entries] + [i.name for i in matcher.intents.intents]
-        names = {e.action for e in matcher.kb.entries if e.action} | set(self._intent_actions().values())
-        call = action_call(
-            plan.action,
-            sender_id(conversation.channel, customer.external_id),
-            slots,
-            latest,
-            conversation_events(transcript, conversation.channel, history + 1),
-            domain(names | {plan.action}, labels, slots),
-            (conversation.slots or {}).get(ACTIVE_LOOP),
-        )
-        base = summary or {
-            "decision": "answer",
-            "kind": "action",
-            "label": label,
-            "score": 1.0,
-            "reason": "button",
-        }
-        summary = {**base, "action": plan.action, "entities": latest["entities"]}
-        await MessageRepository(session).set_decision_by_id(inbound, summary)
-        pending = PendingAction(
-            call,
-            conversation.id,
-            inbound,
-            message,
-            decision,
-            language,
-            summary,
-            plan.fallback_answer,
-            dict(conversation.slots or {}),
-        )
-        return TurnResult(conversation.id, conversation.state, decision, pending=pending)
-
     async def _finish_action(self, pending: PendingAction) -> TurnResult:
         """Run the action (never raises), then store what it said and set, or apply its failure policy."""
         outcome = await run_actions(
             self.actions, pending, self.settings.actions, self.settings.kb.default_language
         )
-        if outcome.failure is None and not outcome.replies and not outcome.handoff:
-            log.error(
-                "custom action %s said nothing; treated as failed (a customer is never left without a reply)",
-                pending.action,
-            )
-            outcome.failure, outcome.failed_action = (
-                "the action said nothing",
-                outcome.ran[-1] if outcome.ran else pending.action,
-            )
         async with self.database.session() as session:
             conversations = ConversationRepository(session)
             conversation = await conversations.get(pending.conversation_id, lock=True)
@@ -459,7 +397,8 @@ class ConversationEngine:
                 return TurnResult(pending.conversation_id, "", pending.decision)
             if outcome.ran:
                 conversation.slots = outcome.slots or None
-            plan = _Plan(card={"action": outcome.card()}, early_replies=outcome.replies)
+            card = outcome.card()
+            plan = _Plan(card={"action": card}, early_replies=outcome.replies)
             if outcome.failure is not None:
                 if self.settings.actions.failure_policy(outcome.failed_action or pending.action) == "reply":
                     plan.replies.append(failure_reply(pending.fallback_answer, pending.language))
@@ -468,7 +407,7 @@ class ConversationEngine:
             else:
                 plan.reset_misses = True
                 plan.handoff_reason = ACTION_HANDOFF if outcome.handoff else None
-            await conversations.add_event(conversation.id, "custom_action", "bot", outcome.card())
+            await conversations.add_event(conversation.id, "custom_action", "bot", card)
             return await self._carry_out(
                 session,
                 customer,
@@ -540,8 +479,7 @@ class ConversationEngine:
             plan.reset_misses = True
             plan.events.append(("clarification_chosen", {"entry": entry.id}))
         elif payload.startswith(ACTION_PAYLOAD):  # an action's button: "/name" runs that action
-            plan.action, plan.action_label = self._action_named(payload[len(ACTION_PAYLOAD) :].lstrip("/"))
-            plan.reset_misses = True
+            plan.action = self._action_named(payload[len(ACTION_PAYLOAD) :].lstrip("/"))
         elif payload.startswith(FEEDBACK_PAYLOAD):
             _, vote, entry_id = [*payload.split(":", 2), "", ""][:3]
             plan.events.append(("answer_feedback", {"vote": vote, "entry": entry_id}))
@@ -556,9 +494,8 @@ class ConversationEngine:
         elif decision.kind == "handoff":
             plan.handoff_reason = decision.label or decision.reason
         elif decision.kind in ("fallback", "clarify") and (conversation.slots or {}).get(ACTIVE_LOOP):
-            plan.action = plan.action_label = str(
-                (conversation.slots or {})[ACTIVE_LOOP]
-            )  # it asked for this
+            loop = str((conversation.slots or {})[ACTIVE_LOOP])  # the action asked for what this may be
+            plan.action = ActionRequest(loop, loop)
         elif decision.kind == "answer" and decision.label and matcher.kb.get(decision.label):
             entry = matcher.kb.get(decision.label)
             assert entry is not None
@@ -574,8 +511,7 @@ class ConversationEngine:
             plan.replies.append(OutgoingReply(phrase("clarify", language), tuple(buttons)))
             plan.reset_misses = True
         elif decision.kind == "respond" and decision.label in self._intent_actions():
-            plan.action, plan.action_label = self._intent_actions()[decision.label], decision.label
-            plan.reset_misses = True
+            plan.action = ActionRequest(self._intent_actions()[decision.label], decision.label)
         elif decision.kind == "respond" and decision.label in PHRASES:
             plan.replies.append(OutgoingReply(phrase(decision.label, language)))
             plan.reset_misses = True
@@ -592,8 +528,8 @@ class ConversationEngine:
         """Answer with the entry's custom action when it names one and actions run, else with its text."""
         default = self.settings.kb.default_language
         if entry.action and (self.actions is not None or not entry.answer):
-            plan.action, plan.action_label = entry.action, entry.id
-            plan.fallback_answer = entry.answer_in(language, default) if entry.answer else None
+            fallback = entry.answer_in(language, default) if entry.answer else None
+            plan.action = ActionRequest(entry.action, entry.id, fallback)
         else:
             plan.replies.append(self._answer(entry, language))
 
@@ -601,13 +537,13 @@ class ConversationEngine:
         """Return the intents answered by a custom action (intents.actions other than respond/handoff)."""
         return {k: v for k, v in self.settings.intents.actions.items() if v not in ("respond", "handoff")}
 
-    def _action_named(self, name: str) -> tuple[str, str]:
-        """Return (action, label) for an action button's "/name": an intent or entry that names one, or itself."""
+    def _action_named(self, name: str) -> ActionRequest:
+        """Return what an action button's "/name" runs: the action of that intent or entry, or that action."""
         name = name.split("{", 1)[0].strip()
         entry = self._matcher().kb.get(name)
         if entry is not None and entry.action:
-            return entry.action, entry.id
-        return self._intent_actions().get(name, name), name
+            return ActionRequest(entry.action, entry.id)
+        return ActionRequest(self._intent_actions().get(name, name), name)
 
     def _no_text_reply(self, message: IncomingMessage, language: str) -> OutgoingReply:
         kinds = [a.kind for a in message.attachments]

@@ -184,7 +184,7 @@ class InProcessActions:
         except ImportError as exc:
             raise ConfigError(
                 f"actions.package {self.package!r} cannot be imported ({exc}); it is looked for in {folder} "
-                "and the installed packages"
+                "and the installed packages (leave actions.package empty to run without custom actions)"
             ) from exc
         executor = ActionExecutor()
         executor.register_package(self.package)  # imported above, so its sys.exit on ImportError cannot hit

@@ -4,16 +4,42 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.actions.outcome import ActionOutcome, read_events, replies_from
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.actions.check import named_actions
+from bot.actions.outcome import ACTIVE_LOOP, ActionOutcome, read_events, replies_from
 from bot.actions.runner import ActionFailed, ActionRunner
-from bot.actions.tracker import CHANNEL_SLOTS, followup_call
-from bot.config import ActionsSettings
+from bot.actions.tracker import (
+    CHANNEL_SLOTS,
+    action_call,
+    conversation_events,
+    domain,
+    followup_call,
+    latest_message,
+    sender_id,
+    tracker_slots,
+)
+from bot.config import ActionsSettings, Settings
 from bot.messages import IncomingMessage
 from bot.nlu.policy import Decision
+from bot.storage.models import Conversation, Customer
+from bot.storage.repositories import MessageRepository
+
+if TYPE_CHECKING:
+    from bot.nlu.matcher import Matcher
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ActionRequest:
+    """The engine's plan to answer with a custom action."""
+
+    action: str
+    label: str  # the KB entry or intent (or button) that chose it: the tracker's intent
+    fallback_answer: str | None = None  # the KB entry's own answer, for a failure with policy reply
 
 
 @dataclass(frozen=True)
@@ -33,6 +59,58 @@ class PendingAction:
     @property
     def action(self) -> str:
         return str(self.call["next_action"])
+
+
+async def prepare_action(
+    session: AsyncSession,
+    request: ActionRequest,
+    customer: Customer,
+    conversation: Conversation,
+    inbound: int,
+    message: IncomingMessage,
+    decision: Decision | None,
+    language: str,
+    summary: dict[str, Any] | None,
+    matcher: Matcher,
+    settings: Settings,
+) -> PendingAction:
+    """Build the action's call from the stored conversation and note the action on the stored message."""
+    transcript = await MessageRepository(session).transcript(
+        conversation.id, limit=settings.actions.history + 1
+    )
+    slots = tracker_slots(customer, conversation, language)
+    latest = latest_message(message.text, request.label, decision, conversation.channel, language)
+    labels = [e.id for e in matcher.kb.entries] + [i.name for i in matcher.intents.intents]
+    stored_slots = dict(conversation.slots or {})
+    call = action_call(
+        request.action,
+        sender_id(conversation.channel, customer.external_id),
+        slots,
+        latest,
+        conversation_events(transcript, conversation.channel, settings.actions.history + 1),
+        domain({*named_actions(settings, matcher.kb), request.action}, labels, slots),
+        stored_slots.get(ACTIVE_LOOP),
+    )
+    pressed = {
+        "decision": "answer",
+        "kind": "action",
+        "label": request.label,
+        "score": 1.0,
+        "reason": "button",
+    }
+    summary = {**(summary or pressed), "action": request.action, "entities": latest["entities"]}
+    await MessageRepository(session).set_decision_by_id(inbound, summary)
+    return PendingAction(
+        call,
+        conversation.id,
+        inbound,
+        message,
+        decision,
+        language,
+        summary,
+        request.fallback_answer,
+        stored_slots,
+    )
 
 
 async def run_actions(
@@ -66,7 +144,7 @@ async def run_actions(
         outcome.restarted = outcome.restarted or stored.restarted
         if stored.handoff or stored.followup in (None, "action_listen"):
             outcome.handoff = stored.handoff
-            return outcome
+            return _said_something(outcome)
         utterances = [reply.text for reply in replies]
         call = followup_call(call, str(stored.followup), seen.slots, result.events, utterances)
     log.warning(
@@ -74,4 +152,12 @@ async def run_actions(
         pending.action,
         settings.max_followups,
     )
+    return _said_something(outcome)
+
+
+def _said_something(outcome: ActionOutcome) -> ActionOutcome:
+    """An action that neither replied nor handed off counts as failed: a customer is never left unanswered."""
+    if not outcome.replies and not outcome.handoff:
+        outcome.failure, outcome.failed_action = "the action said nothing", outcome.ran[-1]
+        log.error("custom action %s said nothing; treated as failed", outcome.failed_action)
     return outcome
