@@ -54,17 +54,20 @@ class ActionRunner(Protocol):
     async def close(self) -> None: ...
 
 
-def parse_result(body: Any, action: str) -> ActionResult:
-    """Check a rasa-sdk answer ({"events": [...], "responses": [...]}); raise ActionFailed when malformed."""
+def parse_result(body: Any) -> ActionResult:
+    """Read a rasa-sdk answer with rasa-sdk's own model; raise ActionFailed when it is malformed."""
+    from pydantic import ValidationError
+    from rasa_sdk.executor import ActionExecutorRunResult
+
     if body is None:
         return ActionResult([], [])  # rasa-sdk answers null to a call without an action name
-    if not isinstance(body, dict):
-        raise ActionFailed(f"malformed answer: expected a JSON object, got {type(body).__name__}")
-    events, responses = body.get("events", []), body.get("responses", [])
-    for key, value in (("events", events), ("responses", responses)):
-        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-            raise ActionFailed(f"malformed answer: `{key}` must be a list of objects")
-    return ActionResult(events, responses)
+    try:
+        result = ActionExecutorRunResult.model_validate(body)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"]) or "the answer"
+        raise ActionFailed(f"malformed answer: {where}: {problem['msg']}") from exc
+    return ActionResult(result.events, result.responses)
 
 
 def configured_runner(settings: ActionsSettings, base_dir: Path) -> ActionRunner | None:
@@ -118,7 +121,7 @@ class ActionServer:
             body = response.json()
         except ValueError as exc:
             raise ActionFailed(f"malformed answer: not JSON: {response.text[:200]!r}") from exc
-        return parse_result(body, action)
+        return parse_result(body)
 
     async def names(self) -> set[str] | None:
         try:
@@ -215,7 +218,7 @@ class InProcessActions:
             raise ActionFailed(f"the action rejected the call: {exc}") from exc
         except Exception as exc:
             raise ActionFailed(f"the action raised {type(exc).__name__}: {exc}") from exc
-        return parse_result(result.model_dump() if result is not None else None, action)
+        return ActionResult(result.events, result.responses) if result is not None else ActionResult([], [])
 
     async def names(self) -> set[str] | None:
         await self.start()
