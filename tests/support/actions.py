@@ -6,9 +6,10 @@ import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import IO, Any
 
 import httpx
 from starlette.applications import Starlette
@@ -52,32 +53,38 @@ def rasa_action_server(package: str = SAMPLE_ACTIONS) -> Iterator[str]:
     """Run `python -m rasa_sdk --actions PACKAGE` on a free loopback port; yield its webhook URL."""
     port = free_port()
     env = {**os.environ, "SANIC_HOST": "127.0.0.1", "PYTHONPATH": str(REPO)}  # loopback only
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rasa_sdk", "--actions", package, "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the action server exited: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the action server did not come up within 60 s")
-            time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}/webhook"
-    finally:
-        process.terminate()
+    with tempfile.TemporaryFile() as log:  # a file, not a pipe: a chatty server never blocks on it
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rasa_sdk", "--actions", package, "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            _wait_until_healthy(process, port, log)
+            yield f"http://127.0.0.1:{port}/webhook"
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_until_healthy(process: subprocess.Popen[bytes], port: int, log: IO[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(f"the action server exited: {log.read().decode()[-2000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError("the action server did not come up within 60 s")
+        time.sleep(0.2)
 
 
 def broken_action_server(answer: str) -> Starlette:
