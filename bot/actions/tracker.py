@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from rasa_sdk.events import ActionExecuted, BotUttered, UserUttered
+from rasa_sdk.interfaces import ACTION_LISTEN_NAME as ACTION_LISTEN
 from rasa_sdk.version import __version__ as RASA_SDK_VERSION
 
 from bot.nlu.normalize import find_entities
@@ -56,34 +58,18 @@ def conversation_events(transcript: Sequence[Message], channel: str, limit: int)
         at = message.created_at.timestamp() if message.created_at else None
         if message.direction == "in":
             decision = message.decision or {}
-            intent = {"name": decision.get("label"), "confidence": decision.get("score")}
-            events.append({"event": "action", "name": "action_listen", "timestamp": at})
+            parse_data = {
+                "text": message.text,
+                "intent": {"name": decision.get("label"), "confidence": decision.get("score")},
+                "entities": find_entities(message.text),
+            }
+            events.append(ActionExecuted(ACTION_LISTEN, timestamp=at))
             events.append(
-                {
-                    "event": "user",
-                    "timestamp": at,
-                    "text": message.text,
-                    "parse_data": {
-                        "text": message.text,
-                        "intent": intent,
-                        "entities": find_entities(message.text),
-                    },
-                    "input_channel": channel,
-                    "message_id": str(message.id),
-                    "metadata": {},
-                }
+                {**UserUttered(message.text, parse_data, at, channel), "message_id": str(message.id)}
             )
         else:
             data = {"buttons": message.buttons or []}
-            events.append(
-                {
-                    "event": "bot",
-                    "timestamp": at,
-                    "text": message.text,
-                    "data": data,
-                    "metadata": {"sender": message.sender},
-                }
-            )
+            events.append(BotUttered(message.text, data, {"sender": message.sender}, at))
     return events
 
 
@@ -127,7 +113,7 @@ def action_call(
             "paused": False,
             "followup_action": None,
             "active_loop": {"name": active_loop} if active_loop else {},
-            "latest_action_name": "action_listen",
+            "latest_action_name": ACTION_LISTEN,
         },
         "domain": dict(domain_dict),
         "version": RASA_SDK_VERSION,  # rasa-sdk warns when the caller's major.minor differs from its own
@@ -143,10 +129,8 @@ def followup_call(
 ) -> dict[str, Any]:
     """Return the call for the next action in a FollowupAction chain: slots and what was said added."""
     previous = call["next_action"]
-    events = [*call["tracker"]["events"], {"event": "action", "name": previous, "timestamp": None}]
+    events = [*call["tracker"]["events"], ActionExecuted(previous)]
     events.extend(dict(e) for e in result_events if e.get("event") == "slot")
-    events.extend(
-        {"event": "bot", "timestamp": None, "text": text, "data": {}, "metadata": {}} for text in utterances
-    )
+    events.extend(BotUttered(text, {}, {}) for text in utterances)
     tracker = {**call["tracker"], "slots": dict(slots), "events": events, "latest_action_name": previous}
     return {**call, "next_action": name, "tracker": tracker}
