@@ -28,8 +28,8 @@ run: install
 	$(BIN)/supportbot run --host $(HOST) --port $(PORT)
 
 lint: install-dev
-	$(BIN)/ruff check bot tests
-	$(BIN)/ruff format --check bot tests
+	$(BIN)/ruff check bot tests actions
+	$(BIN)/ruff format --check bot tests actions
 
 typecheck: install-dev
 	$(BIN)/mypy bot

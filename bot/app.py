@@ -10,6 +10,7 @@ from typing import Any
 
 from threadpoolctl import threadpool_limits
 
+from bot.actions.runner import ActionRunner, configured_runner
 from bot.adapters.base import Channel, Inbox, Received
 from bot.config import Settings
 from bot.content.yamlfile import content_files
@@ -42,8 +43,11 @@ class SupportBot:
         handoff: Handoff | None = None,
         database: Database | None = None,
         limiter: Limiter | None = None,
+        actions: ActionRunner | None = None,
     ) -> None:
         self.settings = settings
+        # custom actions (rasa-sdk): an action server or a package in this process (bot/actions/runner.py)
+        self.actions = actions or configured_runner(settings.actions, settings.base_dir)
         # rate limits (agent log-in, web chat): in this process, or shared through Redis (redis.url)
         self.limiter = limiter or make_limiter(settings)
         self.database = database or Database(settings.database_url, echo=settings.database.echo)
@@ -67,6 +71,7 @@ class SupportBot:
             self.handoff,
             self.executor,
             sends_on=lambda channel: channel in self.channels,
+            actions=self.actions,
         )
         self.outbox = Outbox(self.database, self.channels, settings.outbox)
         # webhook bodies acknowledged but not yet processed, replayed after a crash (bot/delivery/spool.py)
@@ -85,6 +90,8 @@ class SupportBot:
     async def start(self, background: bool = False, progress: bool = True) -> None:
         """Migrate the database, load the KB and the model; with background, run outbox, spool and channels."""
         await self.database.migrate()
+        if self.actions is not None:
+            await self.actions.start()  # imports actions.package (a mistake there stops the start)
         loop = asyncio.get_running_loop()
         if self._encoder is None:
             self._encoder = await loop.run_in_executor(
@@ -94,6 +101,7 @@ class SupportBot:
             self.executor, lambda: Matcher.load(self.settings, self._encoder, progress)
         )
         self._content_stamp = self._stamp()
+        await self._warn_about_unknown_actions()
         self._blas_limit = self._blas_limit or limit_blas_threads()
         if background:
             self._tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
@@ -103,6 +111,19 @@ class SupportBot:
                 self._tasks.append(asyncio.create_task(self.handoff.run(), name="handoff"))
             for channel in self.channels.values():
                 await channel.start(self.inbox)
+
+    async def _warn_about_unknown_actions(self) -> None:
+        """Log the custom actions the content names that the runner does not have (each would fail)."""
+        from bot.actions.check import named_actions
+
+        if self.actions is None:
+            return  # entries then answer with their text; `kb check` reports the rest
+        known = await self.actions.names()
+        for action, source in sorted(named_actions(self.settings, self.matcher().kb).items()):
+            if known is not None and action not in known:
+                log.warning(
+                    "custom action %s (%s) is not in %s: it will fail", action, source, self.actions.where
+                )
 
     async def receive(self, message: IncomingMessage) -> TurnResult:
         """Handle one inbound message and deliver its replies right away (the outbox retries failures)."""
@@ -192,6 +213,9 @@ class SupportBot:
         await self.database.close()
         with suppress(Exception):
             await self.limiter.close()
+        if self.actions is not None:
+            with suppress(Exception):
+                await self.actions.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
         if self._blas_limit is not None:
             self._blas_limit.restore_original_limits()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -11,6 +12,8 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import ConfigError
+
+_ACTION_NAME = re.compile(r"^[A-Za-z_][\w.-]{0,127}$")  # respond, handoff, or a custom action's name
 
 # Well-known variables that operators expect to work without our prefix.
 _ENV_ALIASES: dict[str, tuple[str, ...]] = {
@@ -32,8 +35,9 @@ class KBSettings(BaseModel):
 
 class IntentsSettings(BaseModel):
     path: Path = Path("intents")
-    # What the bot does when a conversational intent wins: reply with a canned text, or hand off.
-    actions: dict[str, Literal["respond", "handoff"]] = {
+    # What the bot does when a conversational intent wins: reply with a canned text, hand off, or run the
+    # custom action of that name (actions.url or actions.package).
+    actions: dict[str, str] = {
         "greet": "respond",
         "thanks": "respond",
         "goodbye": "respond",
@@ -42,6 +46,37 @@ class IntentsSettings(BaseModel):
         "human_request": "handoff",
         "complaint": "handoff",
     }
+
+    @model_validator(mode="after")
+    def _named_actions(self) -> IntentsSettings:
+        for intent, action in self.actions.items():
+            if not _ACTION_NAME.match(action):
+                raise ValueError(
+                    f"intents.actions.{intent}: {action!r} is not respond, handoff or a custom action name"
+                )
+        return self
+
+
+class ActionsSettings(BaseModel):
+    """Custom actions (rasa-sdk): an action server's webhook, or a package run in this process."""
+
+    url: str | None = None  # a rasa-sdk action server, e.g. http://127.0.0.1:5055/webhook
+    package: str | None = None  # a package of rasa-sdk Action classes, imported and run in-process
+    timeout_seconds: float = Field(default=5.0, gt=0)  # one action run; slower counts as a failure
+    on_failure: Literal["handoff", "reply"] = "handoff"  # what a failed action does (reason action_failed)
+    on_failure_by_action: dict[str, Literal["handoff", "reply"]] = {}  # per action, beats on_failure
+    history: int = Field(default=20, ge=0)  # earlier user and bot turns sent in the tracker's events
+    max_followups: int = Field(default=3, ge=0)  # FollowupAction chains longer than this are cut
+
+    @model_validator(mode="after")
+    def _one_runner(self) -> ActionsSettings:
+        if self.url and self.package:
+            raise ValueError("set actions.url (an action server) or actions.package (in-process), not both")
+        return self
+
+    def failure_policy(self, action: str) -> Literal["handoff", "reply"]:
+        """Return what a failure of `action` does: hand off (the default) or reply."""
+        return self.on_failure_by_action.get(action, self.on_failure)
 
 
 class DatabaseSettings(BaseModel):
@@ -237,6 +272,12 @@ class RedisSettings(BaseModel):
     timeout_seconds: float = Field(default=2.0, gt=0)  # connect and per command; then counted in-process
 
 
+class RasaSettings(BaseModel):
+    """The API a Rasa assistant's action server calls (bot/integrations/rasa_api.py); off without a token."""
+
+    api_token: str | None = None  # the Bearer token action_supportbot_faq / _handoff send; None = API off
+
+
 class Settings(BaseSettings):
     """Everything configurable; see the shipped config.yaml for documentation of every key."""
 
@@ -244,6 +285,7 @@ class Settings(BaseSettings):
 
     kb: KBSettings = KBSettings()
     intents: IntentsSettings = IntentsSettings()
+    actions: ActionsSettings = ActionsSettings()
     database: DatabaseSettings = DatabaseSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
     policy: PolicySettings = PolicySettings()
@@ -254,6 +296,7 @@ class Settings(BaseSettings):
     handoff: HandoffSettings = HandoffSettings()
     console: ConsoleSettings = ConsoleSettings()
     redis: RedisSettings = RedisSettings()
+    rasa: RasaSettings = RasaSettings()
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @classmethod

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.actions.outcome import ACTION_PAYLOAD, ACTIVE_LOOP, failure_reply
+from bot.actions.runner import ActionRunner
+from bot.actions.turn import ActionRequest, PendingAction, prepare_action, run_actions
 from bot.config import Settings
 from bot.content.knowledge import KBEntry
 from bot.delivery.outbox import Claimed, lease_end
@@ -32,6 +36,9 @@ log = logging.getLogger(__name__)
 
 UNDERSTANDING_FAILED = "bot_error"  # the handoff reason when the intent layer raised on a message
 UNDERSTANDING_TIMED_OUT = "bot_timeout"  # ... or had no decision within policy.understanding_timeout_seconds
+# the handoff reasons when a custom action failed (actions.on_failure: handoff), or asked for a person
+ACTION_FAILED = "action_failed"
+ACTION_HANDOFF = "action_handoff"
 HUMAN_PAYLOAD = "human"
 BOT_PAYLOAD = "bot"
 ENTRY_PAYLOAD = "entry:"
@@ -50,6 +57,7 @@ class TurnResult:
     duplicate: bool = False
     edited: bool = False
     claimed: list[Claimed] = field(default_factory=list)  # replies leased to this process to send now
+    pending: PendingAction | None = None  # a custom action to run once the message is committed
 
 
 @dataclass
@@ -60,6 +68,9 @@ class _Plan:
     miss: bool = False
     reset_misses: bool = False
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    action: ActionRequest | None = None  # a custom action answers (bot/actions)
+    early_replies: list[OutgoingReply] = field(default_factory=list)  # stored before a handoff (on the card)
+    card: dict[str, Any] | None = None  # extra for the agent's context card
 
 
 class ConversationEngine:
@@ -73,8 +84,10 @@ class ConversationEngine:
         handoff: Handoff,
         executor: Executor | None = None,
         sends_on: Callable[[str], bool] | None = None,
+        actions: ActionRunner | None = None,
     ) -> None:
         self.settings = settings
+        self.actions = actions  # where custom actions run (actions.url / actions.package), if anywhere
         self.database = database
         self._matcher = matcher
         self.handoff = handoff
@@ -100,6 +113,7 @@ class ConversationEngine:
         are stored (in the outbox) in the same transaction as the message, before anything sends them.
         """
         deadline = asyncio.get_running_loop().time() + self.settings.policy.understanding_timeout_seconds
+        message = _typed_action_button(message)
         understanding = None if message.edited else self._start_understanding(message)
         try:
             async with self._lock_for(message):
@@ -109,7 +123,10 @@ class ConversationEngine:
                         return edited
                     understanding = self._start_understanding(message)
                 decision = await self._decision(understanding, deadline)
-                return await self._turn(message, decision)
+                result = await self._turn(message, decision)
+                if result.pending is not None:  # the message is stored: now the action, outside a transaction
+                    result = await self._finish_action(result.pending)
+                return result
         finally:
             if understanding is not None and not understanding.done():
                 understanding.cancel()
@@ -137,6 +154,64 @@ class ConversationEngine:
         except Exception:
             log.exception("the intent layer failed on a message; handing the conversation to a person")
             return Decision("handoff", None, 0.0, UNDERSTANDING_FAILED)
+
+    async def hand_off_from_outside(
+        self, message: IncomingMessage, reason: str, history: Sequence[tuple[str, str, datetime]] = ()
+    ) -> TurnResult:
+        """Store `message` and hand its conversation to a person, as another bot asked (a Rasa assistant).
+
+        `history` is that bot's transcript, (customer | bot, text, when): the turns newer than what is
+        stored are stored first, so the agent's card shows them. A conversation already with people gets
+        the message like any other.
+        """
+        async with self._lock_for(message), self.database.session() as session:
+            conversations = ConversationRepository(session)
+            customer, conversation = await conversations.customer_and_conversation(message)
+            await self._store_history(session, conversation, message, history)
+            inbound = await MessageRepository(session).add_inbound(conversation, message, None)
+            if inbound is None:
+                return TurnResult(conversation.id, conversation.state, duplicate=True)
+            settings = self.settings.kb
+            language = choose_language(
+                message.text,
+                message.language_hint,
+                conversation.language,
+                settings.languages,
+                settings.default_language,
+            )
+            conversation.language = customer.language = language
+            if conversation.state in HUMAN_STATES:
+                stored = await session.get(Message, inbound)
+                assert stored is not None
+                await self.handoff.customer_message(session, conversation, stored)
+                return TurnResult(conversation.id, conversation.state)
+            plan = _Plan(handoff_reason=reason)
+            return await self._carry_out(
+                session, customer, conversation, inbound, message, None, language, None, plan
+            )
+
+    async def _store_history(
+        self,
+        session: AsyncSession,
+        conversation: Conversation,
+        message: IncomingMessage,
+        history: Sequence[tuple[str, str, datetime]],
+    ) -> None:
+        """Store another bot's turns that are newer than this conversation's last stored message."""
+        messages = MessageRepository(session)
+        stored = await messages.transcript(conversation.id, limit=1)
+        since = _as_utc(stored[-1].created_at) if stored else None
+        for n, (sender, text, at) in enumerate(history):
+            if since is not None and at <= since:
+                continue
+            if sender == "customer":
+                turn = replace(
+                    message, text=text, timestamp=at, platform_message_id=f"{message.platform_message_id}-{n}"
+                )
+                await messages.add_inbound(conversation, turn, None)
+            else:  # said before supportbot took over: stored as sent, never sent again
+                row = await messages.add_outbound(conversation, OutgoingReply(text), sender="bot")
+                row.status, row.sent_at, row.created_at = "sent", at, at
 
     def longest_model_call_seconds(self) -> float:
         """How long the oldest model call still running has run (0 when none), for /healthz."""
@@ -227,6 +302,40 @@ class ConversationEngine:
             plan = self._plan_bot_state(conversation, message, decision, language)
         for kind, data in plan.events:
             await conversations.add_event(conversation.id, kind, "customer", data)
+        if plan.action is not None:  # the turn ends here: the action runs once the message is committed
+            pending = await prepare_action(
+                session,
+                plan.action,
+                customer,
+                conversation,
+                inbound,
+                message,
+                decision,
+                language,
+                summary,
+                self._matcher(),
+                self.settings,
+            )
+            return TurnResult(conversation.id, conversation.state, decision, pending=pending)
+        return await self._carry_out(
+            session, customer, conversation, inbound, message, decision, language, summary, plan
+        )
+
+    async def _carry_out(
+        self,
+        session: AsyncSession,
+        customer: Customer,
+        conversation: Conversation,
+        inbound: int,
+        message: IncomingMessage,
+        decision: Decision | None,
+        language: str,
+        summary: dict[str, Any] | None,
+        plan: _Plan,
+    ) -> TurnResult:
+        """Store the planned replies (and hand off, leave the queue, count misses) for the message `inbound`."""
+        conversations = ConversationRepository(session)
+        early = TurnResult(conversation.id, conversation.state)
         if plan.back_to_bot:
             await conversations.transition(conversation, State.BOT, "customer", "back_to_bot")
             await self.handoff.cancelled(session, conversation)
@@ -238,7 +347,12 @@ class ConversationEngine:
                 plan.replies = []
                 plan.handoff_reason = "repeated_misses"
         if plan.handoff_reason and conversation.state == State.BOT:
-            plan.replies.append(await self._hand_off(session, conversation, plan.handoff_reason, language))
+            if plan.early_replies:  # stored first, so the transcript on the agent's card has them
+                await self._store_replies(session, customer, conversation, plan.early_replies, summary, early)
+                await session.flush()
+            plan.replies.append(
+                await self._hand_off(session, conversation, plan.handoff_reason, language, plan.card)
+            )
             if summary is not None:
                 summary = {**summary, "decision": "handoff", "reason": plan.handoff_reason}
             else:
@@ -250,11 +364,13 @@ class ConversationEngine:
                     "reason": plan.handoff_reason,
                 }
             await MessageRepository(session).set_decision_by_id(inbound, summary)
+        else:
+            plan.replies[:0] = plan.early_replies
         if len(message.text) > self.settings.policy.max_message_chars and plan.replies:
             first = plan.replies[0]
             note = phrase("long_message", language)
             plan.replies[0] = OutgoingReply(f"{first.text}\n\n{note}", first.buttons, first.attachments)
-        result = TurnResult(conversation.id, conversation.state)
+        result = TurnResult(conversation.id, conversation.state, replies=early.replies, claimed=early.claimed)
         await self._store_replies(session, customer, conversation, plan.replies, summary, result)
         result.decision = decision
         if plan.handoff_reason and (decision is None or decision.kind != "handoff"):
@@ -266,6 +382,42 @@ class ConversationEngine:
                 candidates=decision.candidates if decision else (),
             )
         return result
+
+    async def _finish_action(self, pending: PendingAction) -> TurnResult:
+        """Run the action (never raises), then store what it said and set, or apply its failure policy."""
+        outcome = await run_actions(
+            self.actions, pending, self.settings.actions, self.settings.kb.default_language
+        )
+        async with self.database.session() as session:
+            conversations = ConversationRepository(session)
+            conversation = await conversations.get(pending.conversation_id, lock=True)
+            customer = await conversations.customer(conversation.customer_id) if conversation else None
+            if conversation is None or customer is None:  # deleted meanwhile (an operator's clean-up)
+                return TurnResult(pending.conversation_id, "", pending.decision)
+            if outcome.ran:
+                conversation.slots = outcome.slots or None
+            card = outcome.card()
+            plan = _Plan(card={"action": card}, early_replies=outcome.replies)
+            if outcome.failure is not None:
+                if self.settings.actions.failure_policy(outcome.failed_action or pending.action) == "reply":
+                    plan.replies.append(failure_reply(pending.fallback_answer, pending.language))
+                else:
+                    plan.handoff_reason = ACTION_FAILED
+            else:
+                plan.reset_misses = True
+                plan.handoff_reason = ACTION_HANDOFF if outcome.handoff else None
+            await conversations.add_event(conversation.id, "custom_action", "bot", card)
+            return await self._carry_out(
+                session,
+                customer,
+                conversation,
+                pending.inbound_id,
+                pending.message,
+                pending.decision,
+                pending.language,
+                pending.summary,
+                plan,
+            )
 
     async def _store_replies(
         self,
@@ -322,9 +474,11 @@ class ConversationEngine:
         elif payload.startswith(ENTRY_PAYLOAD) and matcher.kb.get(payload[len(ENTRY_PAYLOAD) :]):
             entry = matcher.kb.get(payload[len(ENTRY_PAYLOAD) :])
             assert entry is not None
-            plan.replies.append(self._answer(entry, language))
+            self._answer_entry(plan, entry, language)
             plan.reset_misses = True
             plan.events.append(("clarification_chosen", {"entry": entry.id}))
+        elif payload.startswith(ACTION_PAYLOAD):  # an action's button: "/name" runs that action
+            plan.action = self._action_named(payload[len(ACTION_PAYLOAD) :].lstrip("/"))
         elif payload.startswith(FEEDBACK_PAYLOAD):
             _, vote, entry_id = [*payload.split(":", 2), "", ""][:3]
             plan.events.append(("answer_feedback", {"vote": vote, "entry": entry_id}))
@@ -338,10 +492,13 @@ class ConversationEngine:
             plan.replies.append(self._no_text_reply(message, language))
         elif decision.kind == "handoff":
             plan.handoff_reason = decision.label or decision.reason
+        elif decision.kind in ("fallback", "clarify") and (conversation.slots or {}).get(ACTIVE_LOOP):
+            loop = str((conversation.slots or {})[ACTIVE_LOOP])  # the action asked for what this may be
+            plan.action = ActionRequest(loop, loop)
         elif decision.kind == "answer" and decision.label and matcher.kb.get(decision.label):
             entry = matcher.kb.get(decision.label)
             assert entry is not None
-            plan.replies.append(self._answer(entry, language))
+            self._answer_entry(plan, entry, language)
             plan.reset_misses = True
         elif decision.kind == "clarify":
             buttons = [
@@ -352,6 +509,8 @@ class ConversationEngine:
             buttons.append(Button(phrase("offer_human", language), HUMAN_PAYLOAD))
             plan.replies.append(OutgoingReply(phrase("clarify", language), tuple(buttons)))
             plan.reset_misses = True
+        elif decision.kind == "respond" and decision.label in self._intent_actions():
+            plan.action = ActionRequest(self._intent_actions()[decision.label], decision.label)
         elif decision.kind == "respond" and decision.label in PHRASES:
             plan.replies.append(OutgoingReply(phrase(decision.label, language)))
             plan.reset_misses = True
@@ -363,6 +522,27 @@ class ConversationEngine:
             plan.replies.append(OutgoingReply(phrase(key, language), offer))
             plan.miss = key == "fallback"
         return plan
+
+    def _answer_entry(self, plan: _Plan, entry: KBEntry, language: str) -> None:
+        """Answer with the entry's custom action when it names one and actions run, else with its text."""
+        default = self.settings.kb.default_language
+        if entry.action and (self.actions is not None or not entry.answer):
+            fallback = entry.answer_in(language, default) if entry.answer else None
+            plan.action = ActionRequest(entry.action, entry.id, fallback)
+        else:
+            plan.replies.append(self._answer(entry, language))
+
+    def _intent_actions(self) -> dict[str, str]:
+        """Return the intents answered by a custom action (intents.actions other than respond/handoff)."""
+        return {k: v for k, v in self.settings.intents.actions.items() if v not in ("respond", "handoff")}
+
+    def _action_named(self, name: str) -> ActionRequest:
+        """Return what an action button's "/name" runs: the action of that intent or entry, or that action."""
+        name = name.split("{", 1)[0].strip()
+        entry = self._matcher().kb.get(name)
+        if entry is not None and entry.action:
+            return ActionRequest(entry.action, entry.id)
+        return ActionRequest(self._intent_actions().get(name, name), name)
 
     def _no_text_reply(self, message: IncomingMessage, language: str) -> OutgoingReply:
         kinds = [a.kind for a in message.attachments]
@@ -392,7 +572,12 @@ class ConversationEngine:
         )
 
     async def _hand_off(
-        self, session: Any, conversation: Conversation, reason: str, language: str
+        self,
+        session: Any,
+        conversation: Conversation,
+        reason: str,
+        language: str,
+        card: dict[str, Any] | None = None,
     ) -> OutgoingReply:
         conversations = ConversationRepository(session)
         await conversations.transition(conversation, State.WAITING, "bot", reason)
@@ -401,6 +586,8 @@ class ConversationEngine:
         assert customer is not None
         transcript = await MessageRepository(session).transcript(conversation.id)
         context = build_context(conversation, customer, transcript, reason)
+        if card:
+            context.update(card)
         ticket = await self.handoff.enqueue(session, conversation, context, reason)
         key = "handoff_after_misses" if reason == "repeated_misses" else "handoff"
         text = phrase(key, language, position=ticket.position)
@@ -409,6 +596,18 @@ class ConversationEngine:
         if ticket.notice:  # the estimated wait, or when agents are back
             text = f"{text} {ticket.notice}"
         return OutgoingReply(text, (Button(_cancel_title(language), BOT_PAYLOAD),))
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment  # SQLite hands back naive UTC
+
+
+def _typed_action_button(message: IncomingMessage) -> IncomingMessage:
+    """An action's button whose payload is text (not "/action") reads as if the customer typed it."""
+    payload = message.payload or ""
+    if payload.startswith(ACTION_PAYLOAD) and not payload[len(ACTION_PAYLOAD) :].startswith("/"):
+        return replace(message, text=payload[len(ACTION_PAYLOAD) :], payload=None)
+    return message
 
 
 def _cancel_title(language: str) -> str:

@@ -148,6 +148,13 @@ PHRASES: dict[str, dict[str, str]] = {
         "pl": "Dziękujemy! Tej rozmowy nie można już ocenić, ale zawsze możesz napisać do nas tutaj.",
         "uk": "Дякуємо! Цю розмову вже не можна оцінити, але ви завжди можете написати нам тут.",
     },
+    "action_failed": {  # a custom action failed and its policy is `reply` (bot/actions)
+        "en": "Sorry, I can't check that right now. Please try again in a few minutes, or ask for a person.",
+        "ru": "Извините, сейчас не получается это проверить. Попробуйте через несколько минут или позовите "
+        "оператора.",
+        "pl": "Przepraszam, nie mogę tego teraz sprawdzić. Spróbuj za kilka minut albo poproś o konsultanta.",
+        "uk": "Вибачте, зараз не вдається це перевірити. Спробуйте за кілька хвилин або покличте оператора.",
+    },
 }
 
 

@@ -36,7 +36,7 @@ def check_content(settings: Settings) -> ContentReport:
                         f"{entry.source}: question {text!r} ({lang}) is also under entry {questions[key]!r}"
                     )
                 questions.setdefault(key, entry.id)
-    known = set(settings.intents.actions)
+    known = set(settings.intents.actions)  # what each intent does; custom action names are checked below
     for intent in intents.conversational:
         if intent.name not in known:
             report.warnings.append(
@@ -48,6 +48,11 @@ def check_content(settings: Settings) -> ContentReport:
             report.warnings.append(
                 f"config.yaml intents.actions names {name!r}, but no intents file defines it"
             )
+    from bot.actions.check import check_actions  # imports rasa-sdk only when content is checked
+
+    action_problems, action_warnings = check_actions(settings, kb, intents)
+    report.problems.extend(action_problems)
+    report.warnings.extend(action_warnings)
     return report
 
 

@@ -21,6 +21,7 @@ class KBEntry:
     tags: tuple[str, ...] = ()
     handoff: bool = False
     source: str = ""  # file:line, for error messages
+    action: str | None = None  # a custom action that answers instead (bot/actions); `answer` is its fallback
 
     def answer_in(self, language: str, fallback: str) -> str:
         """Return the answer in `language`, else in `fallback`, else any language."""
@@ -100,11 +101,17 @@ def _parse_entry(
     if not isinstance(entry_id, str) or not entry_id.strip():
         problems.append(f"{where}: entry has no `id` (a short name such as delivery_time)")
         return None
-    unknown = set(raw) - {"id", "tags", "questions", "answer", "handoff"}
+    unknown = set(raw) - {"id", "tags", "questions", "answer", "handoff", "action"}
     if unknown:
         problems.append(f"{where}: entry {entry_id!r} has unknown keys: {', '.join(sorted(unknown))}")
     questions_raw = raw.get("questions")
     answer_raw = raw.get("answer")
+    action = raw.get("action")
+    if action is not None and (not isinstance(action, str) or not action.strip()):
+        problems.append(f"{where}: entry {entry_id!r}: action must be the name of a custom action")
+        action = None
+    if action and answer_raw is None:
+        answer_raw = {}  # an entry answered by an action alone: no fallback text
     questions: dict[str, list[str]] = {}
     answer: dict[str, str] = {}
     if isinstance(answer_raw, str):
@@ -121,7 +128,7 @@ def _parse_entry(
             if not cleaned:
                 problems.append(f"{where}: entry {entry_id!r}: questions.{lang} is empty")
             questions[str(lang)] = cleaned
-    if not isinstance(answer_raw, dict) or not answer_raw:
+    if not isinstance(answer_raw, dict) or (not answer_raw and not action):
         problems.append(f"{where}: entry {entry_id!r} needs `answer:` with a text per language")
     else:
         for lang, text in answer_raw.items():
@@ -132,7 +139,7 @@ def _parse_entry(
     for lang in languages:
         if lang not in questions:
             warnings.append(f"{where}: entry {entry_id!r} has no questions in {lang!r} (kb.languages)")
-        if lang not in answer:
+        if lang not in answer and (answer or not action):
             problems.append(f"{where}: entry {entry_id!r} has no answer in {lang!r} (kb.languages)")
     handoff = raw.get("handoff", False)
     if not isinstance(handoff, bool):
@@ -149,6 +156,7 @@ def _parse_entry(
         tags=tuple(str(t) for t in tags),
         handoff=handoff,
         source=where,
+        action=action.strip() if action else None,
     )
 
 

@@ -46,3 +46,31 @@ async def orders(customer: dict[str, Any]) -> dict[str, Any]:
             }
         )
     return {"orders": result, "vip": seed[9] % 5 == 0, "club_member": bool(seed[10] % 2)}
+
+
+# Orders the demo shop knows by number (what customers type: "12345", "NW-48213"); any other is unknown.
+_ORDERS_BY_NUMBER: dict[str, tuple[str, int, str, float]] = {
+    # number: (status, days since placed, item, total)
+    "12345": ("shipped", 3, "Wool coat, navy, M", 689.00),
+    "48213": ("paid", 1, "Denim jacket, blue, L", 259.00),
+    "47730": ("new", 0, "Linen shirt, white, L", 179.90),
+    "49102": ("packed", 2, "Merino jumper, oatmeal, S", 249.00),
+    "50217": ("delivered", 9, "Leather ankle boots, 39", 459.00),
+}
+ORDER_STATUSES = ("new", "paid", "packed", "shipped", "delivered")  # the shop's statuses, in order
+
+
+async def order_by_number(number: str) -> dict[str, Any] | None:
+    """Return the demo order with this number (digits; "NW-" optional), or None when there is none."""
+    digits = "".join(ch for ch in number if ch.isdigit())
+    found = _ORDERS_BY_NUMBER.get(digits)
+    if found is None:
+        return None
+    status, days, item, total = found
+    return {
+        "number": f"NW-{digits}",
+        "status": status,
+        "placed": (date.today() - timedelta(days=days)).isoformat(),
+        "items": [item],
+        "total": f"{total:.2f} PLN",
+    }

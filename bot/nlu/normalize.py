@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any
 
 _URL = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")
@@ -73,3 +74,24 @@ def split_long(text: str, max_chars: int = 400, max_parts: int = 8) -> list[str]
     if current and len(parts) < max_parts:
         parts.append(current)
     return [p for p in parts if has_words(p)][:max_parts]
+
+
+_PHONE_DIGITS = 9  # a number this long (or written with +) is read as a phone, shorter as an order number
+
+
+def find_entities(text: str) -> list[dict[str, Any]]:
+    """Return the e-mails, phone and order numbers that matching ignores, as Rasa NLU entities."""
+    found: list[dict[str, Any]] = []
+    for match in _EMAIL.finditer(text):
+        found.append(_entity("email", match.group(0), match.start(), match.end()))
+    for match in _ORDER_NO.finditer(_EMAIL.sub(lambda m: " " * len(m.group(0)), text)):
+        digits = re.sub(r"\D", "", match.group(0))
+        plus = text[max(match.start() - 1, 0) : match.start()] == "+"
+        kind = "phone" if plus or len(digits) >= _PHONE_DIGITS else "order_number"
+        value = f"+{digits}" if plus else digits
+        found.append(_entity(kind, value, match.start() - plus, match.end()))
+    return sorted(found, key=lambda entity: entity["start"])
+
+
+def _entity(kind: str, value: str, start: int, end: int) -> dict[str, Any]:
+    return {"entity": kind, "value": value, "start": start, "end": end, "extractor": "supportbot"}

@@ -114,6 +114,8 @@ class Conversation(Base):
     estimate_told_seconds: Mapped[float | None] = mapped_column(Float)  # the wait we last promised
     estimate_told_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_notice_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # told "we're closed"
+    # what custom actions set (rasa-sdk SlotSet), sent back in the next action's tracker (migration 0006)
+    slots: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     customer: Mapped[Customer] = relationship(back_populates="conversations")
     messages: Mapped[list[Message]] = relationship(back_populates="conversation", order_by="Message.id")

@@ -19,6 +19,7 @@ from bot.app import SupportBot
 from bot.handoff.api import agent_api
 from bot.handoff.service import LiveHandoff
 from bot.insights.api import insights_api
+from bot.integrations.rasa_api import install_rasa_api
 from bot.web.console import install_console
 from bot.web.redact import install_access_log_redaction
 
@@ -67,6 +68,7 @@ def create_app(bot: SupportBot, start: bool = True) -> FastAPI:
         router = channel.router(bot.inbox)
         if router is not None:
             app.include_router(router)
+    install_rasa_api(app, bot)  # /api/v1/rasa for Rasa assistants, when rasa.api_token is set
     if isinstance(bot.handoff, LiveHandoff):
         app.include_router(agent_api(bot.handoff, bot.limiter))  # /api/v1: the agent API (bot/handoff/api.py)
         app.include_router(insights_api(bot))  # /api/v1/misses, KB additions (bot/insights/api.py)
@@ -101,6 +103,9 @@ def create_app(bot: SupportBot, start: bool = True) -> FastAPI:
         except RuntimeError:
             checks["kb_entries"] = 0
             healthy = False
+        if bot.actions is not None:
+            # reported, not failed on: a restart of supportbot would not bring an action server back
+            checks["actions"] = {"where": bot.actions.where, "status": await bot.actions.health()}
         checks["status"] = "ok" if healthy else "degraded"
         return JSONResponse(checks, status_code=200 if healthy else 503)
 

@@ -1,0 +1,1 @@
+"""The demo shop's custom actions (rasa-sdk), run in-process by default (config.yaml actions.package)."""
