@@ -318,3 +318,8 @@ def public_agent(agent: Agent, load: int | None = None) -> dict[str, Any]:
 
 def iso(moment: datetime | None) -> str | None:
     return as_utc(moment).isoformat() if moment is not None else None
+
+
+def actor(agent: Agent) -> str:
+    """How the audit trail names an agent: agent:<login>."""
+    return f"agent:{agent.login}"

@@ -29,6 +29,7 @@ from bot.handoff.agents import (
     AgentError,
     AgentRepository,
     DuplicateAgent,
+    actor,
     check_capacity,
     check_role,
     has_role,
@@ -41,8 +42,9 @@ from bot.handoff.agents import (
 from bot.handoff.assignment import HandoffConflict, audit
 from bot.handoff.bearer import Credentials, authenticate, role_agent, token_agent, token_session
 from bot.handoff.context import context_card
+from bot.handoff.live import LiveHandoff
+from bot.handoff.moves import Forbidden, NotFound, TemplateFailed
 from bot.handoff.queue import queue_order
-from bot.handoff.service import Forbidden, LiveHandoff, NotFound, TemplateFailed, actor
 from bot.insights.stats import compute_stats
 from bot.states import State
 from bot.storage.models import (
@@ -365,7 +367,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
     @router.put("/agents/me/status", summary="Go online (get conversations), away, or offline")
     async def my_status(body: StatusIn, agent: Me) -> dict[str, Any]:
         with _domain_errors():
-            change = await desk.set_status(agent.id, body.status, actor(agent))
+            change = await desk.moves.set_status(agent.id, body.status, actor(agent))
         return {
             "status": change.status,
             "assigned": [a.conversation_id for a in change.assigned if a.agent_id == agent.id],
@@ -427,7 +429,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
                 deactivated = body.active is False
             status = "offline" if deactivated else body.status
             if status is not None:
-                await desk.set_status(agent_id, status, actor(admin))
+                await desk.moves.set_status(agent_id, status, actor(admin))
             if deactivated or body.password is not None:
                 desk.notifier.notify()  # the agent's sessions ended: so do their open event streams
             async with database.session() as session:
@@ -448,7 +450,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
         if agent is None:
             raise api_error(404, "not_found", f"no agent with login {login!r}")
         with _domain_errors():
-            change = await desk.set_status(agent.id, body.status, actor(supervisor))
+            change = await desk.moves.set_status(agent.id, body.status, actor(supervisor))
         return {
             "status": change.status,
             "assigned": [a.conversation_id for a in change.assigned if a.agent_id == agent.id],
@@ -598,7 +600,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
     )
     async def accept(conversation_id: ConversationId, agent: Me) -> dict[str, Any]:
         with _domain_errors():
-            await desk.accept(conversation_id, agent.id)
+            await desk.moves.accept(conversation_id, agent.id)
         return await brief(conversation_id)
 
     @router.post(
@@ -609,7 +611,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
     )
     async def reply(conversation_id: ConversationId, body: TextIn, agent: Me) -> dict[str, Any]:
         with _domain_errors():
-            row = await desk.reply(conversation_id, agent.id, _blank(body.text))
+            row = await desk.moves.reply(conversation_id, agent.id, _blank(body.text))
         return _message(row, {agent.id: agent.login})
 
     @router.post(
@@ -621,7 +623,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
     async def template(conversation_id: ConversationId, agent: Me) -> dict[str, Any]:
         with _domain_errors():
             try:
-                row = await desk.send_template(conversation_id, agent.id)
+                row = await desk.moves.send_template(conversation_id, agent.id)
             except TemplateFailed as exc:
                 raise api_error(502, "template_failed", str(exc)) from exc
         return _message(row, {agent.id: agent.login})
@@ -636,7 +638,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
         async with database.session() as session:
             await visible(session, agent, conversation_id)
         with _domain_errors():
-            note_id = await desk.note(conversation_id, agent.id, _blank(body.text))
+            note_id = await desk.moves.note(conversation_id, agent.id, _blank(body.text))
         return {"id": note_id, "author": agent.login, "text": body.text}
 
     @router.post(
@@ -648,7 +650,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
         if bool(body.agent_login) == bool(body.queue):
             raise api_error(422, "invalid_transfer", 'give either "agent_login" or "queue": true')
         with _domain_errors():
-            await desk.transfer(conversation_id, agent.id, body.agent_login, body.queue, body.reason)
+            await desk.moves.transfer(conversation_id, agent.id, body.agent_login, body.queue, body.reason)
         return await brief(conversation_id)
 
     @router.post(
@@ -658,7 +660,7 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
     )
     async def resolve(conversation_id: ConversationId, body: ResolveIn, agent: Me) -> dict[str, Any]:
         with _domain_errors():
-            await desk.resolve(conversation_id, agent.id, body.reason)
+            await desk.moves.resolve(conversation_id, agent.id, body.reason)
         return await brief(conversation_id)
 
     async def brief(conversation_id: int) -> dict[str, Any]:

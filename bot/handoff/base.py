@@ -1,4 +1,4 @@
-"""The seam between the conversation engine and the live-agent side."""
+"""The seam between the conversation engine (and the running service) and the live-agent side."""
 
 from __future__ import annotations
 
@@ -41,4 +41,14 @@ class Handoff(Protocol):
 
     async def cancelled(self, session: AsyncSession, conversation: Conversation) -> None:
         """The customer left the queue (back to the bot)."""
+        ...
+
+    # what the running service needs besides (bot/app.py)
+
+    async def start(self) -> None:
+        """Start the background work (`supportbot run`): timers, assignment, whatever this side needs."""
+        ...
+
+    async def close(self) -> None:
+        """Stop the background work and release what the handoff side holds (tasks, HTTP clients)."""
         ...

@@ -27,9 +27,9 @@ from bot.content.knowledge import KnowledgeBase
 from bot.content.misses import COLUMNS as MISS_COLUMNS
 from bot.content.misses import EXAMPLE_ADDED, QUESTION_ADDED, Miss, collect_misses
 from bot.errors import ContentError
+from bot.handoff.agents import actor
 from bot.handoff.assignment import audit
 from bot.handoff.bearer import role_agent
-from bot.handoff.service import actor
 from bot.insights.answers import COLUMNS as ANSWER_COLUMNS
 from bot.insights.answers import EntryAnswers, collect_answers
 from bot.insights.csv_export import csv_bytes

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from bot import __version__
 from bot.app import SupportBot
 from bot.handoff.api import agent_api
-from bot.handoff.service import LiveHandoff
+from bot.handoff.live import LiveHandoff
 from bot.insights.api import insights_api
 from bot.web.console import install_console
 from bot.web.redact import install_access_log_redaction
