@@ -11,13 +11,11 @@ session it was opened under (log-out, password change, deactivation, expiry).
 """
 
 import asyncio
-import json
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-import anyio
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
@@ -57,14 +55,13 @@ from bot.storage.models import (
     Message,
     as_utc,
     row_id,
-    utcnow,
 )
+from bot.web import sse
 from bot.web.errors import api_error, errors
 from bot.web.ratelimit import Limiter, MemoryLimiter, Quota
 
 # Events every agent's stream carries (the queue as a whole); the rest go to the agent concerned.
 QUEUE_EVENTS = ("queued", "left_queue", "returned_to_queue", "assigned", "resolved")
-KEEPALIVE_SECONDS = 15.0
 POLL_SECONDS = 1.0  # other processes' events are picked up from the table at least this often
 SETTLE_SECONDS = 30.0  # a transaction older than this has committed (or never will)
 
@@ -731,55 +728,20 @@ def agent_api(desk: LiveHandoff, limiter: Limiter | None = None) -> APIRouter:
             async with database.session() as session:
                 start = int((await session.execute(select(func.max(Event.id)))).scalar_one() or 0)
 
-        async def stream() -> AsyncIterator[str]:
-            # Ids are taken at insert but committed later, so a later id can be visible before an earlier
-            # one: the cursor only moves past events older than SETTLE_SECONDS; newer ones are deduplicated.
-            cursor = start
-            sent: set[int] = set()
-            quiet = 0.0
-            loop = asyncio.get_running_loop()
-            yield "retry: 2000\n\n"
-            async with desk.notifier.subscribe() as woken:
-                while True:
-                    query = select(Event).where(Event.id > cursor).order_by(Event.id).limit(500)
-                    if not supervisor:
-                        query = query.where(or_(Event.agent_id == agent.id, Event.kind.in_(QUEUE_EVENTS)))
-                    woken.clear()
-                    # Starlette cancels the stream when the client leaves, repeatedly: a read cut off in
-                    # flight costs its connection (SQLAlchemy invalidates it), so a started read finishes.
-                    with anyio.CancelScope(shield=True):
-                        async with database.session() as session:
-                            if not await AgentRepository(session).session_is_live(session_id):
-                                return  # logged out, deactivated, password changed or expired: so it ends
-                            rows = (await session.execute(query)).scalars().all()
-                    fresh = [row for row in rows if row.id not in sent]
-                    for row in fresh:
-                        sent.add(row.id)
-                        payload = json.dumps(_event(row), ensure_ascii=False, default=str)
-                        yield f"id: {row.id}\nevent: {row.kind}\ndata: {payload}\n\n"
-                    settled = utcnow() - timedelta(seconds=SETTLE_SECONDS)
-                    for row in rows:
-                        if as_utc(row.created_at) > settled:
-                            break
-                        cursor = row.id
-                    sent = {event_id for event_id in sent if event_id > cursor}
-                    if fresh:
-                        quiet = 0.0
-                        continue
-                    if await request.is_disconnected():
-                        return
-                    started = loop.time()
-                    with suppress(TimeoutError):
-                        await asyncio.wait_for(woken.wait(), timeout=POLL_SECONDS)
-                    quiet += loop.time() - started
-                    if quiet >= KEEPALIVE_SECONDS:
-                        quiet = 0.0
-                        yield ": keepalive\n\n"
+        cursor = sse.Cursor(start, SETTLE_SECONDS)
 
-        return StreamingResponse(
-            stream(),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        async def read() -> list[str] | None:
+            query = select(Event).where(Event.id > cursor.position).order_by(Event.id).limit(500)
+            if not supervisor:
+                query = query.where(or_(Event.agent_id == agent.id, Event.kind.in_(QUEUE_EVENTS)))
+            async with database.session() as session:
+                if not await AgentRepository(session).session_is_live(session_id):
+                    return None  # logged out, deactivated, password changed or expired: so it ends
+                rows = (await session.execute(query)).scalars().all()
+            fresh = cursor.take(rows, lambda row: (row.id, row.created_at))
+            return [sse.event(_event(row), row.kind, row.id) for row in fresh]
+
+        what = f"agent events: reading the events of {agent.login}"
+        return sse.response(sse.stream(request, desk.notifier.subscribe(), read, POLL_SECONDS, what))
 
     return router
