@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, cast, overload
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -316,7 +316,14 @@ def public_agent(agent: Agent, load: int | None = None) -> dict[str, Any]:
     return data
 
 
+@overload
+def iso(moment: datetime) -> str: ...
+@overload
+def iso(moment: None) -> None: ...
+@overload
+def iso(moment: datetime | None) -> str | None: ...
 def iso(moment: datetime | None) -> str | None:
+    """A stored moment as the API shows it: ISO 8601 in UTC (None stays None)."""
     return as_utc(moment).isoformat() if moment is not None else None
 
 

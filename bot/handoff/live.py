@@ -11,10 +11,12 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.adapters.base import Channel
 from bot.config import Settings
+from bot.handoff import api as agent_api
 from bot.handoff.base import QueueTicket
 from bot.handoff.desk import Desk
 from bot.handoff.intake import Intake
@@ -58,6 +60,10 @@ class LiveHandoff(Desk):
         await self.intake.cancelled(session, conversation)
 
     # --- the service's side ----------------------------------------------------------------------
+
+    def routers(self) -> Sequence[APIRouter]:
+        """The agent API (bot/handoff/api/), whose routes find this desk as the service's handoff."""
+        return [agent_api.router]
 
     async def start(self) -> None:
         """Run the timers' worker (timeouts, SLA, assignment, waiting updates) until `close`."""

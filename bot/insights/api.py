@@ -33,6 +33,7 @@ from bot.handoff.bearer import role_agent
 from bot.insights.answers import COLUMNS as ANSWER_COLUMNS
 from bot.insights.answers import EntryAnswers, collect_answers
 from bot.insights.csv_export import csv_bytes
+from bot.insights.stats import compute_stats
 from bot.nlu.language import detect_language
 from bot.storage.models import Agent, utcnow
 from bot.web.errors import api_error, errors
@@ -113,6 +114,10 @@ def insights_api(bot: SupportBot) -> APIRouter:
         until = utcnow()
         since = until - timedelta(days=days)
         return since, until, await collect_answers(database, titles, since, until)
+
+    @router.get("/stats", summary="The support lead's numbers over the last `days` days (supervisors)")
+    async def stats(_: Supervisor, days: Days = 30) -> dict[str, Any]:
+        return (await compute_stats(database, days)).as_dict()
 
     @router.get("/misses", summary="The questions the bot missed over the last `days` days (supervisors)")
     async def misses(_: Supervisor, days: Days = 30, limit: MissLimit = 200) -> dict[str, Any]:

@@ -16,8 +16,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot import __version__
 from bot.app import SupportBot
-from bot.handoff.api import agent_api
-from bot.handoff.live import LiveHandoff
 from bot.insights.api import insights_api
 from bot.web.console import install_console
 from bot.web.redact import install_access_log_redaction
@@ -67,9 +65,11 @@ def create_app(bot: SupportBot, start: bool = True) -> FastAPI:
         router = channel.router(bot.inbox)
         if router is not None:
             app.include_router(router)
-    if isinstance(bot.handoff, LiveHandoff):
-        app.include_router(agent_api(bot.handoff, bot.limiter))  # /api/v1: the agent API (bot/handoff/api.py)
-        app.include_router(insights_api(bot))  # /api/v1/misses, KB additions (bot/insights/api.py)
+    agent_routes = bot.handoff.routers()  # the live desk's: the agent API, /api/v1 (bot/handoff/api/)
+    for router in agent_routes:
+        app.include_router(router)
+    if agent_routes:  # agents log in there: the insights and the console are theirs, on the same tokens
+        app.include_router(insights_api(bot))  # /api/v1/misses, KB additions, stats (bot/insights/api.py)
         install_console(app, bot)  # /, /agent, /static and /api/v1/console (bot/web/console.py)
 
     @app.get("/healthz")
