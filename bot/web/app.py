@@ -16,8 +16,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot import __version__
 from bot.app import SupportBot
-from bot.insights.api import insights_api
-from bot.web.console import install_console
+from bot.insights import api as insights
+from bot.web import console
+from bot.web.pages import install_pages
 from bot.web.redact import install_access_log_redaction
 
 
@@ -69,8 +70,10 @@ def create_app(bot: SupportBot, start: bool = True) -> FastAPI:
     for router in agent_routes:
         app.include_router(router)
     if agent_routes:  # agents log in there: the insights and the console are theirs, on the same tokens
-        app.include_router(insights_api(bot))  # /api/v1/misses, KB additions, stats (bot/insights/api.py)
-        install_console(app, bot)  # /, /agent, /static and /api/v1/console (bot/web/console.py)
+        app.include_router(insights.router)  # /api/v1/stats, misses, answers, KB additions
+        if bot.settings.console.enabled:
+            app.include_router(console.router)  # /api/v1/console: what the console needs besides
+        install_pages(app, bot)  # /static, / (the demo shop) and /agent (the console, bot/web/pages.py)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
