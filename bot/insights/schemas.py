@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from bot.handoff.api.schemas import Body
+from bot.web.body import Body
 
 
 class Window(Body):

@@ -18,9 +18,10 @@ from bot.app import SupportBot
 from bot.handoff import accounts
 from bot.handoff.agents import iso
 from bot.handoff.api.deps import CurrentAgent, visible_conversation
-from bot.handoff.api.schemas import AgentOut, Body
+from bot.handoff.api.schemas import AgentOut
 from bot.storage import agent_view
 from bot.storage.models import MAX_ID, Message, utcnow
+from bot.web.body import Body
 from bot.web.deps import BotDep
 from bot.web.errors import api_error, errors
 

@@ -1,26 +1,14 @@
-"""The bodies the agent API answers with, field for field, and how each is made from what is stored.
-
-Every body forbids fields it does not declare, so a route that returns more than its model says fails
-its tests instead of quietly dropping data or publishing a schema that is not true.
-"""
+"""The bodies the agent API answers with, field for field, and how each is made from what is stored."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from bot.handoff.agents import iso, public_agent
 from bot.storage.agent_view import ConversationRow
 from bot.storage.models import Agent, Assignment, Conversation, Customer, Event, Message, as_utc
-
-
-class Body(BaseModel):
-    """A response body: exactly the fields it declares."""
-
-    model_config = ConfigDict(extra="forbid")
-
+from bot.web.body import Body
 
 # --- agents ----------------------------------------------------------------------------------------
 
