@@ -23,6 +23,7 @@ from bot.handoff.moves import Moves
 from bot.storage import agent_view
 from bot.storage.database import Database
 from bot.storage.models import MAX_ID, Agent, Conversation
+from bot.storage.repositories import ConversationRepository
 from bot.web.errors import api_error
 from bot.web.ratelimit import Limiter
 
@@ -111,7 +112,7 @@ AdminAgent = Annotated[Agent, Depends(agent_with_role("admin"))]
 async def visible_conversation(database: Database, agent: Agent, conversation_id: int) -> Conversation:
     """The conversation, if the agent may see it: 404 if there is none, 403 if it is another agent's."""
     async with database.session() as session:
-        conversation = await session.get(Conversation, conversation_id)
+        conversation = await ConversationRepository(session).get(conversation_id)
         if conversation is None:
             raise api_error(404, "not_found", f"no conversation with id {conversation_id}")
         if not await agent_view.may_see(session, conversation, agent.id, has_role(agent, "supervisor")):
