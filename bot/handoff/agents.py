@@ -167,13 +167,6 @@ class AgentRepository:
     async def all(self) -> Sequence[Agent]:
         return (await self.session.execute(select(Agent).order_by(Agent.login))).scalars().all()
 
-    async def by_ids(self, ids: Iterable[int]) -> dict[int, Agent]:
-        wanted = set(ids)
-        if not wanted:
-            return {}
-        rows = await self.session.execute(select(Agent).where(Agent.id.in_(wanted)))
-        return {agent.id: agent for agent in rows.scalars()}
-
     async def loads(self, agent_ids: Iterable[int] | None = None) -> dict[int, int]:
         """Return how many conversations each agent holds right now (open assignments)."""
         query = (
