@@ -19,7 +19,7 @@ from bot.delivery.spool import InboundSpool
 from bot.engine import ConversationEngine, TurnResult
 from bot.errors import ContentError
 from bot.handoff.base import Handoff
-from bot.handoff.service import LiveHandoff
+from bot.handoff.live import LiveHandoff
 from bot.messages import IncomingMessage
 from bot.nlu.encoders import Encoder, configured_encoder
 from bot.nlu.matcher import Matcher
@@ -60,7 +60,7 @@ class SupportBot:
         self._blas_limit: threadpool_limits | None = None
         self._encoder = encoder
         self._matcher: Matcher | None = None
-        # the live-agent desk: the engine's handoff, the agent API's back end (bot/handoff/service.py)
+        # the live-agent desk: the engine's handoff, the agent API's back end (bot/handoff/live.py)
         self.handoff: Handoff = handoff or LiveHandoff(
             settings, self.database, self.channels, deliver=lambda cid: self.outbox.deliver(cid)
         )
@@ -107,8 +107,7 @@ class SupportBot:
             self._tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
             self._tasks.append(asyncio.create_task(self.spool.run(self.inbox), name="inbound-spool"))
             self._tasks.append(asyncio.create_task(self._watch_content(), name="kb-watch"))
-            if isinstance(self.handoff, LiveHandoff):
-                self._tasks.append(asyncio.create_task(self.handoff.run(), name="handoff"))
+            await self.handoff.start()
             for channel in self.channels.values():
                 await channel.start(self.inbox)
 
@@ -208,8 +207,7 @@ class SupportBot:
             with suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        if isinstance(self.handoff, LiveHandoff):
-            await self.handoff.close()
+        await self.handoff.close()
         await self.database.close()
         with suppress(Exception):
             await self.limiter.close()

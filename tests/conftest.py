@@ -11,7 +11,6 @@ import pytest
 
 from bot.app import SupportBot
 from bot.config import Settings, load_settings
-from bot.handoff.service import LiveHandoff
 from bot.nlu.encoders import E5Encoder
 from bot.storage.database import Database
 from tests.support.channel import RecordingChannel
@@ -80,8 +79,7 @@ async def bot(
     instance = SupportBot(make_settings(), channels=[channel], encoder=encoder, database=database)
     await instance.start(progress=False)
     yield instance
-    if isinstance(instance.handoff, LiveHandoff):
-        await instance.handoff.close()  # background work (deliveries, context providers) ends with the test
+    await instance.handoff.close()  # background work (deliveries, context providers) ends with the test
     instance.executor.shutdown(wait=False)
 
 

@@ -17,16 +17,14 @@ EventSource sends when it reconnects), and streams in other processes pick it up
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
-from datetime import UTC, datetime, timedelta
+from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Annotated, Any
 
-import anyio
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
@@ -36,6 +34,7 @@ from bot.adapters.webchat_payloads import WebchatChat, WebchatIn, WebchatPosted,
 from bot.config import Settings, WebchatSettings
 from bot.messages import IncomingMessage, OutgoingReply
 from bot.storage.models import MAX_ID, row_id
+from bot.web import sse
 from bot.web.errors import api_error, errors
 from bot.web.ratelimit import Limiter, MemoryLimiter, Quota, digest
 
@@ -45,7 +44,6 @@ CHANNEL = "webchat"
 PREFIX = "/api/v1/webchat"
 VISITOR_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
 VISITOR_HEADER = "X-Visitor-Id"
-KEEPALIVE_SECONDS = 15.0
 SETTLE_SECONDS = 10.0  # a message older than this has been committed (ids are taken before commit)
 _VISITOR = re.compile(VISITOR_PATTERN)
 Visitor = Annotated[str, Path(description="The visitor's random id: 16-64 letters, digits, _ or -")]
@@ -63,13 +61,10 @@ def _status(view: dict[str, Any]) -> dict[str, Any]:
     return {"state": view["state"], "queue_position": view["queue_position"], "agent": view["agent"]}
 
 
-def _settled(at: str | None, now: datetime) -> bool:
-    if not at:
-        return True
-    moment = datetime.fromisoformat(at)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return now - moment > timedelta(seconds=SETTLE_SECONDS)
+def _written(message: dict[str, Any]) -> tuple[int, datetime | None]:
+    """A stored message's id and when it was written, for the stream's cursor."""
+    at = message["at"]
+    return message["id"], datetime.fromisoformat(at) if at else None
 
 
 def _visitor(visitor_id: str | None) -> str:
@@ -204,7 +199,7 @@ class WebchatChannel(Channel):
         )
         return router
 
-    async def _stream(
+    def _stream(
         self,
         request: Request,
         visitor_id: str,
@@ -214,62 +209,27 @@ class WebchatChannel(Channel):
     ) -> AsyncIterator[str]:
         # `message` events carry the stored reply (id = message id, so EventSource resumes after it);
         # `status` events say bot / waiting (with the queue position) / with_agent (with the agent's name).
-        cursor = first["last_id"] if start is None else start
-        sent: set[int] = set()
+        cursor = sse.Cursor(first["last_id"] if start is None else start, SETTLE_SECONDS)
+        unread: dict[str, Any] | None = first if start is not None else None
         status: dict[str, Any] | None = None
-        loop = asyncio.get_running_loop()
-        quiet = 0.0
-        current: dict[str, Any] | None = first if start is not None else None
-        yield "retry: 2000\n\n"
-        async with self._subscribe(visitor_id) as woken:
-            while True:
-                if current is None:
-                    woken.clear()
-                    try:
-                        # finished even if the visitor leaves meanwhile: Starlette cancels the stream
-                        # then, repeatedly, and a read cut off in flight costs its database connection
-                        with anyio.CancelScope(shield=True):
-                            current = await view(visitor_id, cursor)
-                    except Exception as exc:  # a database restart: keep the stream, try again shortly
-                        log.warning(
-                            "webchat: reading the chat of visitor ~%s failed: %s", digest(visitor_id)[:8], exc
-                        )
-                        if await request.is_disconnected():
-                            return
-                        await asyncio.sleep(self.settings.poll_seconds)
-                        continue
-                    assert current is not None  # the shield only ever holds cancellation back
-                now = datetime.now(UTC)
-                fresh = False
-                for message in current["messages"]:
-                    if message["direction"] != "out" or message["id"] in sent:
-                        continue
-                    sent.add(message["id"])
-                    fresh = True
-                    payload = json.dumps(message, ensure_ascii=False)
-                    yield f"id: {message['id']}\nevent: message\ndata: {payload}\n\n"
-                for message in current["messages"]:
-                    if not _settled(message["at"], now):
-                        break
-                    cursor = message["id"]
-                sent = {message_id for message_id in sent if message_id > cursor}
-                latest = _status(current)
-                if latest != status:
-                    status = latest
-                    fresh = True
-                    yield f"event: status\ndata: {json.dumps(latest, ensure_ascii=False)}\n\n"
-                current = None
-                if fresh:
-                    quiet = 0.0
-                if await request.is_disconnected():
-                    return
-                started = loop.time()
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(woken.wait(), timeout=self.settings.poll_seconds)
-                quiet += loop.time() - started
-                if quiet >= KEEPALIVE_SECONDS:
-                    quiet = 0.0
-                    yield ": keepalive\n\n"
+
+        async def read() -> list[str]:
+            nonlocal unread, status
+            current = unread if unread is not None else await view(visitor_id, cursor.position)
+            unread = None
+            events = [
+                sse.event(message, "message", message["id"])
+                for message in cursor.take(current["messages"], _written)
+                if message["direction"] == "out"
+            ]
+            latest = _status(current)
+            if latest != status:
+                status = latest
+                events.append(sse.event(latest, "status"))
+            return events
+
+        what = f"webchat: reading the chat of visitor ~{digest(visitor_id)[:8]}"
+        return sse.stream(request, self._subscribe(visitor_id), read, self.settings.poll_seconds, what)
 
 
 _STREAM_DOC: dict[str, Any] = {
@@ -420,10 +380,8 @@ class _Routes:
         if resume is not None:  # EventSource reconnecting: resume after it
             start = max(start or 0, resume)
         first = await self.view(visitor_id, start)
-        return StreamingResponse(
-            self.channel._stream(request, visitor_id, start, first, self.view),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **self.channel._cors(origin)},
+        return sse.response(
+            self.channel._stream(request, visitor_id, start, first, self.view), self.channel._cors(origin)
         )
 
     async def view(self, visitor_id: str, after: int | None) -> dict[str, Any]:

@@ -44,7 +44,7 @@ def run(ctx: CommandContext, host: str | None, port: int | None) -> None:
 
 def _announce_pages(settings: Settings, host: str, port: int) -> None:
     """Print where the demo shop and the console are, and the demo agent on the embedded defaults."""
-    from bot.web.console import ensure_demo_agent
+    from bot.web.demo_agent import ensure_demo_agent
 
     base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     if settings.console.demo_page and settings.channels.webchat.enabled:

@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, cast, overload
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -167,13 +167,6 @@ class AgentRepository:
     async def all(self) -> Sequence[Agent]:
         return (await self.session.execute(select(Agent).order_by(Agent.login))).scalars().all()
 
-    async def by_ids(self, ids: Iterable[int]) -> dict[int, Agent]:
-        wanted = set(ids)
-        if not wanted:
-            return {}
-        rows = await self.session.execute(select(Agent).where(Agent.id.in_(wanted)))
-        return {agent.id: agent for agent in rows.scalars()}
-
     async def loads(self, agent_ids: Iterable[int] | None = None) -> dict[int, int]:
         """Return how many conversations each agent holds right now (open assignments)."""
         query = (
@@ -316,5 +309,17 @@ def public_agent(agent: Agent, load: int | None = None) -> dict[str, Any]:
     return data
 
 
+@overload
+def iso(moment: datetime) -> str: ...
+@overload
+def iso(moment: None) -> None: ...
+@overload
+def iso(moment: datetime | None) -> str | None: ...
 def iso(moment: datetime | None) -> str | None:
+    """A stored moment as the API shows it: ISO 8601 in UTC (None stays None)."""
     return as_utc(moment).isoformat() if moment is not None else None
+
+
+def actor(agent: Agent) -> str:
+    """How the audit trail names an agent: agent:<login>."""
+    return f"agent:{agent.login}"

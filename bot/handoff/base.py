@@ -1,12 +1,13 @@
-"""The seam between the conversation engine and the live-agent side."""
+"""The seam between the conversation engine (and the running service) and the live-agent side."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.models import Conversation, Message
@@ -41,4 +42,18 @@ class Handoff(Protocol):
 
     async def cancelled(self, session: AsyncSession, conversation: Conversation) -> None:
         """The customer left the queue (back to the bot)."""
+        ...
+
+    # what the running service needs besides (bot/app.py, bot/web/app.py)
+
+    def routers(self) -> Sequence[APIRouter]:
+        """The HTTP routes this side serves (the live desk: the agent API); none if it has no agents."""
+        ...
+
+    async def start(self) -> None:
+        """Start the background work (`supportbot run`): timers, assignment, whatever this side needs."""
+        ...
+
+    async def close(self) -> None:
+        """Stop the background work and release what the handoff side holds (tasks, HTTP clients)."""
         ...

@@ -9,10 +9,8 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.handoff.base import QueueTicket
 from bot.states import State
-from bot.storage.models import Agent, Assignment, Conversation, Message
-from bot.storage.repositories import ConversationRepository
+from bot.storage.models import Agent, Assignment, Conversation
 
 
 def queue_order() -> tuple[Any, ...]:
@@ -113,24 +111,3 @@ def estimate_wait(position: int, handling: float, staff: Staffing) -> float:
     if ahead_of_free <= 0:
         return 0.0
     return ahead_of_free * handling / max(staff.capacity, 1)
-
-
-class WaitingQueue:
-    """A first-come queue with an audit trail and no agents: the minimal Handoff (tests, embedding)."""
-
-    async def enqueue(
-        self, session: AsyncSession, conversation: Conversation, context: dict[str, Any], reason: str
-    ) -> QueueTicket:
-        conversation.handoff_context = context
-        await ConversationRepository(session).add_event(conversation.id, "queued", "bot", {"reason": reason})
-        return QueueTicket(position=await queue_position(session, conversation))
-
-    async def customer_message(
-        self, session: AsyncSession, conversation: Conversation, message: Message
-    ) -> None:
-        await ConversationRepository(session).add_event(
-            conversation.id, "customer_message_for_agent", "customer", {"message_id": message.id}
-        )
-
-    async def cancelled(self, session: AsyncSession, conversation: Conversation) -> None:
-        await ConversationRepository(session).add_event(conversation.id, "left_queue", "customer", {})

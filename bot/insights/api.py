@@ -1,23 +1,26 @@
-"""The supervisors' insights API: the bot's misses, how its answers land, and turning a miss into content
-(bearer token, supervisors).
+"""The supervisors' insights API: the numbers, the bot's misses, how its answers land, and turning a miss
+into content (bearer token, supervisors).
 
-GET /api/v1/misses lists what `supportbot kb misses` prints, GET /api/v1/answers how each KB entry's
-answers were received (bot/insights/answers.py); both come as CSV files too (/api/v1/misses.csv,
-/api/v1/answers.csv, made safe to open in a spreadsheet by bot/insights/csv_export.py).
-POST /api/v1/kb/entries/{id}/questions and POST /api/v1/intents/oos/examples add a missed question to
-the KB or to the out-of-scope examples (bot/content/edit.py edits the file; the running bot reloads it
-within seconds, as for any edit of kb/ or intents/). Each addition is an audit event (kb_question_added /
-oos_example_added: who, what, which file) that also marks the miss handled. GET /api/v1/stats, the rest
-of the console's Insights view, is in the agent API.
+GET /api/v1/stats gives the support lead's numbers (bot/insights/stats.py). GET /api/v1/misses lists what
+`supportbot kb misses` prints, GET /api/v1/answers how each KB entry's answers were received
+(bot/insights/answers.py); both come as CSV files too (/api/v1/misses.csv, /api/v1/answers.csv, made safe
+to open in a spreadsheet by bot/insights/csv_export.py). POST /api/v1/kb/entries/{id}/questions and
+POST /api/v1/intents/oos/examples add a missed question to the KB or to the out-of-scope examples
+(bot/content/edit.py edits the file; the running bot reloads it within seconds, as for any edit of kb/ or
+intents/). Each addition is an audit event (kb_question_added / oos_example_added: who, what, which file)
+that also marks the miss handled.
 """
 
+from __future__ import annotations
+
 import asyncio
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from bot.app import SupportBot
@@ -27,14 +30,24 @@ from bot.content.knowledge import KnowledgeBase
 from bot.content.misses import COLUMNS as MISS_COLUMNS
 from bot.content.misses import EXAMPLE_ADDED, QUESTION_ADDED, Miss, collect_misses
 from bot.errors import ContentError
+from bot.handoff.agents import actor
+from bot.handoff.api.deps import SupervisorAgent
 from bot.handoff.assignment import audit
-from bot.handoff.bearer import role_agent
-from bot.handoff.service import actor
 from bot.insights.answers import COLUMNS as ANSWER_COLUMNS
 from bot.insights.answers import EntryAnswers, collect_answers
 from bot.insights.csv_export import csv_bytes
+from bot.insights.schemas import (
+    AnswersOut,
+    ExampleAddedOut,
+    KbEntryOut,
+    MissesOut,
+    QuestionAddedOut,
+    StatsOut,
+)
+from bot.insights.stats import compute_stats
 from bot.nlu.language import detect_language
 from bot.storage.models import Agent, utcnow
+from bot.web.deps import BotDep
 from bot.web.errors import api_error, errors
 
 Days = Annotated[int, Query(ge=1, le=366, description="How far back")]
@@ -45,6 +58,11 @@ CSV: dict[int | str, dict[str, Any]] = {
         "content": {"text/csv": {"schema": {"type": "string"}}},
     }
 }
+# Edits run in worker threads, one at a time in this process; across processes, content_edit refuses a
+# file that changed meanwhile.
+_ONE_EDIT_AT_A_TIME = threading.Lock()
+
+router = APIRouter(prefix="/api/v1", tags=["insights"], responses=errors(401, 403))
 
 
 class QuestionIn(BaseModel):
@@ -60,154 +78,181 @@ class ExampleIn(BaseModel):
     )
 
 
-def insights_api(bot: SupportBot) -> APIRouter:
-    """Return the /api/v1 routes of the Insights view (mounted by bot/web/app.py next to the agent API)."""
-    database, settings = bot.database, bot.settings
-    router = APIRouter(prefix="/api/v1", tags=["insights"], responses=errors(401, 403))
-    Supervisor = Annotated[Agent, Depends(role_agent(database, "supervisor"))]
-    one_edit_at_a_time = asyncio.Lock()  # across processes, content_edit refuses a file changed meanwhile
+@router.get(
+    "/stats",
+    response_model=StatsOut,
+    summary="The support lead's numbers over the last `days` days (supervisors)",
+)
+async def stats(_: SupervisorAgent, bot: BotDep, days: Days = 30) -> StatsOut:
+    return StatsOut.model_validate((await compute_stats(bot.database, days)).as_dict())
 
-    def shown(path: Path) -> str:
-        """A content file as the editor knows it: relative to the config file's folder when inside it."""
-        try:
-            return str(path.resolve().relative_to(settings.base_dir.resolve()))
-        except ValueError:
-            return str(path)
 
-    async def edit(change: Callable[[], ContentEdit]) -> ContentEdit:
-        async with one_edit_at_a_time:
-            try:
-                return await asyncio.to_thread(change)
-            except UnknownEntry as exc:
-                raise api_error(404, "not_found", str(exc)) from exc
-            except AlreadyPresent as exc:
-                raise api_error(409, "already_present", str(exc)) from exc
-            except ChangedMeanwhile as exc:
-                raise api_error(409, "changed_meanwhile", str(exc)) from exc
-            except ContentError as exc:
-                raise api_error(422, "invalid_content", "; ".join(exc.problems)) from exc
+@router.get(
+    "/misses",
+    response_model=MissesOut,
+    summary="The questions the bot missed over the last `days` days (supervisors)",
+)
+async def misses(_: SupervisorAgent, bot: BotDep, days: Days = 30, limit: MissLimit = 200) -> MissesOut:
+    since, until, found = await _missed(bot, days, limit)
+    return MissesOut.model_validate({**_window(days, since, until), "misses": [m.as_dict() for m in found]})
 
-    async def record(kind: str, agent: Agent, done: ContentEdit, **data: Any) -> str:
-        """Audit an addition (who, the text, which file and line); return the file as the editor knows it."""
-        file = shown(done.file)
-        async with database.session() as session:
-            audit(
-                session, None, kind, actor(agent), agent.id, text=done.text, file=file, line=done.line, **data
-            )
-        return file
 
-    def knowledge_base() -> KnowledgeBase:
-        try:
-            return bot.matcher().kb
-        except RuntimeError as exc:
-            raise api_error(503, "not_ready", str(exc)) from exc
+@router.get(
+    "/misses.csv",
+    summary="The questions the bot missed, as a CSV file for a spreadsheet (supervisors)",
+    response_class=Response,
+    responses=CSV,
+)
+async def misses_csv(_: SupervisorAgent, bot: BotDep, days: Days = 30, limit: MissLimit = 1000) -> Response:
+    since, until, found = await _missed(bot, days, limit)
+    return _download("misses", days, since, until, csv_bytes(MISS_COLUMNS, (m.row() for m in found)))
 
-    async def missed(days: int, limit: int) -> tuple[datetime, datetime, list[Miss]]:
-        until = utcnow()
-        since = until - timedelta(days=days)
-        return since, until, await collect_misses(database, since, limit)
 
-    async def answered(days: int) -> tuple[datetime, datetime, list[EntryAnswers]]:
-        language = settings.kb.default_language
-        titles = {entry.id: entry.title_in(language, language) for entry in knowledge_base().entries}
-        until = utcnow()
-        since = until - timedelta(days=days)
-        return since, until, await collect_answers(database, titles, since, until)
+@router.get(
+    "/answers",
+    response_model=AnswersOut,
+    summary="How each KB entry's answers landed over the last `days` days, worst first (supervisors)",
+    responses=errors(503),
+)
+async def answers(_: SupervisorAgent, bot: BotDep, days: Days = 30) -> AnswersOut:
+    since, until, found = await _answered(bot, days)
+    return AnswersOut.model_validate({**_window(days, since, until), "answers": [e.as_dict() for e in found]})
 
-    @router.get("/misses", summary="The questions the bot missed over the last `days` days (supervisors)")
-    async def misses(_: Supervisor, days: Days = 30, limit: MissLimit = 200) -> dict[str, Any]:
-        since, until, found = await missed(days, limit)
-        return {**_window(days, since, until), "misses": [miss.as_dict() for miss in found]}
 
-    @router.get(
-        "/misses.csv",
-        summary="The questions the bot missed, as a CSV file for a spreadsheet (supervisors)",
-        response_class=Response,
-        responses=CSV,
-    )
-    async def misses_csv(_: Supervisor, days: Days = 30, limit: MissLimit = 1000) -> Response:
-        since, until, found = await missed(days, limit)
-        return _download("misses", days, since, until, csv_bytes(MISS_COLUMNS, (m.row() for m in found)))
+@router.get(
+    "/answers.csv",
+    summary="How each KB entry's answers landed, as a CSV file for a spreadsheet (supervisors)",
+    response_class=Response,
+    responses={**CSV, **errors(503)},
+)
+async def answers_csv(_: SupervisorAgent, bot: BotDep, days: Days = 30) -> Response:
+    since, until, found = await _answered(bot, days)
+    rows = (entry.row() for entry in found)
+    return _download("answers", days, since, until, csv_bytes(ANSWER_COLUMNS, rows))
 
-    @router.get(
-        "/answers",
-        summary="How each KB entry's answers landed over the last `days` days, worst first (supervisors)",
-        responses=errors(503),
-    )
-    async def answers(_: Supervisor, days: Days = 30) -> dict[str, Any]:
-        since, until, found = await answered(days)
-        return {**_window(days, since, until), "answers": [entry.as_dict() for entry in found]}
 
-    @router.get(
-        "/answers.csv",
-        summary="How each KB entry's answers landed, as a CSV file for a spreadsheet (supervisors)",
-        response_class=Response,
-        responses={**CSV, **errors(503)},
-    )
-    async def answers_csv(_: Supervisor, days: Days = 30) -> Response:
-        since, until, found = await answered(days)
-        rows = (entry.row() for entry in found)
-        return _download("answers", days, since, until, csv_bytes(ANSWER_COLUMNS, rows))
-
-    @router.get(
-        "/kb/entries",
-        summary="The knowledge-base entries in service: id, title, file (supervisors)",
-        responses=errors(503),
-    )
-    async def entries(_: Supervisor) -> list[dict[str, Any]]:
-        language = settings.kb.default_language
-        return [
-            {
-                "id": entry.id,
-                "title": entry.title_in(language, language),
-                "tags": list(entry.tags),
-                "file": shown(Path(entry.source.rsplit(":", 1)[0])),
-            }
-            for entry in knowledge_base().entries
-        ]
-
-    @router.post(
-        "/kb/entries/{entry_id}/questions",
-        status_code=201,
-        summary="Add a customer's question to a KB entry (supervisors)",
-        responses=errors(
-            404,
-            409,
-            422,
-            described={
-                404: "No KB entry with this id",
-                409: "Already a question of the entry, or the file changed meanwhile",
-                422: "The question or the edited file was refused (invalid_content), or the request failed validation",
-            },
-        ),
-    )
-    async def add_question(entry_id: str, body: QuestionIn, agent: Supervisor) -> dict[str, Any]:
-        language = body.language or _language_of(
-            body.text, settings.kb.languages, settings.kb.default_language
+@router.get(
+    "/kb/entries",
+    response_model=list[KbEntryOut],
+    summary="The knowledge-base entries in service: id, title, file (supervisors)",
+    responses=errors(503),
+)
+async def entries(_: SupervisorAgent, bot: BotDep) -> list[KbEntryOut]:
+    language = bot.settings.kb.default_language
+    return [
+        KbEntryOut(
+            id=entry.id,
+            title=entry.title_in(language, language),
+            tags=list(entry.tags),
+            file=_shown(bot, Path(entry.source.rsplit(":", 1)[0])),
         )
-        done = await edit(lambda: content_edit.add_question(settings, entry_id, language, body.text))
-        file = await record(QUESTION_ADDED, agent, done, entry=entry_id, language=language)
-        return {"entry": entry_id, "language": language, "text": done.text, "file": file, "line": done.line}
+        for entry in _knowledge_base(bot).entries
+    ]
 
-    @router.post(
-        "/intents/oos/examples",
-        status_code=201,
-        summary="Add a customer's question to the out-of-scope examples (supervisors)",
-        responses=errors(
-            409,
-            422,
-            described={
-                409: "Already an example, or the file changed meanwhile",
-                422: "The example or the edited file was refused (invalid_content), or the request failed validation",
-            },
-        ),
-    )
-    async def add_out_of_scope(body: ExampleIn, agent: Supervisor) -> dict[str, Any]:
-        done = await edit(lambda: content_edit.add_out_of_scope_example(settings, body.text))
-        file = await record(EXAMPLE_ADDED, agent, done)
-        return {"intent": "oos", "text": done.text, "file": file, "line": done.line}
 
-    return router
+@router.post(
+    "/kb/entries/{entry_id}/questions",
+    status_code=201,
+    response_model=QuestionAddedOut,
+    summary="Add a customer's question to a KB entry (supervisors)",
+    responses=errors(
+        404,
+        409,
+        422,
+        described={
+            404: "No KB entry with this id",
+            409: "Already a question of the entry, or the file changed meanwhile",
+            422: "The question or the edited file was refused (invalid_content), or the request failed validation",
+        },
+    ),
+)
+async def add_question(
+    entry_id: str, body: QuestionIn, agent: SupervisorAgent, bot: BotDep
+) -> QuestionAddedOut:
+    settings = bot.settings
+    language = body.language or _language_of(body.text, settings.kb.languages, settings.kb.default_language)
+    done = await _edit(lambda: content_edit.add_question(settings, entry_id, language, body.text))
+    file = await _record(bot, QUESTION_ADDED, agent, done, entry=entry_id, language=language)
+    return QuestionAddedOut(entry=entry_id, language=language, text=done.text, file=file, line=done.line)
+
+
+@router.post(
+    "/intents/oos/examples",
+    status_code=201,
+    response_model=ExampleAddedOut,
+    summary="Add a customer's question to the out-of-scope examples (supervisors)",
+    responses=errors(
+        409,
+        422,
+        described={
+            409: "Already an example, or the file changed meanwhile",
+            422: "The example or the edited file was refused (invalid_content), or the request failed validation",
+        },
+    ),
+)
+async def add_out_of_scope(body: ExampleIn, agent: SupervisorAgent, bot: BotDep) -> ExampleAddedOut:
+    done = await _edit(lambda: content_edit.add_out_of_scope_example(bot.settings, body.text))
+    file = await _record(bot, EXAMPLE_ADDED, agent, done)
+    return ExampleAddedOut(intent="oos", text=done.text, file=file, line=done.line)
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+def _knowledge_base(bot: SupportBot) -> KnowledgeBase:
+    try:
+        return bot.matcher().kb
+    except RuntimeError as exc:
+        raise api_error(503, "not_ready", str(exc)) from exc
+
+
+async def _missed(bot: SupportBot, days: int, limit: int) -> tuple[datetime, datetime, list[Miss]]:
+    until = utcnow()
+    since = until - timedelta(days=days)
+    return since, until, await collect_misses(bot.database, since, limit)
+
+
+async def _answered(bot: SupportBot, days: int) -> tuple[datetime, datetime, list[EntryAnswers]]:
+    language = bot.settings.kb.default_language
+    titles = {entry.id: entry.title_in(language, language) for entry in _knowledge_base(bot).entries}
+    until = utcnow()
+    since = until - timedelta(days=days)
+    return since, until, await collect_answers(bot.database, titles, since, until)
+
+
+async def _edit(change: Callable[[], ContentEdit]) -> ContentEdit:
+    """Make one content edit in a worker thread, its refusals as the API's errors."""
+
+    def one_at_a_time() -> ContentEdit:
+        with _ONE_EDIT_AT_A_TIME:
+            return change()
+
+    try:
+        return await asyncio.to_thread(one_at_a_time)
+    except UnknownEntry as exc:
+        raise api_error(404, "not_found", str(exc)) from exc
+    except AlreadyPresent as exc:
+        raise api_error(409, "already_present", str(exc)) from exc
+    except ChangedMeanwhile as exc:
+        raise api_error(409, "changed_meanwhile", str(exc)) from exc
+    except ContentError as exc:
+        raise api_error(422, "invalid_content", "; ".join(exc.problems)) from exc
+
+
+async def _record(bot: SupportBot, kind: str, agent: Agent, done: ContentEdit, **data: Any) -> str:
+    """Audit an addition (who, the text, which file and line); return the file as the editor knows it."""
+    file = _shown(bot, done.file)
+    async with bot.database.session() as session:
+        audit(session, None, kind, actor(agent), agent.id, text=done.text, file=file, line=done.line, **data)
+    return file
+
+
+def _shown(bot: SupportBot, path: Path) -> str:
+    """A content file as the editor knows it: relative to the config file's folder when inside it."""
+    try:
+        return str(path.resolve().relative_to(bot.settings.base_dir.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _language_of(text: str, languages: list[str], default: str) -> str:

@@ -3,13 +3,22 @@
 Routes raise `api_error(...)`; routers and operations declare what they answer with `errors(...)`, so the
 published schema lists each status a route gives and the body that comes with it. A 422 comes in two
 shapes: ours (a check of our own, e.g. `invalid_visitor_id`) and FastAPI's (the request failed validation).
+`install_error_handlers` makes FastAPI's own answers (no such path, wrong method, invalid request) fit.
 """
 
+from __future__ import annotations
+
+import json
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi import HTTPException
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
 class ErrorDetail(BaseModel):
@@ -77,3 +86,30 @@ def errors(*statuses: int, described: Mapping[int, str] | None = None) -> dict[i
             response["headers"] = _HEADERS[status]
         responses[status] = response
     return responses
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer FastAPI's own errors in the API's shapes (see `invalid_request` and `http_error`)."""
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+
+
+async def invalid_request(_: Request, exc: Exception) -> Response:
+    """Answer 422 in FastAPI's shape, escaping what JSON's UTF-8 cannot carry as it is."""
+    assert isinstance(exc, RequestValidationError)
+    # FastAPI's own handler echoes the input, and a lone surrogate ("\ud800", valid JSON) made it a 500
+    body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True)
+    return Response(body, status_code=422, media_type="application/json")
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Under /api/, an unknown path or method also answers in the API's shape ({"detail": {code, message}})."""
+    assert isinstance(exc, StarletteHTTPException)
+    if request.url.path.startswith("/api/") and isinstance(exc.detail, str):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        if code is not None:
+            what = "no such API path" if exc.status_code == 404 else f"{request.method} is not allowed here"
+            message = f"{what}: {request.method} {request.url.path} (the API is described at /docs)"
+            body = {"detail": {"code": code, "message": message}}
+            return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    return await http_exception_handler(request, exc)

@@ -3,7 +3,7 @@
 A `Quota` is "at most `limit` hits under `key` in the last `window` seconds". `Limiter.hit` checks several
 quotas at once and counts the hit under all of them only if none is full (so a refused attempt never
 counts, and one quota cannot fill up while another refuses); otherwise it returns how long to wait.
-The agent log-in (bot/handoff/api.py) and the web chat (bot/adapters/webchat.py) use it.
+The agent log-in (bot/handoff/api/auth.py) and the web chat (bot/adapters/webchat.py) use it.
 
 `make_limiter(settings)` picks the back end: `MemoryLimiter` unless `redis.url` is set. `RedisLimiter`
 keeps each key as a sorted set of hit times (Redis's own clock, so processes on several hosts agree) and

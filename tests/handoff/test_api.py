@@ -306,7 +306,7 @@ async def test_live_events_go_to_the_agent_concerned_and_sla_to_supervisors(bot:
             await anna_events.wait("customer_message_for_agent", conversation_id=first.conversation_id)
             second = await bot.receive(incoming("I want to talk to a human", customer="two"))
             await boris_events.wait("queued", conversation_id=second.conversation_id)
-            flagged = await desk.flag_sla(
+            flagged = await desk.timers.flag_sla(
                 utcnow() + timedelta(seconds=bot.settings.handoff.sla_first_response + 1)
             )
             assert set(flagged) == {first.conversation_id, second.conversation_id}

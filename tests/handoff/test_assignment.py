@@ -72,8 +72,8 @@ async def test_language_and_previous_agent_are_preferred(bot: SupportBot) -> Non
     # even though a fresh agent with more free capacity is online
     olga_id = (await _agent(bot, "olga")).id
     mark_id = (await _agent(bot, "mark")).id
-    await desk.resolve(english, mark_id, "done")
-    await desk.resolve(russian, olga_id, "done")
+    await desk.moves.resolve(english, mark_id, "done")
+    await desk.moves.resolve(russian, olga_id, "done")
     await make_agent(bot.database, "zoe", capacity=5, languages=["en"], status="online")
     again = await hand_off(bot, "en-customer", "operator please")
     assert await holder(bot, again) == "mark"
@@ -93,7 +93,7 @@ async def test_priority_bumps_and_queue_positions(bot: SupportBot, channel: Reco
     # the complaint was queued later but is served first
     await make_agent(bot.database, "solo", capacity=1)
     solo = await _agent(bot, "solo")
-    change = await desk_of(bot).set_status(solo.id, "online", "agent:solo")
+    change = await desk_of(bot).moves.set_status(solo.id, "online", "agent:solo")
     assert [a.conversation_id for a in change.assigned] == [upset]
     summary = await desk_of(bot).queue_summary()
     assert summary["waiting"] == 1 and summary["free_slots"] == 0
@@ -109,7 +109,7 @@ async def test_offline_agent_returns_conversations_to_the_queue_in_their_place(
     assert await holder(bot, first) == await holder(bot, second) == "ivan"
     third = await hand_off(bot, "third")  # waits: ivan is full
     ivan = await _agent(bot, "ivan")
-    change = await desk.set_status(ivan.id, "offline", "agent:ivan")
+    change = await desk.moves.set_status(ivan.id, "offline", "agent:ivan")
     assert sorted(change.requeued) == [first, second]
     async with bot.database.session() as session:
         waiting = (
@@ -139,9 +139,9 @@ async def test_reply_timeout_requeues_and_sets_the_agent_away(bot: SupportBot) -
     conversation_id = await hand_off(bot, "patient")
     assert await holder(bot, conversation_id) == "sleepy"
     timeout = bot.settings.handoff.agent_reply_timeout
-    assert await desk.expire_reply_timeouts(utcnow() + timedelta(seconds=timeout - 5)) == []
+    assert await desk.timers.expire_reply_timeouts(utcnow() + timedelta(seconds=timeout - 5)) == []
     await make_agent(bot.database, "awake", capacity=1, status="online")
-    returned = await desk.expire_reply_timeouts(utcnow() + timedelta(seconds=timeout + 1))
+    returned = await desk.timers.expire_reply_timeouts(utcnow() + timedelta(seconds=timeout + 1))
     assert returned == [conversation_id]
     sleepy = await _agent(bot, "sleepy")
     assert sleepy.status == "away"
@@ -149,8 +149,8 @@ async def test_reply_timeout_requeues_and_sets_the_agent_away(bot: SupportBot) -
     assert await holder(bot, conversation_id) == "awake"
     # an answered assignment never times out
     awake = await _agent(bot, "awake")
-    await desk.reply(conversation_id, awake.id, "Hello, how can I help?")
-    assert await desk.expire_reply_timeouts(utcnow() + timedelta(seconds=10 * timeout)) == []
+    await desk.moves.reply(conversation_id, awake.id, "Hello, how can I help?")
+    assert await desk.timers.expire_reply_timeouts(utcnow() + timedelta(seconds=10 * timeout)) == []
     async with bot.database.session() as session:
         reasons = [
             (e.kind, e.data.get("reason"))
@@ -163,9 +163,9 @@ async def test_sla_breach_is_flagged_once(bot: SupportBot) -> None:
     desk = desk_of(bot)
     conversation_id = await hand_off(bot, "slow-day")
     sla = bot.settings.handoff.sla_first_response
-    assert await desk.flag_sla(utcnow() + timedelta(seconds=sla - 5)) == []
-    assert await desk.flag_sla(utcnow() + timedelta(seconds=sla + 1)) == [conversation_id]
-    assert await desk.flag_sla(utcnow() + timedelta(seconds=sla + 60)) == []
+    assert await desk.timers.flag_sla(utcnow() + timedelta(seconds=sla - 5)) == []
+    assert await desk.timers.flag_sla(utcnow() + timedelta(seconds=sla + 1)) == [conversation_id]
+    assert await desk.timers.flag_sla(utcnow() + timedelta(seconds=sla + 60)) == []
     async with bot.database.session() as session:
         events = (await session.execute(select(Event).where(Event.kind == "sla_breached"))).scalars().all()
     assert [e.conversation_id for e in events] == [conversation_id]
@@ -187,12 +187,12 @@ async def test_outside_business_hours_the_customer_hears_when_agents_are_back(
     assert "we are back on Tuesday at 09:00 (Europe/Warsaw)" in text
     assert result.state == State.WAITING  # kept in the queue
     # still closed: nothing more is said
-    assert await desk.update_waiting(monday_evening + timedelta(hours=2)) == []
+    assert await desk.timers.update_waiting(monday_evening + timedelta(hours=2)) == []
     tuesday_morning = datetime(2026, 12, 1, 8, 5, tzinfo=UTC)  # 09:05 in Warsaw
-    assert await desk.update_waiting(tuesday_morning) == [result.conversation_id]
+    assert await desk.timers.update_waiting(tuesday_morning) == [result.conversation_id]
     await desk.drain()
     assert "Our team is back. You are number 1 in the queue." in channel.sent[-1][1].text
-    assert await desk.update_waiting(tuesday_morning + timedelta(minutes=1)) == []  # told once
+    assert await desk.timers.update_waiting(tuesday_morning + timedelta(minutes=1)) == []  # told once
 
 
 async def test_estimate_comes_from_real_handling_times_and_growth_is_announced(
@@ -210,9 +210,9 @@ async def test_estimate_comes_from_real_handling_times_and_growth_is_announced(
             ).scalar_one()
             row.assigned_at = utcnow() - timedelta(minutes=minutes)
     for conversation_id in done:
-        await desk.resolve(conversation_id, hist.id, "done")
+        await desk.moves.resolve(conversation_id, hist.id, "done")
     # three agents online, each busy with one conversation
-    await desk.set_status(hist.id, "offline", "test")
+    await desk.moves.set_status(hist.id, "offline", "test")
     for login in ("a1", "a2", "a3"):
         await make_agent(bot.database, login, capacity=1, status="online")
         await hand_off(bot, f"busy-{login}")
@@ -224,12 +224,14 @@ async def test_estimate_comes_from_real_handling_times_and_growth_is_announced(
     assert "Estimated wait: about 4 min." in result.replies[0][1].text
     # two agents step away: the same place now takes 12 minutes; the customer hears about it (once)
     for login in ("a1", "a2"):
-        await desk.set_status((await _agent(bot, login)).id, "away", "test")
-    assert await desk.update_waiting(now + timedelta(seconds=30)) == []  # too soon after the last estimate
+        await desk.moves.set_status((await _agent(bot, login)).id, "away", "test")
+    assert (
+        await desk.timers.update_waiting(now + timedelta(seconds=30)) == []
+    )  # too soon after the last estimate
     later = now + timedelta(seconds=bot.settings.handoff.estimate_update_interval + 1)
-    assert await desk.update_waiting(later) == [result.conversation_id]
+    assert await desk.timers.update_waiting(later) == [result.conversation_id]
     await desk.drain()
     assert (
         "Sorry for the wait. You are number 1 in the queue; about 12 min to go." in channel.sent[-1][1].text
     )
-    assert await desk.update_waiting(later + timedelta(hours=1)) == []  # no growth since: nothing new
+    assert await desk.timers.update_waiting(later + timedelta(hours=1)) == []  # no growth since: nothing new

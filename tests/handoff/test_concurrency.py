@@ -20,13 +20,13 @@ from sqlalchemy import func, select, update
 from bot.app import SupportBot
 from bot.config import Settings
 from bot.handoff.agents import as_utc
-from bot.handoff.service import LiveHandoff
+from bot.handoff.live import LiveHandoff
 from bot.nlu.encoders import E5Encoder
 from bot.states import State
 from bot.storage.database import Database
 from bot.storage.models import Agent, Assignment, Conversation, Event
 from tests.support.channel import RecordingChannel, incoming
-from tests.support.handoff import make_agent
+from tests.support.handoff import desk_of, make_agent
 from tests.support.services import POSTGRES_URL, postgres_schema
 
 CASES = {
@@ -81,8 +81,7 @@ async def test_concurrent_assigners_never_double_assign_or_overfill(
 
         conversation_ids = await asyncio.gather(*(hand_off(n) for n in range(handoffs)))
         assert len(set(conversation_ids)) == handoffs
-        assert isinstance(bot.handoff, LiveHandoff)
-        await bot.handoff.drain()
+        await desk_of(bot).drain()
 
         # all agents come online at once (directly, so only the workers below assign)
         async with main.session() as session:
@@ -117,7 +116,7 @@ async def test_concurrent_assigners_never_double_assign_or_overfill(
                         )
                     ).all()
                 for conversation_id, agent_id in rng.sample(held, k=min(len(held), 3)):
-                    await desk.resolve(conversation_id, agent_id, "done")
+                    await desk.moves.resolve(conversation_id, agent_id, "done")
                     resolved += 1
                 await asyncio.sleep(0.005)
             finished.set()

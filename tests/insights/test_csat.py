@@ -134,9 +134,9 @@ async def test_the_rating_window_runs_on_the_desk_clock(bot: SupportBot) -> None
     early = await _handed_off(bot, "early", "I want to talk to a human")
     await desk.drain()
     for conversation_id in (late, early):
-        await desk.accept(conversation_id, anna.id)
-        await desk.reply(conversation_id, anna.id, "Done, anything else?")
-        await desk.resolve(conversation_id, anna.id, "answered")
+        await desk.moves.accept(conversation_id, anna.id)
+        await desk.moves.reply(conversation_id, anna.id, "Done, anything else?")
+        await desk.moves.resolve(conversation_id, anna.id, "answered")
     window = timedelta(seconds=bot.settings.handoff.csat_window)
 
     now[0] += window - timedelta(minutes=1)  # just inside the window on the desk's clock

@@ -85,7 +85,7 @@ async def test_stats_count_what_happened(bot: SupportBot, tmp_path: Path, index_
         # the customer writes to the agent: a customer message the bot does not decide on
         assert (await _kind(bot, incoming("thanks", customer="d")))[2] == State.WITH_AGENT
         await anna.ok("POST", f"/conversations/{d}/resolve", json={"reason": "refunded"})
-        breached = await desk.flag_sla(now=base + timedelta(seconds=300))  # c and i: no agent wrote
+        breached = await desk.timers.flag_sla(now=base + timedelta(seconds=300))  # c and i: no agent wrote
         assert sorted(breached) == sorted([c, i])
 
         for caller, status in ((anonymous, 401), (anna, 403)):

@@ -15,13 +15,12 @@ from aiogram.types import Message
 
 from bot.app import SupportBot
 from bot.config import Settings
-from bot.handoff.service import LiveHandoff
 from bot.integrations.aiogram_router import AiogramSupport, support_router
 from bot.nlu.encoders import E5Encoder
 from bot.phrases import phrase
 from bot.states import State
 from bot.storage.database import Database
-from tests.support.handoff import make_agent, wait_for
+from tests.support.handoff import desk_of, make_agent, wait_for
 from tests.support.telegram import (
     CUSTOMER,
     TOKEN,
@@ -78,8 +77,7 @@ async def aiogram_rig(
     finally:
         await dispatcher.stop_polling()
         await asyncio.wait_for(polling, 10)
-        if isinstance(bot.handoff, LiveHandoff):
-            await bot.handoff.close()
+        await bot.handoff.close()
         await bot.close()
 
 
@@ -115,10 +113,9 @@ async def test_a_handoff_and_the_agents_reply_go_through_the_dispatchers_bot(
     assert conversation.state == State.WAITING
     assert queued["visible"].startswith(phrase("handoff", "ru", position=1))
 
-    desk = bot.handoff
-    assert isinstance(desk, LiveHandoff)
-    await desk.accept(conversation.id, anna.id)
-    await desk.reply(conversation.id, anna.id, "Здравствуйте, это Анна. Чем помочь?")
+    desk = desk_of(bot)
+    await desk.moves.accept(conversation.id, anna.id)
+    await desk.moves.reply(conversation.id, anna.id, "Здравствуйте, это Анна. Чем помочь?")
     await wait_for(
         lambda: any(s["visible"] == "Здравствуйте, это Анна. Чем помочь?" for s in api.sent()),
         what="agent reply",

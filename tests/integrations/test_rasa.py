@@ -15,7 +15,6 @@ from sqlalchemy import select
 from bot.app import SupportBot
 from bot.config import Settings
 from bot.handoff.context import context_card
-from bot.handoff.service import LiveHandoff
 from bot.integrations.rasa import ActionSupportbotFaq, ActionSupportbotHandoff
 from bot.integrations.rasa_api import CHANNEL
 from bot.nlu.encoders import E5Encoder
@@ -26,7 +25,7 @@ from bot.storage.models import Conversation
 from bot.web.app import create_app
 from tests.support.actions import started_bot
 from tests.support.channel import RecordingChannel
-from tests.support.handoff import make_agent
+from tests.support.handoff import desk_of, make_agent
 from tests.support.server import LiveServer
 
 TOKEN = "rasa-shared-secret"
@@ -105,8 +104,7 @@ async def test_handoff_queues_the_conversation_with_the_rasa_transcript(
     assert told.startswith(phrase("handoff", "en", position=1))
     assert result.events == [{"event": "pause", "timestamp": None}]
 
-    desk = bot.handoff
-    assert isinstance(desk, LiveHandoff)
+    desk = desk_of(bot)
     async with bot.database.session() as session:
         [conversation] = (await session.scalars(select(Conversation))).all()
         assert conversation.channel == CHANNEL and conversation.state == State.WAITING
@@ -119,8 +117,8 @@ async def test_handoff_queues_the_conversation_with_the_rasa_transcript(
         ("bot", told),
     ]
 
-    await desk.accept(conversation.id, anna.id)
-    await desk.reply(conversation.id, anna.id, "Hi Jan, Anna here. Send me the photo, please.")
+    await desk.moves.accept(conversation.id, anna.id)
+    await desk.moves.reply(conversation.id, anna.id, "Hi Jan, Anna here. Send me the photo, please.")
     async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
         chat = (await client.get("/api/v1/rasa/messages", params={"sender_id": "rasa-user-42"})).json()
     assert "Hi Jan, Anna here. Send me the photo, please." in [m["text"] for m in chat["messages"]]

@@ -20,7 +20,6 @@ from starlette.routing import Route
 from bot.adapters.base import Channel
 from bot.app import SupportBot
 from bot.config import Settings
-from bot.handoff.service import LiveHandoff
 from bot.nlu.encoders import E5Encoder
 from bot.storage.database import Database
 from tests.support.paths import REPO
@@ -41,8 +40,7 @@ async def started_bot(
     try:
         yield bot
     finally:
-        if isinstance(bot.handoff, LiveHandoff):
-            await bot.handoff.close()
+        await bot.handoff.close()
         if bot.actions is not None:
             await bot.actions.close()
         bot.executor.shutdown(wait=False)

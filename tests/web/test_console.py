@@ -15,7 +15,7 @@ from bot.handoff.agents import AgentRepository
 from bot.nlu.encoders import E5Encoder
 from bot.storage.database import Database
 from bot.web.app import create_app
-from bot.web.console import DEMO_LOGIN, ensure_demo_agent, sqlite_file
+from bot.web.demo_agent import DEMO_LOGIN, ensure_demo_agent, sqlite_file
 from tests.support.handoff import Api, desk_of, http_client, make_agent, webchat_bot
 from tests.support.server import LiveServer
 

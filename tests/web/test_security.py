@@ -297,11 +297,11 @@ async def test_the_desk_worker_deletes_expired_and_revoked_tokens_and_tickets(bo
     assert await stored() == 3
     start = utcnow()
     desk.clock = lambda: start + timedelta(minutes=1)  # the ticket has expired, the token has not
-    await desk.tick()
+    await desk.timers.tick()
     assert await stored() == 1  # the ticket and the logged-out token are gone
     async with bot.database.session() as session:
         assert await AgentRepository(session).agent_for_token(kept) is not None  # the live one still works
-    await desk.tick(start + timedelta(hours=13))
+    await desk.timers.tick(start + timedelta(hours=13))
     assert await stored() == 0
 
 

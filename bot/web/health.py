@@ -1,0 +1,80 @@
+"""GET /healthz: does the database answer, is the knowledge base loaded, is the model not stuck."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import Field
+from sqlalchemy import text
+
+from bot import __version__
+from bot.web.body import Body
+from bot.web.deps import BotDep
+
+router = APIRouter()
+
+
+class SpoolBacklog(Body):
+    waiting: int = Field(description="Webhook bodies acknowledged but not processed yet")
+    failed: int = Field(description="Those given up on (supportbot spool list)")
+
+
+class ActionsHealth(Body):
+    where: str = Field(description='Where custom actions run: "package NAME" or the action server URL')
+    status: str = Field(description='"ok", or what is wrong (the server unreachable, the package broken)')
+
+
+class Health(Body):
+    """What each check found; a check that could not run leaves its fields out."""
+
+    version: str
+    database: str = Field(description='"ok", or "error: <exception>"')
+    spool: SpoolBacklog | None = None
+    kb_entries: int
+    model: str | None = None
+    longest_model_call_seconds: float | None = None
+    model_state: str | None = Field(default=None, description='"stuck": a model call ran past its deadline')
+    actions: ActionsHealth | None = Field(
+        default=None, description="Custom actions (reported, never failed on)"
+    )
+    status: str = Field(description='"ok", or "degraded" (with 503)')
+
+
+@router.get(
+    "/healthz",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "Degraded: restart the process"}},
+)
+async def healthz(bot: BotDep) -> JSONResponse:
+    """Report whether the database answers, the knowledge base is loaded and the model is not stuck,
+    and the spool's backlog; 503 when any of that fails, so an orchestrator restarts the process."""
+    checks: dict[str, object] = {"version": __version__}
+    healthy = True
+    try:
+        async with bot.database.session() as session:
+            await session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+        # webhook bodies acknowledged but not processed yet, and those given up (see README)
+        counts = await bot.spool.counts()
+        checks["spool"] = {"waiting": counts.waiting, "failed": counts.failed}
+    except Exception as exc:
+        checks["database"] = f"error: {type(exc).__name__}"
+        healthy = False
+    try:
+        matcher = bot.matcher()
+        checks["kb_entries"] = len(matcher.kb.entries)
+        checks["model"] = matcher.encoder.model_id
+        # a model call running past the deadline is hung (messages meanwhile go to people): restart
+        longest = bot.engine.longest_model_call_seconds()
+        checks["longest_model_call_seconds"] = round(longest, 1)
+        if longest > bot.settings.policy.understanding_timeout_seconds:
+            checks["model_state"] = "stuck"
+            healthy = False
+    except RuntimeError:
+        checks["kb_entries"] = 0
+        healthy = False
+    if bot.actions is not None:
+        # reported, not failed on: a restart of supportbot would not bring an action server back
+        checks["actions"] = {"where": bot.actions.where, "status": await bot.actions.health()}
+    checks["status"] = "ok" if healthy else "degraded"
+    return JSONResponse(checks, status_code=200 if healthy else 503)
