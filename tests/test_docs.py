@@ -50,7 +50,9 @@ def test_every_settings_key_is_documented_in_config_yaml() -> None:
     text = CONFIG.read_text(encoding="utf-8")
     shipped = yaml.safe_load(text)
     missing = [".".join(path) for path, _ in _keys(Settings) if not _lookup(shipped, path)]
-    assert not missing, f"config.yaml does not show these keys (add each with its default and a comment): {missing}"
+    assert not missing, (
+        f"config.yaml does not show these keys (add each with its default and a comment): {missing}"
+    )
     # the fields of a dict or list of models (context providers, canned responses) may be shown in comments
     for path, annotation in _keys(Settings):
         inner = _model_in(annotation)

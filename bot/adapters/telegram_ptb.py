@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-try:
+try:  # an optional extra, [ptb]: `supportbot run` and its Telegram channel (aiogram) do without it
     from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
     from telegram.constants import ParseMode
     from telegram.error import (
@@ -41,7 +41,7 @@ try:
         filters,
     )
     from telegram.warnings import PTBDeprecationWarning
-except ImportError as exc:  # an optional extra: `supportbot run` and its Telegram channel (aiogram) do without
+except ImportError as exc:
     if not (exc.name or "").startswith("telegram"):
         raise
     raise ImportError(
