@@ -16,7 +16,7 @@ from bot.config import Settings
 from tests.support.paths import REPO
 
 CONFIG = REPO / "config.yaml"
-PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), *sorted((REPO / "eval").glob("*.md"))]
 
 
 def _model_in(annotation: Any) -> tuple[str, type[BaseModel]] | None:
@@ -116,6 +116,10 @@ def test_relative_links_resolve(page: Path) -> None:
         elif anchor and file.suffix == ".md" and anchor not in _anchors(file):
             broken.append(f"{target} (no such heading)")
     assert not broken, f"{page.relative_to(REPO)}: {broken}"
+
+
+def test_readme_fits_in_300_lines() -> None:
+    assert len((REPO / "README.md").read_text(encoding="utf-8").splitlines()) <= 300
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
