@@ -1,0 +1,117 @@
+"""The Telegram agent desk: real aiogram against the stand-in Bot API, WhatsApp against the Graph stand-in."""
+
+from __future__ import annotations
+
+from bot.states import State
+from tests.support.desk import DESK, DeskRig, group_message, linked_agent
+from tests.support.handoff import Api, wait_for
+from tests.support.telegram import CUSTOMER, text_update
+from tests.support.whatsapp import CUSTOMER as WA_CUSTOMER
+
+OLGA, SAM, STRANGER = 55501, 55502, 55599
+
+
+async def customer_sends(rig: DeskRig, chat_id: int) -> list[str]:
+    return [str(p["visible"]) for p in rig.api.sent(chat_id)]
+
+
+async def test_telegram_and_whatsapp_customers_are_worked_from_their_topics(desk_rig: DeskRig) -> None:
+    rig = desk_rig
+    olga = await linked_agent(rig.bot, "olga", OLGA, name="Olga")
+    rig.api.push(text_update("оператор", message_id=501))
+    await rig.whatsapp_says("I want to talk to a human", "wamid.handoff-1")
+    await rig.topic("telegram", str(CUSTOMER))
+    await rig.topic("whatsapp", WA_CUSTOMER)
+    await rig.settle()
+    tg_topic = await rig.topic("telegram", str(CUSTOMER))
+    wa_topic = await rig.topic("whatsapp", WA_CUSTOMER)
+
+    # one topic each, named who · channel · language, the card first and pinned
+    assert sorted(rig.api.topics.values()) == sorted([tg_topic.name, wa_topic.name])
+    assert tg_topic.name.startswith("FirstName LastName · Telegram · ")
+    assert wa_topic.name == "Anna Kowalska · WhatsApp · en"
+    for topic, words in ((tg_topic, "оператор"), (wa_topic, "I want to talk to a human")):
+        [card, *_] = rig.api.in_topic(topic.thread_id or 0)
+        assert card["visible"].startswith("#") and words in card["visible"]
+        assert int(card["chat_id"]) == DESK
+    pinned = {int(p["message_id"]) for p in rig.api.ok_calls("pinChatMessage")}
+    assert {tg_topic.card_message_id, wa_topic.card_message_id} == pinned
+
+    # a member of the group who is no linked agent reaches nobody
+    before = len(rig.api.sent(CUSTOMER))
+    rig.api.push(group_message(tg_topic.thread_id, STRANGER, "I am just a colleague", name="Eve"))
+    await rig.settle()
+    assert len(rig.api.sent(CUSTOMER)) == before
+    assert (await rig.conversation("telegram", str(CUSTOMER))).state == State.WAITING
+
+    # the linked agent's first message takes the waiting conversation and reaches that customer only
+    rig.api.push(group_message(tg_topic.thread_id, OLGA, "Здравствуйте! Смотрю ваш заказ."))
+    await rig.settle()
+    conversation = await rig.conversation("telegram", str(CUSTOMER))
+    assert (conversation.state, conversation.assigned_agent_id) == (State.WITH_AGENT, olga.id)
+    assert (await customer_sends(rig, CUSTOMER))[-1] == "Здравствуйте! Смотрю ваш заказ."
+    kinds = [e.kind for e in await rig.events(conversation.id)]
+    assert kinds[-3:] == ["assigned", "agent_message", "delivery"] or kinds[-2:] == [
+        "assigned",
+        "agent_message",
+    ]
+    assert all("Смотрю" not in str(s) for s in rig.graph.sends)
+    assert any("Olga" in t and "took it" in t for t in rig.topic_texts(tg_topic.thread_id or 0))
+
+    # ... and in the WhatsApp customer's topic, to the WhatsApp customer
+    rig.api.push(group_message(wa_topic.thread_id, OLGA, "Hello Anna, how can I help?"))
+    await rig.settle()
+    await wait_for(lambda: any("Hello Anna" in str(s) for s in rig.graph.sends), what="the WhatsApp reply")
+
+    # the customer's follow-up (and a photo) is mirrored into their topic
+    rig.api.push(text_update("Спасибо, жду", message_id=502))
+    await rig.settle()
+    assert "👤 Спасибо, жду" in rig.topic_texts(tg_topic.thread_id or 0)
+
+    # a photo from the agent reaches the Telegram customer as that file; to WhatsApp it is refused
+    rig.api.push(group_message(tg_topic.thread_id, OLGA, "Вот накладная", photo="AgACphoto-1"))
+    await rig.settle()
+    [photo] = [p for p in rig.api.ok_calls("sendPhoto") if str(p["chat_id"]) == str(CUSTOMER)]
+    assert photo["photo"] == "AgACphoto-1" and photo["visible"] == "Вот накладная"
+    rig.api.push(group_message(wa_topic.thread_id, OLGA, "invoice", photo="AgACphoto-2"))
+    await rig.settle()
+    assert any("Files reach Telegram customers only" in t for t in rig.topic_texts(wa_topic.thread_id or 0))
+
+    # /note stays internal: in the audit trail and the console, never sent
+    sent_before = len(rig.api.sent(CUSTOMER))
+    rig.api.push(group_message(tg_topic.thread_id, OLGA, "/note VIP, be kind"))
+    await rig.settle()
+    assert len(rig.api.sent(CUSTOMER)) == sent_before
+    notes = [e for e in await rig.events(conversation.id) if e.kind == "note"]
+    assert [n.data["text"] for n in notes] == ["VIP, be kind"]
+
+    # console and topic see each other: a console reply is posted in the topic, a topic reply is in the console
+    api = await Api.login(rig.http, "olga")
+    await api.ok("POST", f"/conversations/{conversation.id}/messages", json={"text": "From the console"})
+    await rig.settle()
+    assert "💬 <b>Olga</b> (console): From the console" in [
+        str(p.get("text")) for p in rig.api.in_topic(tg_topic.thread_id or 0)
+    ] or any("From the console" in t for t in rig.topic_texts(tg_topic.thread_id or 0))
+    detail = await api.ok("GET", f"/conversations/{conversation.id}")
+    agent_texts = [m["text"] for m in detail["messages"] if m["sender"] == "agent"]
+    assert agent_texts[0] == "Здравствуйте! Смотрю ваш заказ." and "From the console" in agent_texts
+    assert [n["text"] for n in detail["notes"]] == ["VIP, be kind"]
+
+    # /resolve: resolved as by the API, the CSAT question goes to the customer, the topic is closed
+    rig.api.push(group_message(tg_topic.thread_id, OLGA, "/resolve order found"))
+    await rig.settle()
+    conversation = await rig.conversation("telegram", str(CUSTOMER))
+    assert conversation.state == State.RESOLVED
+    [resolved] = [e for e in await rig.events(conversation.id) if e.kind == "resolved"]
+    assert (resolved.actor, resolved.data["reason"]) == ("agent:olga", "order found")
+    last = rig.api.sent(CUSTOMER)[-1]
+    assert last.get("reply_markup"), "the CSAT question comes with rating buttons"
+    assert [int(p["message_thread_id"]) for p in rig.api.ok_calls("closeForumTopic")] == [tg_topic.thread_id]
+
+    # the customer comes back: the same topic is reopened, with a new card
+    rig.api.push(text_update("оператор", message_id=503))
+    await rig.settle()
+    assert len(rig.api.ok_calls("createForumTopic")) == 2
+    assert [int(p["message_thread_id"]) for p in rig.api.ok_calls("reopenForumTopic")] == [tg_topic.thread_id]
+    health = (await rig.http.get("/healthz")).json()
+    assert health["telegram_desk"]["status"] == "ok" and health["telegram_desk"]["pending_posts"] == 0
