@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.states import State
+from bot.storage.models import Event
 from tests.support.desk import DESK, DeskRig, group_message, linked_agent
 from tests.support.handoff import Api, wait_for
 from tests.support.telegram import CUSTOMER, text_update
@@ -115,3 +116,62 @@ async def test_telegram_and_whatsapp_customers_are_worked_from_their_topics(desk
     assert [int(p["message_thread_id"]) for p in rig.api.ok_calls("reopenForumTopic")] == [tg_topic.thread_id]
     health = (await rig.http.get("/healthz")).json()
     assert health["telegram_desk"]["status"] == "ok" and health["telegram_desk"]["pending_posts"] == 0
+
+
+def _moves(events: list[Event]) -> list[tuple[str, str, dict[str, object]]]:
+    """The audit trail without what differs between any two conversations (message ids, where typed)."""
+    return [
+        (e.kind, e.actor, {k: v for k, v in (e.data or {}).items() if k not in ("message_id", "via", "text")})
+        for e in events
+    ]
+
+
+async def test_transfer_and_resolve_in_a_topic_do_what_the_api_does(desk_rig: DeskRig) -> None:
+    rig = desk_rig
+    olga = await linked_agent(rig.bot, "olga", OLGA, name="Olga")
+    sam = await linked_agent(rig.bot, "sam", SAM, name="Sam")
+    other = CUSTOMER + 1
+    rig.api.push(text_update("оператор", message_id=601))
+    rig.api.push(text_update("оператор", user=other, message_id=602))
+    a_topic = await rig.topic("telegram", str(CUSTOMER))
+    await rig.topic("telegram", str(other))
+    await rig.settle()
+
+    # /queue in the general topic lists both, with links to their topics
+    rig.api.push(group_message(None, OLGA, "/queue"))
+    await rig.settle()
+    [listing] = [p for p in rig.api.sent(DESK) if str(p["visible"]).startswith("2 waiting")]
+    assert listing.get("message_thread_id") in (None, "") and "2 waiting" in listing["visible"]
+    assert f"https://t.me/c/1234567890/{a_topic.thread_id}" in str(listing["text"])
+
+    # A is worked from its topic, B through the agent API: the same moves
+    a = await rig.conversation("telegram", str(CUSTOMER))
+    b = await rig.conversation("telegram", str(other))
+    rig.api.push(group_message(a_topic.thread_id, OLGA, "Здравствуйте"))
+    olga_api, sam_api = await Api.login(rig.http, "olga"), await Api.login(rig.http, "sam")
+    await olga_api.ok("POST", f"/conversations/{b.id}/accept")
+    await olga_api.ok("POST", f"/conversations/{b.id}/messages", json={"text": "Здравствуйте"})
+    await rig.settle()
+    rig.api.push(group_message(None, SAM, "/online", name="Sam"))  # the same status as PUT /agents/me/status
+    await rig.settle()
+    assert (await sam_api.ok("GET", "/agents/me"))["status"] == "online"
+    rig.api.push(group_message(a_topic.thread_id, OLGA, "/transfer sam"))
+    await olga_api.ok("POST", f"/conversations/{b.id}/transfer", json={"agent_login": "sam"})
+    await rig.settle()
+    rig.api.push(group_message(a_topic.thread_id, SAM, "/resolve refund issued", name="Sam"))
+    await sam_api.ok("POST", f"/conversations/{b.id}/resolve", json={"reason": "refund issued"})
+    await rig.settle()
+
+    a_events, b_events = await rig.events(a.id), await rig.events(b.id)
+    assert _moves(a_events) == _moves(b_events)
+    kinds = [e.kind for e in a_events]
+    assert {"assigned", "transferred", "resolved"} <= set(kinds)
+    [transfer] = [e for e in a_events if e.kind == "transferred"]
+    assert (transfer.actor, transfer.agent_id, transfer.data["to"]) == ("agent:olga", sam.id, "sam")
+    # what each customer was told after their place in the queue: the same words, the CSAT question last
+    told_a = [str(p["visible"]) for p in rig.api.sent(CUSTOMER)]
+    told_b = [str(p["visible"]) for p in rig.api.sent(other)]
+    assert len(told_a) >= 5 and told_a[1:] == told_b[1:] and rig.api.sent(CUSTOMER)[-1].get("reply_markup")
+    assert olga.id != sam.id
+    texts = rig.topic_texts(a_topic.thread_id or 0)
+    assert any("transferred to sam" in t for t in texts) and any("resolved by agent:sam" in t for t in texts)
