@@ -60,8 +60,8 @@ class Follower:
             await self._queued(session, event, conversation)
             return
         topic = await self._topic(session, conversation)
-        if topic is None:
-            return  # never handed off while the desk ran: nothing to show it in
+        if topic is None or topic.status == "gone":
+            return  # never handed off while the desk ran, or deleted by hand: nothing to show it in
         line = await self._line(session, event, conversation, data)
         if kind == "customer_message_for_agent":
             await self._mirror_customer(session, event, conversation, topic, data)
@@ -88,7 +88,8 @@ class Follower:
                 self.chat_id,
             )
             topic.claimed_until = None
-        elif topic.status == "closed":
+        elif topic.status != "new":
+            # closed at the last resolution (or about to be: its close post may not be sent yet)
             await add_post(session, f"reopen:{event.id}", "reopen", {}, topic.id, conversation.id)
         topic.name = name
         topic.card_conversation_id = conversation.id
@@ -123,7 +124,7 @@ class Follower:
             how = {"auto": "assigned", "take": "took it", "transfer": "got it by transfer"}.get(
                 str(data.get("how")), "has it"
             )
-            return f"👤 {who} {how}: the conversation is theirs now"
+            return f"🙋 {who} {how}: the conversation is theirs now"
         if kind == "agent_message" and data.get("via") != VIA:
             message = await session.get(Message, data.get("message_id") or 0)
             if message is None:

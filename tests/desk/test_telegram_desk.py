@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from bot.states import State
 from bot.storage.models import Event
 from tests.support.desk import DESK, DeskRig, group_message, linked_agent
-from tests.support.handoff import Api, wait_for
+from tests.support.handoff import Api, desk_of, wait_for
 from tests.support.telegram import CUSTOMER, text_update
+from tests.support.telegram_api import Failure
 from tests.support.whatsapp import CUSTOMER as WA_CUSTOMER
 
 OLGA, SAM, STRANGER = 55501, 55502, 55599
@@ -175,3 +178,76 @@ async def test_transfer_and_resolve_in_a_topic_do_what_the_api_does(desk_rig: De
     assert olga.id != sam.id
     texts = rig.topic_texts(a_topic.thread_id or 0)
     assert any("transferred to sam" in t for t in texts) and any("resolved by agent:sam" in t for t in texts)
+
+
+async def test_a_busy_desk_waits_out_429_and_reports_what_it_lost(desk_rig: DeskRig) -> None:
+    rig = desk_rig
+    await linked_agent(rig.bot, "olga", OLGA, name="Olga")
+    sam = await linked_agent(rig.bot, "sam", SAM, name="Sam")
+    rig.api.push(text_update("оператор", message_id=701))
+    topic = await rig.topic("telegram", str(CUSTOMER))
+    await rig.settle()
+    conversation = await rig.conversation("telegram", str(CUSTOMER))
+
+    # past the SLA, the general topic gets a queue line with a link to the topic
+    await desk_of(rig.bot).timers.flag_sla(rig.bot.handoff.clock() + timedelta(minutes=10))
+    await rig.settle()
+    [line] = [p for p in rig.api.sent(DESK) if str(p["visible"]).startswith("⏰")]
+    assert f"#{conversation.id}" in line["visible"] and "waits 10 min" in line["visible"]
+    assert line.get("message_thread_id") in (None, "")
+
+    # an agent going online is assigned the conversation, announced in the topic with a mention
+    rig.api.push(group_message(None, SAM, "/online", name="Sam"))
+    await rig.settle()
+    assert (await rig.conversation("telegram", str(CUSTOMER))).assigned_agent_id == sam.id
+    assert any(f'href="tg://user?id={SAM}"' in str(p["text"]) for p in rig.api.in_topic(topic.thread_id or 0))
+
+    # flood control on the desk: the customer's three messages arrive once each, in order
+    rig.api.fail_next("sendMessage", Failure.too_many_requests(1))
+    for number, words in enumerate(("первое", "второе", "третье")):
+        rig.api.push(text_update(words, message_id=710 + number))
+    await rig.settle()
+    mirrored = [t for t in rig.topic_texts(topic.thread_id or 0) if t.startswith("👤")]
+    assert mirrored == ["👤 первое", "👤 второе", "👤 третье"]
+    assert [c.status for c in rig.api.calls if c.method == "sendmessage" and c.status != 200] == [429]
+
+    # a topic deleted by hand: reported in /healthz and the log; the conversation stays in the console
+    rig.api.deleted_topics.add(topic.thread_id or 0)
+    rig.api.push(text_update("вы тут?", message_id=720))
+    await rig.settle()
+    health = (await rig.http.get("/healthz")).json()
+    assert health["status"] == "ok" and health["telegram_desk"]["topics_gone"] == 1
+    assert "deleted" in health["telegram_desk"]["status"]
+    sam_api = await Api.login(rig.http, "sam")
+    detail = await sam_api.ok("GET", f"/conversations/{conversation.id}")
+    assert detail["messages"][-1]["text"] == "вы тут?"
+
+    # the bot removed from the group: reported too
+    rig.api.push(
+        {
+            "my_chat_member": {
+                "chat": {"id": DESK, "title": "Support desk", "type": "supergroup", "is_forum": True},
+                "from": {"id": OLGA, "is_bot": False, "first_name": "Olga"},
+                "date": 1733480000,
+                "old_chat_member": {
+                    "user": {"id": 7000000001, "is_bot": True, "first_name": "Shop Support"},
+                    "status": "administrator",
+                },
+                "new_chat_member": {
+                    "user": {"id": 7000000001, "is_bot": True, "first_name": "Shop Support"},
+                    "status": "left",
+                },
+            }
+        }
+    )
+    await rig.settle()
+    health = (await rig.http.get("/healthz")).json()
+    assert "the bot is left in the desk group" in health["telegram_desk"]["status"]
+
+    # after the resolution, the customer's return makes a new topic in place of the deleted one
+    await sam_api.ok("POST", f"/conversations/{conversation.id}/resolve", json={})
+    rig.api.push(text_update("оператор", message_id=730))
+    await rig.settle()
+    assert len(rig.api.ok_calls("createForumTopic")) == 2
+    fresh = await rig.topic("telegram", str(CUSTOMER))
+    assert fresh.thread_id != topic.thread_id and fresh.status == "open"

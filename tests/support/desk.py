@@ -10,14 +10,24 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.adapters.telegram import TelegramChannel
 from bot.adapters.whatsapp import WhatsAppChannel
 from bot.app import SupportBot
 from bot.desk.service import TelegramDesk
+from bot.desk.store import CURSOR
 from bot.handoff.agents import AgentRepository
-from bot.storage.models import Agent, Conversation, Customer, DeskPost, DeskTopic, Event
+from bot.storage.models import (
+    Agent,
+    Conversation,
+    Customer,
+    DeskPost,
+    DeskState,
+    DeskTopic,
+    Event,
+    Message,
+)
 from tests.support.graph_api import GraphApiStub
 from tests.support.handoff import PASSWORD
 from tests.support.telegram_api import TelegramApiStub
@@ -120,7 +130,15 @@ class DeskRig:
                 pending = (
                     await session.execute(select(DeskPost.key).where(DeskPost.status == "pending"))
                 ).all()
-            if not pending and self.api.pending_updates == 0:
+                newest = (await session.execute(select(func.max(Event.id)))).scalar() or 0
+                cursor = await session.get(DeskState, CURSOR)
+                unsent = (
+                    await session.execute(
+                        select(Message.id).where(Message.direction == "out", Message.status == "pending")
+                    )
+                ).all()
+            followed = cursor is not None and cursor.number >= newest
+            if followed and not pending and not unsent and self.api.pending_updates == 0:
                 await asyncio.sleep(0.05)  # a round in flight finishes
                 return
             if time.monotonic() > deadline:
