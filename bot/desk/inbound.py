@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from bot.adapters.base import ensure_free_form_allowed
 from bot.desk import card as render
 from bot.desk.follower import VIA
 from bot.desk.sender import topic_by_thread
@@ -119,7 +120,11 @@ class Inbound:
             else:
                 await self._in_topic(message, topic, command, rest.strip())
         except OutsideMessagingWindow as exc:
-            await self.notice(message, topic, f"⚠️ {render.esc(exc)}\nSend /template to re-open the chat.")
+            await self.notice(
+                message,
+                topic,
+                f"⚠️ {render.esc(exc)}\n/template sends the re-engagement template (/take the conversation first).",
+            )
         except (SupportBotError, ValueError) as exc:
             await self.notice(message, topic, f"⚠️ {render.esc(exc)}")
 
@@ -174,6 +179,9 @@ class Inbound:
                 f"Files reach Telegram customers only; this customer writes from {render.channel_name(conversation.channel)}. Nothing was sent.",
             )
             return
+        channel = self.handoff.channels.get(conversation.channel)
+        if channel is not None:  # refused before taking it: a message that cannot go takes nothing
+            ensure_free_form_allowed(channel, conversation.last_customer_message_at, self.handoff.clock())
         if conversation.state == State.WAITING:
             await self.moves.accept(conversation.id, message.agent.id)
         words = "" if message.attachments else message.text  # a caption travels with its file

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from bot.handoff.providers import CallableProvider
 from bot.states import State
-from bot.storage.models import Event
+from bot.storage.models import Conversation, Event
 from tests.support.desk import DESK, DeskRig, group_message, linked_agent
 from tests.support.handoff import Api, desk_of, wait_for
 from tests.support.telegram import CUSTOMER, text_update
@@ -251,3 +252,46 @@ async def test_a_busy_desk_waits_out_429_and_reports_what_it_lost(desk_rig: Desk
     assert len(rig.api.ok_calls("createForumTopic")) == 2
     fresh = await rig.topic("telegram", str(CUSTOMER))
     assert fresh.thread_id != topic.thread_id and fresh.status == "open"
+
+
+async def test_webhook_mode_late_card_data_refusals_and_the_whatsapp_window(
+    webhook_desk_rig: DeskRig,
+) -> None:
+    rig = webhook_desk_rig
+    rig.bot.handoff.add_provider(  # type: ignore[attr-defined]
+        CallableProvider("orders", lambda customer: {"orders": [{"id": "A-1001", "status": "shipped"}]})
+    )
+    await linked_agent(rig.bot, "full", OLGA, name="Full", capacity=0)
+    sam = await linked_agent(rig.bot, "sam", SAM, name="Sam")
+    await rig.telegram_webhook(text_update("оператор", message_id=801))
+    await rig.whatsapp_says("I want to talk to a human", "wamid.handoff-8")
+    await rig.settle()
+    topic = await rig.topic("telegram", str(CUSTOMER))
+    wa_topic = await rig.topic("whatsapp", WA_CUSTOMER)
+
+    # the providers' answer came after the handoff: the pinned card is edited to show it
+    edits = [p for p in rig.api.ok_calls("editMessageText") if int(p["message_id"]) == topic.card_message_id]
+    assert edits and "A-1001" in edits[-1]["visible"]
+
+    # an agent without room is refused with a short notice, and the conversation keeps waiting
+    await rig.telegram_webhook(group_message(topic.thread_id, OLGA, "Добрый день", name="Full"))
+    await rig.settle()
+    assert any("capacity" in t for t in rig.topic_texts(topic.thread_id or 0))
+    assert (await rig.conversation("telegram", str(CUSTOMER))).state == State.WAITING
+    await rig.telegram_webhook(group_message(topic.thread_id, SAM, "Добрый день", name="Sam"))
+    await rig.settle()
+    assert (await rig.conversation("telegram", str(CUSTOMER))).assigned_agent_id == sam.id
+    assert rig.api.sent(CUSTOMER)[-1]["visible"] == "Добрый день"
+
+    # outside WhatsApp's 24 hours the topic says so and offers the template; nothing is sent
+    conversation = await rig.conversation("whatsapp", WA_CUSTOMER)
+    async with rig.bot.database.session() as session:
+        row = await session.get(Conversation, conversation.id)
+        assert row is not None
+        row.last_customer_message_at = row.last_customer_message_at - timedelta(days=2)
+    sends = len(rig.graph.sends)
+    await rig.telegram_webhook(group_message(wa_topic.thread_id, SAM, "Are you there?", name="Sam"))
+    await rig.settle()
+    [notice] = [t for t in rig.topic_texts(wa_topic.thread_id or 0) if "24-hour" in t]
+    assert "/template" in notice and len(rig.graph.sends) == sends
+    assert (await rig.conversation("whatsapp", WA_CUSTOMER)).state == State.WAITING  # nothing taken either

@@ -30,6 +30,7 @@ from bot.storage.models import (
 )
 from tests.support.graph_api import GraphApiStub
 from tests.support.handoff import PASSWORD
+from tests.support.telegram import SECRET
 from tests.support.telegram_api import TelegramApiStub
 from tests.support.whatsapp import WEBHOOK, sign
 
@@ -81,6 +82,13 @@ class DeskRig:
     api: TelegramApiStub
     graph: GraphApiStub
     http: httpx.AsyncClient
+
+    async def telegram_webhook(self, update: dict[str, Any]) -> None:
+        """POST an update to /webhooks/telegram as Telegram does in webhook mode (it is handled before the 200)."""
+        body = json.dumps({"update_id": next(_message_ids), **update}).encode()
+        headers = {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": SECRET}
+        response = await self.http.post("/webhooks/telegram", content=body, headers=headers)
+        assert response.status_code == 200, response.text
 
     async def whatsapp_says(self, text: str, wamid: str) -> None:
         from tests.support.whatsapp import text_webhook
