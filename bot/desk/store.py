@@ -92,6 +92,9 @@ async def state_row(session: AsyncSession, name: str, lock: bool = False) -> Des
     """The named mark, created on first use (the cursor starts at the newest event: no replay of history)."""
     query = select(DeskState).where(DeskState.name == name)
     if lock:
+        # write first: the row lock on PostgreSQL, and on SQLite the write lock before anything is read
+        # (a read transaction that writes later can fail with SQLITE_BUSY once another one committed)
+        await session.execute(update(DeskState).where(DeskState.name == name).values(name=name))
         query = query.with_for_update()
     found = (await session.execute(query)).scalar_one_or_none()
     if found is not None:
