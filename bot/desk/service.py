@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import socket
+import time
 from contextlib import suppress
+from datetime import timedelta
 from typing import Any
 
 from bot.adapters.base import Channel
@@ -21,13 +24,17 @@ from bot.config import AgentDeskSettings, Settings
 from bot.desk.follower import Follower
 from bot.desk.inbound import Inbound
 from bot.desk.sender import Sender
-from bot.desk.store import HEALTH, counts, release_lease, state_row, take_lease
+from bot.desk.store import HEALTH, counts, purge, release_lease, state_row, take_lease
 from bot.desk.transport import DeskApi
 from bot.handoff.base import Handoff
 from bot.handoff.live import LiveHandoff
 from bot.storage.models import utcnow
 
 log = logging.getLogger(__name__)
+PURGE_EVERY = 3600.0  # seconds between clean-ups of the desk's sent posts
+KEEP_POSTS = timedelta(
+    days=7
+)  # sent posts and handled-update marks are kept this long (redeliveries come sooner)
 
 
 class TelegramDesk:
@@ -48,6 +55,7 @@ class TelegramDesk:
         self.inbound = Inbound(handoff, self.chat_id, self.wake)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._last_purge = -math.inf
 
     @classmethod
     def configured(
@@ -112,7 +120,12 @@ class TelegramDesk:
                 read = await self.follower.round(session)
             if not read:
                 break
-        return await self.sender.round()
+        sent = await self.sender.round()
+        if time.monotonic() - self._last_purge >= PURGE_EVERY:
+            self._last_purge = time.monotonic()
+            async with self.database.session() as session:
+                await purge(session, utcnow() - KEEP_POSTS)
+        return sent
 
     async def health(self) -> dict[str, Any]:
         """For /healthz: the group's state, posts waiting or given up, topics deleted by hand."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, or_, select, update
+from sqlalchemy import CursorResult, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -129,6 +129,14 @@ async def due_posts(session: AsyncSession, limit: int = 100) -> list[DeskPost]:
     """Pending posts in the order they were stored (a post not yet due holds back its topic's later ones)."""
     query = select(DeskPost).where(DeskPost.status == "pending").order_by(DeskPost.id).limit(limit)
     return list((await session.execute(query)).scalars())
+
+
+async def purge(session: AsyncSession, before: datetime) -> int:
+    """Forget posts sent (and handled-update marks) before `before`; failed ones stay for inspection."""
+    result = await session.execute(
+        delete(DeskPost).where(DeskPost.status.in_(["sent", "skipped"]), DeskPost.created_at < before)
+    )
+    return int(cast(CursorResult[Any], result).rowcount)
 
 
 async def counts(session: AsyncSession) -> dict[str, int]:

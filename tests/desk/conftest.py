@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from bot.adapters.telegram import TelegramChannel
+from bot.adapters.webchat import WebchatChannel
 from bot.adapters.whatsapp import WhatsAppChannel
 from bot.app import SupportBot
 from bot.config import Settings
@@ -57,7 +58,8 @@ async def running_desk(
     database = Database(f"sqlite+aiosqlite:///{tmp_path}/desk.db")
     telegram = TelegramChannel(settings.channels.telegram, retry_delays=(0.0,), backoff=(0.05, 0.2))
     whatsapp = WhatsAppChannel(settings.channels.whatsapp, retry_delays=(0.0, 0.0))
-    bot = SupportBot(settings, channels=[telegram, whatsapp], encoder=encoder, database=database)
+    webchat = WebchatChannel(settings.channels.webchat)
+    bot = SupportBot(settings, channels=[telegram, whatsapp, webchat], encoder=encoder, database=database)
     await bot.start(background=True, progress=False)
     assert bot.desk is not None
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -12,12 +13,12 @@ from bot.adapters.telegram import TelegramChannel
 from bot.config import Settings
 from bot.desk.sender import create_topic
 from bot.desk.service import TelegramDesk
-from bot.desk.store import topic_of_customer
+from bot.desk.store import purge, topic_of_customer
 from bot.desk.transport import DeskApi
 from bot.handoff.assignment import audit
 from bot.handoff.live import LiveHandoff
 from bot.storage.database import Database
-from bot.storage.models import Conversation, Customer, DeskPost, DeskTopic
+from bot.storage.models import Conversation, Customer, DeskPost, DeskTopic, utcnow
 from tests.support.desk import DESK
 from tests.support.services import POSTGRES_URL, postgres_schema
 from tests.support.telegram import telegram_settings
@@ -97,3 +98,6 @@ async def test_two_desks_on_one_database_make_one_topic_and_one_card(
     assert len(telegram_api.ok_calls("createForumTopic")) == 2  # one per customer, never two for one
     assert [c.status for c in cards] == ["sent"]
     assert len([p for p in telegram_api.sent(DESK) if str(p["visible"]).startswith("#")]) == 1
+    async with two_processes[1].session() as session:  # sent posts are forgotten after a while
+        assert await purge(session, utcnow() + timedelta(days=8)) == len(cards)
+        assert not (await session.execute(select(DeskPost).where(DeskPost.kind == "card"))).first()

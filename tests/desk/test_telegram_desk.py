@@ -254,7 +254,7 @@ async def test_a_busy_desk_waits_out_429_and_reports_what_it_lost(desk_rig: Desk
     assert fresh.thread_id != topic.thread_id and fresh.status == "open"
 
 
-async def test_webhook_mode_late_card_data_refusals_and_the_whatsapp_window(
+async def test_webhook_mode_late_card_data_refusals_web_chat_and_the_whatsapp_window(
     webhook_desk_rig: DeskRig,
 ) -> None:
     rig = webhook_desk_rig
@@ -282,6 +282,19 @@ async def test_webhook_mode_late_card_data_refusals_and_the_whatsapp_window(
     await rig.settle()
     assert (await rig.conversation("telegram", str(CUSTOMER))).assigned_agent_id == sam.id
     assert rig.api.sent(CUSTOMER)[-1]["visible"] == "Добрый день"
+
+    # a web chat visitor gets a topic too, and the agent's answer is in their chat
+    visitor = {"X-Visitor-Id": "v-desk-visitor-1"}
+    asked = await rig.http.post(
+        "/api/v1/webchat/messages", json={"text": "I want to talk to a human"}, headers=visitor
+    )
+    assert asked.status_code == 200 and asked.json()["state"] == State.WAITING
+    web_topic = await rig.topic("webchat", "v-desk-visitor-1")
+    assert " · Web chat · " in web_topic.name
+    await rig.telegram_webhook(group_message(web_topic.thread_id, SAM, "Hi, Sam here", name="Sam"))
+    await rig.settle()
+    chat = (await rig.http.get("/api/v1/webchat/messages", headers=visitor)).json()
+    assert [m["text"] for m in chat["messages"] if m["sender"] == "agent"] == ["Hi, Sam here"]
 
     # outside WhatsApp's 24 hours the topic says so and offers the template; nothing is sent
     conversation = await rig.conversation("whatsapp", WA_CUSTOMER)
