@@ -104,8 +104,9 @@ class Inbound:
             if message.thread_id
             else None
         )
-        command, _, rest = message.text.partition(" ")
-        command = command.split("@", 1)[0].lower() if command.startswith("/") else ""
+        words = message.text.split(maxsplit=1)
+        head, rest = (words[0] if words else ""), (words[1] if len(words) > 1 else "")
+        command = head.split("@", 1)[0].lower() if head.startswith("/") else ""
         try:
             if command in STATUS_COMMANDS:
                 change = await self.moves.set_status(
@@ -167,6 +168,11 @@ class Inbound:
 
     async def _relay(self, message: DeskMessage, topic: DeskTopic, conversation: Conversation) -> None:
         """An agent's words or file for the customer: the first one in a waiting conversation takes it."""
+        if not message.text.strip() and not message.attachments:
+            await self.notice(
+                message, topic, "Only text, photos and documents reach the customer; nothing was sent."
+            )
+            return
         if conversation.state in (State.BOT, State.RESOLVED):
             await self.notice(
                 message, topic, "This conversation is closed; nothing was sent to the customer."

@@ -49,6 +49,20 @@ async def test_telegram_and_whatsapp_customers_are_worked_from_their_topics(desk
     assert len(rig.api.sent(CUSTOMER)) == before
     assert (await rig.conversation("telegram", str(CUSTOMER))).state == State.WAITING
 
+    # a sticker (nothing the customer's channel takes from the desk) is refused and takes nothing
+    sticker = group_message(tg_topic.thread_id, OLGA)
+    del sticker["message"]["text"]
+    sticker["message"]["sticker"] = {
+        "file_id": "CAACsticker",
+        "file_unique_id": "st",
+        "width": 512,
+        "height": 512,
+    }
+    rig.api.push(sticker)
+    await rig.settle()
+    assert any("nothing was sent" in t for t in rig.topic_texts(tg_topic.thread_id or 0))
+    assert (await rig.conversation("telegram", str(CUSTOMER))).state == State.WAITING
+
     # the linked agent's first message takes the waiting conversation and reaches that customer only
     rig.api.push(group_message(tg_topic.thread_id, OLGA, "Здравствуйте! Смотрю ваш заказ."))
     await rig.settle()
