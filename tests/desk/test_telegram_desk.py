@@ -9,7 +9,7 @@ from bot.states import State
 from bot.storage.models import Conversation, Event
 from tests.support.desk import DESK, DeskRig, group_message, linked_agent
 from tests.support.handoff import Api, desk_of, wait_for
-from tests.support.telegram import CUSTOMER, text_update
+from tests.support.telegram import CUSTOMER, for_customer, load, text_update
 from tests.support.telegram_api import Failure
 from tests.support.whatsapp import CUSTOMER as WA_CUSTOMER
 
@@ -86,6 +86,12 @@ async def test_telegram_and_whatsapp_customers_are_worked_from_their_topics(desk
     rig.api.push(text_update("Спасибо, жду", message_id=502))
     await rig.settle()
     assert "👤 Спасибо, жду" in rig.topic_texts(tg_topic.thread_id or 0)
+    photo_update = for_customer(load("illemius_telegram_types/message_with_photo.json"), message_id=504)
+    rig.api.push(photo_update)
+    await rig.settle()
+    largest = max(photo_update["message"]["photo"], key=lambda p: p.get("file_size") or 0)["file_id"]
+    [mirrored] = [p for p in rig.api.ok_calls("sendPhoto") if int(p["chat_id"]) == DESK]
+    assert mirrored["photo"] == largest and int(mirrored["message_thread_id"]) == tg_topic.thread_id
 
     # a photo from the agent reaches the Telegram customer as that file; to WhatsApp it is refused
     rig.api.push(group_message(tg_topic.thread_id, OLGA, "Вот накладная", photo="AgACphoto-1"))
