@@ -6,7 +6,7 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from threadpoolctl import threadpool_limits
 
@@ -28,6 +28,9 @@ from bot.storage.chat_view import chat_view
 from bot.storage.database import Database
 from bot.storage.repositories import ConversationRepository, MessageRepository
 from bot.web.ratelimit import Limiter, make_limiter
+
+if TYPE_CHECKING:
+    from bot.desk.service import TelegramDesk
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,8 @@ class SupportBot:
         # webhook bodies acknowledged but not yet processed, replayed after a crash (bot/delivery/spool.py)
         self.spool = InboundSpool(self.database, self.channels, settings.spool)
         self._tasks: list[asyncio.Task[None]] = []
+        # the Telegram agent desk (bot/desk/), when channels.telegram.agent_desk.chat_id is set
+        self.desk: TelegramDesk | None = None
         self._content_stamp: tuple[tuple[str, float], ...] = ()
 
     def matcher(self) -> Matcher:
@@ -108,8 +113,19 @@ class SupportBot:
             self._tasks.append(asyncio.create_task(self.spool.run(self.inbox), name="inbound-spool"))
             self._tasks.append(asyncio.create_task(self._watch_content(), name="kb-watch"))
             await self.handoff.start()
+            await self.start_desk()
             for channel in self.channels.values():
                 await channel.start(self.inbox)
+
+    async def start_desk(self) -> TelegramDesk | None:
+        """Start the Telegram agent desk when it is configured (before the channel takes updates)."""
+        from bot.desk.service import TelegramDesk
+
+        if self.desk is None:
+            self.desk = TelegramDesk.configured(self.settings, self.handoff, self.channels)
+        if self.desk is not None:
+            await self.desk.start()
+        return self.desk
 
     async def _warn_about_unknown_actions(self) -> None:
         """Log the custom actions the content names that the runner does not have (each would fail)."""
@@ -198,6 +214,8 @@ class SupportBot:
                 await self.reload_content()
 
     async def close(self) -> None:
+        if self.desk is not None:
+            await self.desk.close()
         for channel in self.channels.values():
             with suppress(Exception):
                 await channel.stop()

@@ -121,6 +121,18 @@ class ServerSettings(BaseModel):
     port: int = 8080
 
 
+class AgentDeskSettings(BaseModel):
+    """The Telegram agent desk (bot/desk/): a forum supergroup where agents work handed-off conversations."""
+
+    chat_id: int | None = None  # the forum supergroup's id (-100...); None: no desk
+    general_thread_id: int | None = None  # where /queue and the SLA lines go; None: the group's General topic
+    poll_seconds: float = Field(default=1.0, gt=0)  # other processes' moves are picked up this often
+    lease_seconds: float = Field(
+        default=30.0, gt=0
+    )  # one process sends the desk's posts; others take over after
+    max_attempts: int = Field(default=8, ge=1)  # a post that keeps failing (not 429) is given up after this
+
+
 class TelegramSettings(BaseModel):
     token: str | None = None
     mode: Literal["polling", "webhook"] = "polling"
@@ -129,6 +141,7 @@ class TelegramSettings(BaseModel):
     api_base: str = "https://api.telegram.org"
     request_timeout_seconds: float = 10.0  # each Bot API call; a timeout is retried by the outbox
     polling_timeout_seconds: int = 25  # how long one getUpdates long poll waits for news
+    agent_desk: AgentDeskSettings = AgentDeskSettings()
 
 
 class WhatsAppSettings(BaseModel):

@@ -19,7 +19,14 @@ from typing import Any, TypeVar
 
 from bot.adapters.base import Channel, DeliveryTarget, Inbox
 from bot.adapters.reply_parts import PartTracker
-from bot.adapters.telegram_payloads import CHANNEL, CustomerMessage, Ignored, MemberChange, parse_update
+from bot.adapters.telegram_payloads import (
+    CHANNEL,
+    CustomerMessage,
+    Ignored,
+    MemberChange,
+    group_chat_id,
+    parse_update,
+)
 from bot.adapters.text_split import split_text
 from bot.adapters.webhook import RETRY_DELAYS, with_retries
 from bot.errors import RecipientUnavailable, SendError
@@ -74,6 +81,9 @@ class TelegramChannelBase(Channel):
         self._retry_delays = tuple(retry_delays)  # between attempts to hand an update to the engine
         self._parts = PartTracker()  # a retried reply resumes after the parts already delivered
         self._long_payloads: OrderedDict[str, str] = OrderedDict()  # digest -> payload
+        # Updates from group chats go here when set (the agent desk, bot/desk/); it returns whether it
+        # took the update. The channel itself answers only private chats.
+        self.group_listener: Callable[[dict[str, Any]], Awaitable[bool]] | None = None
 
     # --- transport: one Bot API call each; raise SendError (RateLimited, ChatUnavailable for 403) ---
 
@@ -101,6 +111,9 @@ class TelegramChannelBase(Channel):
 
     async def process_update(self, inbox: Inbox, update: dict[str, Any]) -> None:
         """Handle one Update (a plain dict); retry the engine a few times, then raise."""
+        if self.group_listener is not None and group_chat_id(update) is not None:
+            if await self.group_listener(update):
+                return
         event = parse_update(update)
         if isinstance(event, Ignored):
             log.info(

@@ -152,6 +152,17 @@ def chat_key(update: Any) -> str:
     return str(chat.get("id") or _obj(body.get("from")).get("id") or "")
 
 
+def group_chat_id(update: Any) -> int | None:
+    """The group or supergroup an update comes from (a message, an edit, the bot's membership), else None."""
+    if not isinstance(update, dict):
+        return None
+    body = _obj(update.get(update_kind(update)))
+    chat = _obj(body.get("chat"))
+    if chat.get("type") in ("group", "supergroup") and isinstance(chat.get("id"), int):
+        return int(chat["id"])
+    return None
+
+
 def _parse(update: dict[str, Any], now: datetime) -> TelegramEvent:
     kind = update_kind(update)
     body = update.get(kind)

@@ -39,16 +39,31 @@ def agents() -> None:
     type=click.Choice(["agent", "supervisor", "admin"]),
     help="supervisor: sees and moves every conversation; admin: also manages agents.",
 )
+@click.option(
+    "--telegram-user-id",
+    default=None,
+    type=int,
+    help="Their Telegram account's numeric id: links them to the agent desk (docs/telegram-desk.md).",
+)
 @pass_context
 def agents_add(
-    ctx: CommandContext, login: str, password: str, name: str | None, languages: str, capacity: int, role: str
+    ctx: CommandContext,
+    login: str,
+    password: str,
+    name: str | None,
+    languages: str,
+    capacity: int,
+    role: str,
+    telegram_user_id: int | None,
 ) -> None:
     """Create an agent who can log in to the agent API (POST /api/v1/auth/login)."""
     from bot.handoff.agents import AgentRepository, public_agent
 
     async def add(database: Database) -> dict[str, Any]:
         async with database.session() as session:
-            agent = await AgentRepository(session).create(login, password, name, role, languages, capacity)
+            agent = await AgentRepository(session).create(
+                login, password, name, role, languages, capacity, telegram_user_id
+            )
             await session.flush()
             return public_agent(agent, 0)
 

@@ -37,6 +37,7 @@ class AgentChanges:
     active: bool | None = None
     password: str | None = None
     status: str | None = None
+    telegram_user_id: int | None = None  # 0: unlink their Telegram account
 
 
 async def create_agent(
@@ -48,10 +49,13 @@ async def create_agent(
     languages: list[str],
     capacity: int,
     by: Agent,
+    telegram_user_id: int | None = None,
 ) -> Agent:
     """Create an agent (offline); `AgentError` says what was wrong, `DuplicateAgent` if the login is taken."""
     async with database.session() as session:
-        agent = await AgentRepository(session).create(login, password, name, role, languages, capacity)
+        agent = await AgentRepository(session).create(
+            login, password, name, role, languages, capacity, telegram_user_id
+        )
         audit(session, None, "agent_created", actor(by), agent.id, login=agent.login, role=agent.role)
     return agent
 
@@ -72,6 +76,11 @@ async def change_agent(desk: Desk, moves: Moves, login: str, changes: AgentChang
             agent.languages = changed["languages"] = parse_languages(changes.languages)
         if changes.capacity is not None:
             agent.capacity = changed["capacity"] = check_capacity(changes.capacity)
+        if changes.telegram_user_id is not None:
+            linked = changes.telegram_user_id or None
+            agent.telegram_user_id = changed["telegram_user_id"] = await repo.check_telegram_user(
+                linked, agent.id
+            )
         if changes.password is not None:
             agent.password_hash = await asyncio.to_thread(hash_password, changes.password)
             changed["password"] = "changed"

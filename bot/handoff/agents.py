@@ -122,6 +122,7 @@ class AgentRepository:
         role: str = "agent",
         languages: str | Iterable[str] | None = None,
         capacity: int = 3,
+        telegram_user_id: int | None = None,
     ) -> Agent:
         if not _LOGIN.match(login or ""):
             raise AgentError(
@@ -133,6 +134,7 @@ class AgentRepository:
         capacity = check_capacity(capacity)
         if await self.by_login(login) is not None:
             raise DuplicateAgent(f"an agent with login {login!r} already exists")
+        telegram_user_id = await self.check_telegram_user(telegram_user_id, None)
         password_hash = await asyncio.to_thread(hash_password, password)
         agent = Agent(
             login=login,
@@ -144,6 +146,7 @@ class AgentRepository:
             status="offline",
             active=True,
             created_at=utcnow(),
+            telegram_user_id=telegram_user_id,
         )
         try:
             async with self.session.begin_nested():
@@ -151,6 +154,22 @@ class AgentRepository:
         except IntegrityError as exc:  # created concurrently
             raise DuplicateAgent(f"an agent with login {login!r} already exists") from exc
         return agent
+
+    async def check_telegram_user(self, user_id: int | None, agent_id: int | None) -> int | None:
+        """A Telegram user id to link to the agent `agent_id` (None: a new one): positive, nobody else's."""
+        if user_id is None:
+            return None
+        if user_id <= 0:
+            raise AgentError(f"telegram user id {user_id} is not a Telegram user's id (a positive number)")
+        other = await self.by_telegram_user(user_id)
+        if other is not None and other.id != agent_id:
+            raise DuplicateAgent(f"telegram user {user_id} is already linked to agent {other.login!r}")
+        return user_id
+
+    async def by_telegram_user(self, user_id: int) -> Agent | None:
+        """The agent linked to this Telegram account (the agent desk: bot/desk/)."""
+        query = select(Agent).where(Agent.telegram_user_id == user_id)
+        return (await self.session.execute(query)).scalar_one_or_none()
 
     async def by_login(self, login: str, lock: bool = False) -> Agent | None:
         query = select(Agent).where(Agent.login == login)
@@ -303,6 +322,7 @@ def public_agent(agent: Agent, load: int | None = None) -> dict[str, Any]:
         "status": agent.status,
         "active": agent.active,
         "last_assigned_at": iso(agent.last_assigned_at),
+        "telegram_user_id": agent.telegram_user_id,
     }
     if load is not None:
         data["load"] = load

@@ -104,6 +104,7 @@ class Intake:
         return priority
 
     async def _after_handoff(self, conversation_id: int) -> None:
+        self.desk.notifier.notify()  # the queue grew: whoever follows the events looks now
         if self.desk.providers:
             await self.refresh_context(conversation_id)
         await self.desk.assign()

@@ -7,7 +7,7 @@ it and delivered by the outbox right after the commit. Who may do what is decide
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -29,7 +29,7 @@ from bot.handoff.assignment import (
 )
 from bot.handoff.desk import Desk
 from bot.insights import csat
-from bot.messages import OutgoingReply
+from bot.messages import Attachment, OutgoingReply
 from bot.states import State
 from bot.storage.models import Agent, Assignment, Conversation, Customer, Event, Message
 from bot.storage.repositories import ConversationRepository, MessageRepository
@@ -125,8 +125,19 @@ class Moves:
         self.desk.deliver_and_wake([conversation_id])
         return conversation
 
-    async def reply(self, conversation_id: int, agent_id: int, body: str) -> Message:
-        """Send the agent's message to the customer's channel through the outbox."""
+    async def reply(
+        self,
+        conversation_id: int,
+        agent_id: int,
+        body: str,
+        attachments: Sequence[Attachment] = (),
+        via: str | None = None,
+    ) -> Message:
+        """Send the agent's message to the customer's channel through the outbox.
+
+        `via` names where the agent wrote it when not in the console or the API (e.g. "telegram_desk"),
+        kept in the audit row so that place does not show it twice.
+        """
         async with self.desk.transaction() as session:
             conversation, agent = await self._load(session, conversation_id, agent_id)
             await self._require_holder(
@@ -139,7 +150,10 @@ class Moves:
             if channel is not None:
                 ensure_free_form_allowed(channel, conversation.last_customer_message_at)
             row = await MessageRepository(session).add_outbound(
-                conversation, OutgoingReply(body), sender="agent", agent_id=agent.id
+                conversation,
+                OutgoingReply(body, attachments=tuple(attachments)),
+                sender="agent",
+                agent_id=agent.id,
             )
             now = self.desk.clock()
             if conversation.first_response_at is None:
@@ -147,7 +161,10 @@ class Moves:
             assignment = await open_assignment(session, conversation.id)
             if assignment is not None and assignment.first_response_at is None:
                 assignment.first_response_at = now
-            audit(session, conversation.id, "agent_message", actor(agent), agent.id, message_id=row.id)
+            where = {"via": via} if via else {}
+            audit(
+                session, conversation.id, "agent_message", actor(agent), agent.id, message_id=row.id, **where
+            )
         self.desk.deliver_and_wake([conversation_id])
         return row
 
@@ -207,7 +224,7 @@ class Moves:
             audit(session, conversation.id, "template_sent", actor(agent), agent.id, message_id=row.id)
         return row.id, target, channel.send_template
 
-    async def note(self, conversation_id: int, agent_id: int, body: str) -> int:
+    async def note(self, conversation_id: int, agent_id: int, body: str, via: str | None = None) -> int:
         """An internal note on the conversation: seen by agents, never sent to the customer."""
         async with self.desk.database.session() as session:
             conversation, agent = await self._load(session, conversation_id, agent_id)
@@ -216,7 +233,7 @@ class Moves:
                 kind="note",
                 actor=actor(agent),
                 agent_id=conversation.assigned_agent_id or agent.id,  # the holder sees it live
-                data={"text": body, "author": agent.login},
+                data={"text": body, "author": agent.login, **({"via": via} if via else {})},
             )
             session.add(row)
             await session.flush()

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -190,6 +191,8 @@ class Agent(Base):
     last_assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     active: Mapped[bool] = mapped_column(Boolean, default=True)  # false: cannot log in or be assigned
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # their Telegram account: what they write in the agent desk's topics reaches customers (migration 0007)
+    telegram_user_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
 
 
 class AgentToken(Base):
@@ -269,3 +272,58 @@ class SpooledWebhook(Base):
     claimed_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(NulFreeText)
+
+
+class DeskTopic(Base):
+    """A customer's forum topic in the Telegram agent desk (bot/desk/): one per customer, reopened on return.
+
+    The row is created before the topic: whoever claims it (`claimed_until`) calls createForumTopic, so two
+    processes never create two topics for one customer.
+    """
+
+    __tablename__ = "desk_topics"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), unique=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    thread_id: Mapped[int | None] = mapped_column(BigInteger, index=True)  # message_thread_id once created
+    name: Mapped[str] = mapped_column(NulFree(128))
+    status: Mapped[str] = mapped_column(NulFree(16), default="new")  # new / open / closed / gone
+    card_message_id: Mapped[int | None] = mapped_column(BigInteger)  # the pinned card
+    card_conversation_id: Mapped[int | None] = mapped_column(Integer)  # the conversation the card shows
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(NulFreeText)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DeskPost(Base):
+    """The desk's stored outbox: what goes into the group, in order, exactly once (`key` is unique)."""
+
+    __tablename__ = "desk_posts"
+    __table_args__ = (Index("ix_desk_posts_status", "status", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(NulFree(96), unique=True)  # e.g. event:123, notice:<update>
+    topic_id: Mapped[int | None] = mapped_column(ForeignKey("desk_topics.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(NulFree(16))  # text / card / media / close / reopen / seen
+    body: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(NulFree(16), default="pending")  # pending / sent / failed / skipped
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(NulFreeText)
+    platform_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DeskState(Base):
+    """The desk's shared marks: the event cursor, the sender's lease, the group's health."""
+
+    __tablename__ = "desk_state"
+
+    name: Mapped[str] = mapped_column(NulFree(32), primary_key=True)
+    number: Mapped[int] = mapped_column(BigInteger, default=0)  # cursor: the last event turned into posts
+    holder: Mapped[str | None] = mapped_column(NulFree(64))
+    until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str | None] = mapped_column(NulFreeText)

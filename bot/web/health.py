@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import Field
@@ -36,6 +38,10 @@ class Health(Body):
     model_state: str | None = Field(default=None, description='"stuck": a model call ran past its deadline')
     actions: ActionsHealth | None = Field(
         default=None, description="Custom actions (reported, never failed on)"
+    )
+    telegram_desk: dict[str, Any] | None = Field(
+        default=None,
+        description="The Telegram agent desk: its status (ok, the bot removed, topics deleted), posts pending or failed (reported, never failed on)",
     )
     status: str = Field(description='"ok", or "degraded" (with 503)')
 
@@ -76,5 +82,11 @@ async def healthz(bot: BotDep) -> JSONResponse:
     if bot.actions is not None:
         # reported, not failed on: a restart of supportbot would not bring an action server back
         checks["actions"] = {"where": bot.actions.where, "status": await bot.actions.health()}
+    if bot.desk is not None:
+        # reported, not failed on: a restart does not put the bot back into the group
+        try:
+            checks["telegram_desk"] = await bot.desk.health()
+        except Exception as exc:
+            checks["telegram_desk"] = {"status": f"error: {type(exc).__name__}"}
     checks["status"] = "ok" if healthy else "degraded"
     return JSONResponse(checks, status_code=200 if healthy else 503)

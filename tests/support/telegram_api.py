@@ -27,6 +27,13 @@ _TAG = re.compile(r"<(/?)([a-zA-Z][\w-]*)([^<>]*)>")
 _ENTITY = re.compile(r"&(?!(?:lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);)")
 _SENDS = {"sendphoto", "senddocument", "sendvideo", "sendvoice", "sendaudio", "sendanimation", "sendsticker"}
 _SENDS |= {"sendlocation", "sendcontact"}
+_FORUM_CALLS = {
+    "createforumtopic",
+    "pinchatmessage",
+    "editmessagetext",
+    "closeforumtopic",
+    "reopenforumtopic",
+}
 # Form-encoded requests carry objects as JSON strings (both clients do this).
 _JSON_FIELDS = {"reply_markup", "allowed_updates", "entities", "caption_entities", "link_preview_options"}
 
@@ -73,6 +80,11 @@ class TelegramApiStub:
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(500_000_001)
         self._message_ids = itertools.count(9001)
+        # forum topics (the agent desk): thread id -> name; deleted ones answer "message thread not found"
+        self.topics: dict[int, str] = {}
+        self.deleted_topics: set[int] = set()
+        self._thread_ids = itertools.count(101)
+        self.topic_delay = 0.0  # seconds createForumTopic takes (to make two creators overlap)
         self._news = asyncio.Event()
         self._closing = False
         self._runner: web.AppRunner | None = None
@@ -155,6 +167,8 @@ class TelegramApiStub:
                     method, params, 409, {"ok": False, "error_code": 409, "description": description}
                 )
             return self._answer(method, params, 200, {"ok": True, "result": await self._get_updates(params)})
+        if method == "createforumtopic" and self.topic_delay:
+            await asyncio.sleep(self.topic_delay)
         try:
             result = self._result(method, params)
         except _BadRequest as exc:
@@ -210,6 +224,8 @@ class TelegramApiStub:
         if method in ("sendchataction", "answercallbackquery", "close", "logout"):
             _require(params, "callback_query_id" if method == "answercallbackquery" else "chat_id", method)
             return True
+        if method in _FORUM_CALLS:
+            return self._forum(method, params)
         if method == "sendmessage":
             _require(params, "chat_id", method)
             params["visible"] = _visible(str(params.get("text", "")), params.get("parse_mode"))
@@ -218,6 +234,7 @@ class TelegramApiStub:
             if _utf16(params["visible"]) > 4096:
                 raise _BadRequest("message is too long")
             _check_markup(params.get("reply_markup"))
+            self._check_thread(params)
             return self._message(params, text=params["visible"])
         if method == "editmessagereplymarkup":
             _require(params, "chat_id", method)
@@ -225,21 +242,59 @@ class TelegramApiStub:
             return self._message(params, message_id=int(params["message_id"]), text="(edited)")
         if method in _SENDS:
             _require(params, "chat_id", method)
+            self._check_thread(params)
             if "caption" in params:
                 params["visible"] = _visible(str(params["caption"]), params.get("parse_mode"))
             return self._message(params)
         return None
 
+    def _forum(self, method: str, params: dict[str, Any]) -> Any:
+        """createForumTopic, pinChatMessage, editMessageText, closeForumTopic, reopenForumTopic."""
+        _require(params, "chat_id", method)
+        if method == "createforumtopic":
+            name = str(params.get("name") or "")
+            if not 1 <= len(name) <= 128:
+                raise _BadRequest("TOPIC_NAME_INVALID")
+            thread_id = next(self._thread_ids)
+            self.topics[thread_id] = name
+            return {"message_thread_id": thread_id, "name": name, "icon_color": 7322096}
+        if method == "editmessagetext":
+            params["visible"] = _visible(str(params.get("text", "")), params.get("parse_mode"))
+            return self._message(params, message_id=int(params["message_id"]), text=params["visible"])
+        if method in ("closeforumtopic", "reopenforumtopic"):
+            self._check_thread(params)
+        return True
+
+    def _check_thread(self, params: dict[str, Any]) -> None:
+        thread = params.get("message_thread_id")
+        if thread not in (None, "") and int(thread) in self.deleted_topics:
+            raise _BadRequest("message thread not found")
+
+    def in_topic(self, thread_id: int) -> list[dict[str, Any]]:
+        """Accepted sendMessage / sendPhoto / sendDocument calls into one forum topic, in order."""
+        return [
+            c.params
+            for c in self.calls
+            if c.status == 200
+            and c.method in ("sendmessage", "sendphoto", "senddocument")
+            and str(c.params.get("message_thread_id")) == str(thread_id)
+        ]
+
     def _message(
         self, params: dict[str, Any], message_id: int | None = None, text: str | None = None
     ) -> dict[str, Any]:
         chat_id = int(params["chat_id"])
+        chat: dict[str, Any] = {"id": chat_id, "type": "private", "first_name": "Customer"}
+        if chat_id < 0:
+            chat = {"id": chat_id, "type": "supergroup", "title": "Support desk", "is_forum": True}
         message: dict[str, Any] = {
             "message_id": message_id or next(self._message_ids),
             "from": BOT_USER,
-            "chat": {"id": chat_id, "type": "private", "first_name": "Customer"},
+            "chat": chat,
             "date": int(time.time()),
         }
+        if params.get("message_thread_id") not in (None, ""):
+            message.update(message_thread_id=int(params["message_thread_id"]), is_topic_message=True)
         if text is not None:
             message["text"] = text
         params["message_id"] = message["message_id"]

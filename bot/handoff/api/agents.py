@@ -31,6 +31,11 @@ class AgentIn(BaseModel):
     role: Role = "agent"
     languages: list[str] = []
     capacity: int = Field(default=3, ge=0, le=50)
+    telegram_user_id: int | None = Field(
+        default=None,
+        gt=0,
+        description="Their Telegram account: what they write in the agent desk reaches customers",
+    )
 
 
 class AgentPatch(BaseModel):
@@ -41,6 +46,9 @@ class AgentPatch(BaseModel):
     active: bool | None = None
     password: str | None = Field(default=None, min_length=8, max_length=1024)
     status: Status | None = None
+    telegram_user_id: int | None = Field(
+        default=None, ge=0, description="Link a Telegram account; null or 0 unlinks"
+    )
 
 
 # /agents/me... before /agents/{login}...: "me" is no login here
@@ -81,7 +89,15 @@ async def list_agents(_: SupervisorAgent, database: DatabaseDep) -> list[AgentLo
 async def create_agent(body: AgentIn, admin: AdminAgent, database: DatabaseDep) -> AgentLoadOut:
     with refusals():
         agent = await accounts.create_agent(
-            database, body.login, body.password, body.name, body.role, body.languages, body.capacity, admin
+            database,
+            body.login,
+            body.password,
+            body.name,
+            body.role,
+            body.languages,
+            body.capacity,
+            admin,
+            body.telegram_user_id,
         )
     return AgentLoadOut.loaded(agent, 0)
 
@@ -96,7 +112,10 @@ async def update_agent(
     login: str, body: AgentPatch, admin: AdminAgent, desk: DeskDep, moves: MovesDep
 ) -> AgentLoadOut:
     with refusals():
-        agent = await accounts.change_agent(desk, moves, login, AgentChanges(**body.model_dump()), admin)
+        changes = body.model_dump()
+        if "telegram_user_id" in body.model_fields_set and body.telegram_user_id is None:
+            changes["telegram_user_id"] = 0  # an explicit null unlinks
+        agent = await accounts.change_agent(desk, moves, login, AgentChanges(**changes), admin)
     return AgentLoadOut.loaded(agent, await accounts.load_of(desk.database, agent))
 
 

@@ -25,6 +25,7 @@ class AgentOut(Body):
     status: str
     active: bool
     last_assigned_at: str | None
+    telegram_user_id: int | None = None
 
     @classmethod
     def of(cls, agent: Agent) -> AgentOut:
