@@ -13,7 +13,7 @@ from bot.cli.context import CommandContext, on_database, pass_context
 
 @click.group()
 def kb() -> None:
-    """Knowledge-base tools: check, calibrate, build, misses."""
+    """Knowledge-base tools: check, calibrate, build, misses, suggest."""
 
 
 @kb.command("check")
@@ -104,3 +104,34 @@ def kb_build(ctx: CommandContext) -> None:
         f"index ready: {len(matcher.index.items)} sentences, model {matcher.encoder.model_id}, "
         f"cache {ctx.settings.resolve(ctx.settings.embedding.cache_dir)}"
     )
+
+
+@kb.command("suggest")
+@click.option(
+    "--days", type=click.IntRange(1, 366), help="How far back to read resolved conversations (learning.days)."
+)
+@click.option(
+    "--measure", is_flag=True, help="Instead: measure the grouping thresholds on the KB's own questions."
+)
+@pass_context
+def kb_suggest(ctx: CommandContext, days: int | None, measure: bool) -> None:
+    """KB entries and question wordings suggested from agents' answers, as YAML (docs/listen-and-learn.md).
+
+    Accept or dismiss them in the console's Insights tab or with POST /api/v1/suggestions/{id}/accept.
+    """
+    import yaml
+
+    from bot.learning.review import collect
+    from bot.nlu.matcher import Matcher
+
+    settings = ctx.settings
+    matcher = Matcher.load(settings, progress=False)
+    if measure:
+        from bot.learning.measure import measure_thresholds
+
+        click.echo(yaml.safe_dump(measure_thresholds(matcher), allow_unicode=True, sort_keys=False), nl=False)
+        return
+    found = on_database(settings, lambda database: collect(database, matcher, settings.learning, days))
+    body = {"days": days or settings.learning.days, "suggestions": [s.as_dict() for s in found]}
+    click.echo(yaml.safe_dump(body, allow_unicode=True, sort_keys=False, width=100), nl=False)
+    click.echo(f"{len(found)} suggestion(s)", err=True)
