@@ -111,10 +111,12 @@ def kb_build(ctx: CommandContext) -> None:
     "--days", type=click.IntRange(1, 366), help="How far back to read resolved conversations (learning.days)."
 )
 @click.option(
-    "--measure", is_flag=True, help="Instead: measure the grouping thresholds on the KB's own questions."
+    "--measure",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Instead: measure the thresholds on a CSV of labelled pairs (subject,lang,question,answer).",
 )
 @pass_context
-def kb_suggest(ctx: CommandContext, days: int | None, measure: bool) -> None:
+def kb_suggest(ctx: CommandContext, days: int | None, measure: Path | None) -> None:
     """KB entries and question wordings suggested from agents' answers, as YAML (docs/listen-and-learn.md).
 
     Accept or dismiss them in the console's Insights tab or with POST /api/v1/suggestions/{id}/accept.
@@ -125,12 +127,14 @@ def kb_suggest(ctx: CommandContext, days: int | None, measure: bool) -> None:
     from bot.nlu.matcher import Matcher
 
     settings = ctx.settings
-    matcher = Matcher.load(settings, progress=False)
-    if measure:
+    if measure is not None:
         from bot.learning.measure import measure_thresholds
 
-        click.echo(yaml.safe_dump(measure_thresholds(matcher), allow_unicode=True, sort_keys=False), nl=False)
+        matcher = Matcher.load(settings, progress=False, calibrate=False)  # the encoder is what is measured
+        measured = measure_thresholds(matcher, measure)
+        click.echo(yaml.safe_dump(measured, allow_unicode=True, sort_keys=False), nl=False)
         return
+    matcher = Matcher.load(settings, progress=False)
     found = on_database(settings, lambda database: collect(database, matcher, settings.learning, days))
     body = {"days": days or settings.learning.days, "suggestions": [s.as_dict() for s in found]}
     click.echo(yaml.safe_dump(body, allow_unicode=True, sort_keys=False, width=100), nl=False)

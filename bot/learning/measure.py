@@ -1,92 +1,98 @@
-"""Measure the two similarity thresholds of the suggestions on labelled data: the KB's own content.
+"""Measure the two similarity thresholds of the suggestions on labelled pairs (`kb suggest --measure`).
 
-Questions: every KB question in every language, labelled with its entry; single-link grouping at each
-candidate threshold is scored by pairwise precision (pairs put together that belong together) and
-recall (pairs that belong together and were put together). `learning.question_similarity` is the
-threshold with the best F1 among those with precision at least `min_precision` (two subjects merged into
-one suggestion cost an editor more than one subject split in two).
+The file is a CSV of questions and agents' answers labelled with their subject (`subject,lang,question,
+answer`; eval/learning_pairs.csv holds 31 in English, Russian and Polish, six subjects, some of them next
+to each other: gift wrapping and gift-card balance). Two thresholds come out of it:
 
-Answers: for each entry, its answer in one language against the same entry's answer in another (the same
-content, worded differently: the "says the same" side) and against the answer of the entry whose questions
-are closest to its own, in the same language (a near neighbour saying something else). The threshold
-that separates them best (balanced accuracy) is `learning.answer_similarity`.
+- `learning.similarity`: single-link grouping of the pairs (bot/learning/grouping.py) at each candidate
+  threshold is scored by pairwise precision (pairs put together that belong together) and recall (pairs
+  that belong together and were put together); the threshold with the best F1 among those with precision
+  at least `min_precision` wins (two subjects merged into one suggestion cost an editor more than one
+  subject split in two). The table shows questions alone, answers alone and the pair (what is used).
+- `learning.answer_similarity`: the cosine of two answers in the same language that best separates
+  "same subject" from "another subject" (balanced accuracy).
 """
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bot.errors import ContentError
 from bot.learning.grouping import measure
-from bot.learning.suggestions import embed
+from bot.learning.suggestions import embed, pair_vectors
 from bot.nlu.matcher import Matcher
 
+CANDIDATES = [round(float(t), 3) for t in np.arange(0.85, 0.95, 0.005)]
 
-def measure_thresholds(matcher: Matcher, min_precision: float = 0.95) -> dict[str, Any]:
-    kb = matcher.kb
-    texts = [q for e in kb.entries for qs in e.questions.values() for q in qs]
-    labels = [e.id for e in kb.entries for qs in e.questions.values() for _ in qs]
-    vectors = embed(matcher, texts)
-    candidates = [round(t, 2) for t in np.arange(0.80, 0.975, 0.01)]
-    scores = measure(vectors, labels, candidates)
-    good = [s for s in scores if s.precision >= min_precision] or scores
-    best = max(good, key=lambda s: (s.f1, s.threshold))
-    question_table = [
-        {"threshold": s.threshold, "precision": round(s.precision, 4), "recall": round(s.recall, 4),
-         "f1": round(s.f1, 4), "groups": s.groups}
-        for s in scores
-    ]  # fmt: skip
-    same, other = _answer_similarities(matcher, vectors, labels)
+
+def load_pairs(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or {"subject", "lang", "question", "answer"} - set(rows[0]):
+        raise ContentError([f"{path}:1: a CSV with subject,lang,question,answer is needed"])
+    return rows
+
+
+def measure_thresholds(matcher: Matcher, path: Path, min_precision: float = 0.95) -> dict[str, Any]:
+    rows = load_pairs(path)
+    labels = [row["subject"] for row in rows]
+    questions = embed(matcher, [row["question"] for row in rows])
+    answers = embed(matcher, [row["answer"] for row in rows])
+    tables: dict[str, Any] = {}
+    best = None
+    for name, vectors in (
+        ("questions", questions),
+        ("answers", answers),
+        ("pairs", pair_vectors(questions, answers)),
+    ):
+        scores = measure(vectors, labels, CANDIDATES)
+        tables[name] = {
+            s.threshold: f"precision {s.precision:.3f} recall {s.recall:.3f} f1 {s.f1:.3f} groups {s.groups}"
+            for s in scores
+        }
+        if name == "pairs":
+            good = [s for s in scores if s.precision >= min_precision] or scores
+            best = max(good, key=lambda s: (round(s.f1, 4), -s.threshold))
+    assert best is not None
+    same, other = _answer_cosines(answers, labels, [row["lang"] for row in rows])
     answer_threshold, balanced = _separate(same, other)
     return {
         "model": matcher.encoder.model_id,
-        "questions": {
-            "texts": len(texts),
-            "entries": len(kb.entries),
-            "min_precision": min_precision,
-            "best": best.threshold,
-            "table": question_table,
+        "file": str(path),
+        "pairs": len(rows),
+        "subjects": len(set(labels)),
+        "similarity": best.threshold,
+        "similarity_scores": {"precision": round(best.precision, 4), "recall": round(best.recall, 4)},
+        "answer_similarity": answer_threshold,
+        "answer_balanced_accuracy": round(balanced, 4),
+        "answer_cosines": {
+            "same_subject_min": round(min(same), 4) if same else None,
+            "other_subject_max": round(max(other), 4) if other else None,
         },
-        "answers": {
-            "same_entry_pairs": len(same),
-            "neighbour_pairs": len(other),
-            "same_entry_cosine_p10": round(float(np.percentile(same, 10)), 4) if same else None,
-            "neighbour_cosine_p90": round(float(np.percentile(other, 90)), 4) if other else None,
-            "best": answer_threshold,
-            "balanced_accuracy": round(balanced, 4),
-        },
+        "grouping": tables,
     }
 
 
-def _answer_similarities(
-    matcher: Matcher, question_vectors: np.ndarray, labels: list[str]
+def _answer_cosines(
+    answers: np.ndarray, labels: list[str], languages: list[str]
 ) -> tuple[list[float], list[float]]:
-    kb = matcher.kb
-    ids = [e.id for e in kb.entries]
-    centroids = np.vstack(
-        [question_vectors[[i for i, lab in enumerate(labels) if lab == e]].mean(0) for e in ids]
-    )
-    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
-    near = centroids @ centroids.T
-    np.fill_diagonal(near, -1)
+    sims = answers @ answers.T
     same: list[float] = []
     other: list[float] = []
-    for position, entry in enumerate(kb.entries):
-        neighbour = kb.entries[int(np.argmax(near[position]))]
-        languages = sorted(entry.answer)
-        vectors = embed(matcher, [entry.answer[lang] for lang in languages])
-        sims = vectors @ vectors.T
-        same += [float(sims[i, j]) for i in range(len(languages)) for j in range(i + 1, len(languages))]
-        shared = [lang for lang in languages if neighbour.answer.get(lang)]
-        theirs = embed(matcher, [neighbour.answer[lang] for lang in shared])
-        other += [float(v) for v in np.sum(vectors[[languages.index(x) for x in shared]] * theirs, axis=1)]
+    for i in range(len(labels)):
+        for j in range(i + 1, len(labels)):
+            if languages[i] == languages[j]:
+                (same if labels[i] == labels[j] else other).append(float(sims[i, j]))
     return same, other
 
 
 def _separate(same: list[float], other: list[float]) -> tuple[float, float]:
     best, best_score = 0.9, 0.0
-    for threshold in np.arange(0.70, 0.99, 0.005):
+    for threshold in np.arange(0.80, 0.99, 0.005):
         score = (np.mean(np.array(same) >= threshold) + np.mean(np.array(other) < threshold)) / 2
         if score > best_score:
             best, best_score = round(float(threshold), 3), float(score)

@@ -27,12 +27,20 @@ _STREET = re.compile(
     re.IGNORECASE,
 )
 _POSTCODE = re.compile(r"\b\d{2}-\d{3}\b(?:\s+[A-ZŁŚŻŹ][\w\-]+)?")
+_FORMS_OF_ADDRESS = (
+    r"dear|hi|hello|hey|mr\.?|mrs\.?|ms\.?|miss|pan|pani|panie|szanowny|szanowna|cześć|witam|dzień dobry|"
+    r"здравствуйте|привет|добрый день|уважаемый|уважаемая|вітаю|привіт|добрий день|шановний|шановна"
+)
+_FORM_OF_ADDRESS = re.compile(_FORMS_OF_ADDRESS, re.IGNORECASE)
 _ADDRESS_WORDS = re.compile(
-    r"(?<!\w)(?:dear|hi|hello|hey|mr\.?|mrs\.?|ms\.?|miss|pan|pani|panie|szanowny|szanowna|cześć|witam|"
-    r"dzień dobry|здравствуйте|привет|добрый день|уважаемый|уважаемая|вітаю|привіт|добрий день|шановний|"
-    r"шановна)[,!]?\s+([A-ZА-ЯЁІЇЄŁŚŻŹĆŃÓ][\w\-]+)",
+    rf"(?<!\w)(?:{_FORMS_OF_ADDRESS})(?:,?\s+(?:{_FORMS_OF_ADDRESS})(?!\w))*,?\s+([A-ZА-ЯЁІЇЄŁŚŻŹĆŃÓ][\w\-]+)",
     re.IGNORECASE,
 )
+
+_NOT_NAMES = {
+    "yes", "no", "sure", "thanks", "thank", "we", "our", "i", "unfortunately", "of", "there", "team",
+    "tak", "nie", "dziękuję", "niestety", "да", "нет", "конечно", "спасибо", "к", "так", "ні", "дякую",
+}  # fmt: skip
 
 
 def _replace_entities(text: str) -> str:
@@ -65,11 +73,11 @@ def mask(text: str, names: Iterable[str | None] = ()) -> str:
 
     def addressed(match: re.Match[str]) -> str:
         name = match.group(1)
-        if name.startswith("{") or not name[:1].isupper():
+        if not name[:1].isupper() or _FORM_OF_ADDRESS.fullmatch(name) or name.casefold() in _NOT_NAMES:
             return match.group(0)
         return match.group(0)[: match.start(1) - match.start(0)] + "{name}"
 
-    text = _ADDRESS_WORDS.sub(addressed, text)
+    text = _ADDRESS_WORDS.sub(addressed, text)  # "Dzień dobry Pani Kasiu": two forms, then the name
     return re.sub(r"(\{address\}[\s,]*)+\{address\}", "{address}", text)
 
 

@@ -1,7 +1,9 @@
 """Suggested KB entries from what agents answered: group the pairs by meaning, propose what is missing.
 
-The pairs of resolved conversations (bot/learning/pairs.py) are grouped by their questions' embeddings
-(the bot's own encoder, single-link at `learning.question_similarity`, bot/learning/grouping.py). A group
+The pairs of resolved conversations (bot/learning/pairs.py) are grouped by meaning: each pair is its
+question's and its answer's embeddings side by side (the bot's own encoder), grouped single-link at
+`learning.similarity` (bot/learning/grouping.py): questions alone group poorly across languages with the
+bundled model, what the agents answered tells subjects apart far better (bot/learning/measure.py). A group
 from at least `learning.min_conversations` distinct conversations becomes a suggestion unless the bot
 already answers most of its questions, or an editor accepted or dismissed it (a dismissed group comes back
 only when a conversation it did not have joins it). The agents' answer closest to all the others in a
@@ -97,6 +99,11 @@ def embed(matcher: Matcher, texts: Sequence[str]) -> np.ndarray:
     return np.vstack(parts) if parts else np.zeros((0, matcher.encoder.dim), dtype=np.float32)
 
 
+def pair_vectors(questions: np.ndarray, answers: np.ndarray) -> np.ndarray:
+    """One unit vector per pair: question and answer side by side, so a cosine is the mean of both."""
+    return np.hstack([questions, answers]) / np.sqrt(2)
+
+
 def build_suggestions(
     matcher: Matcher, history: History, settings: LearningSettings, remembered: Sequence[set[int]] = ()
 ) -> list[Suggestion]:
@@ -108,8 +115,9 @@ def build_suggestions(
         return []
     decisions.update(decide_all(matcher, [p.raw_question for p in pairs if p.raw_question not in decisions]))
     vectors = embed(matcher, [p.raw_question for p in pairs])
+    answer_vectors = embed(matcher, [p.answer for p in pairs])
     found = []
-    for group in single_link(vectors, settings.question_similarity):
+    for group in single_link(pair_vectors(vectors, answer_vectors), settings.similarity):
         members = [pairs[i] for i in group]
         conversations = sorted({p.conversation_id for p in members})
         if len(conversations) < settings.min_conversations:
