@@ -286,6 +286,7 @@ class LearningSettings(BaseModel):
     max_conversations: int = Field(default=2000, ge=1)  # at most this many (the latest)
     # cosine at which two question-and-answer pairs are grouped (single link), measured on eval/learning_pairs.csv
     similarity: float = Field(default=0.885, gt=0, le=1)
+    cross_language_similarity: float = Field(default=0.855, gt=0, le=1)  # the same for two languages
     # mean cosine of agents' answers to an entry's answers from which they "say the same" (add_questions),
     # measured on the same file
     answer_similarity: float = Field(default=0.89, gt=0, le=1)

@@ -4,8 +4,9 @@ The file is a CSV of questions and agents' answers labelled with their subject (
 answer`; eval/learning_pairs.csv holds 31 in English, Russian and Polish, six subjects, some of them next
 to each other: gift wrapping and gift-card balance). Two thresholds come out of it:
 
-- `learning.similarity`: single-link grouping of the pairs (bot/learning/grouping.py) at each candidate
-  threshold is scored by pairwise precision (pairs put together that belong together) and recall (pairs
+- `learning.similarity` and `learning.cross_language_similarity`: single-link grouping of the pairs
+  (bot/learning/grouping.py) at each candidate pair of thresholds (one within a language, one across) is
+  scored by pairwise precision (pairs put together that belong together) and recall (pairs
   that belong together and were put together); the threshold with the best F1 among those with precision
   at least `min_precision` wins (two subjects merged into one suggestion cost an editor more than one
   subject split in two). The table shows questions alone, answers alone and the pair (what is used).
@@ -22,11 +23,19 @@ from typing import Any
 import numpy as np
 
 from bot.errors import ContentError
-from bot.learning.grouping import measure
+from bot.learning.grouping import ThresholdScore, measure
 from bot.learning.suggestions import embed, pair_vectors
 from bot.nlu.matcher import Matcher
 
 CANDIDATES = [round(float(t), 3) for t in np.arange(0.85, 0.95, 0.005)]
+CROSS_CANDIDATES = [round(float(t), 3) for t in np.arange(0.80, 0.90, 0.005)]
+
+
+def _table(scores: list[ThresholdScore]) -> dict[float, str]:
+    return {
+        s.threshold: f"precision {s.precision:.3f} recall {s.recall:.3f} f1 {s.f1:.3f} groups {s.groups}"
+        for s in scores
+    }
 
 
 def load_pairs(path: Path) -> list[dict[str, str]]:
@@ -42,23 +51,30 @@ def measure_thresholds(matcher: Matcher, path: Path, min_precision: float = 0.95
     labels = [row["subject"] for row in rows]
     questions = embed(matcher, [row["question"] for row in rows])
     answers = embed(matcher, [row["answer"] for row in rows])
+    languages = [row["lang"] for row in rows]
     tables: dict[str, Any] = {}
-    best = None
-    for name, vectors in (
-        ("questions", questions),
-        ("answers", answers),
-        ("pairs", pair_vectors(questions, answers)),
-    ):
-        scores = measure(vectors, labels, CANDIDATES)
-        tables[name] = {
-            s.threshold: f"precision {s.precision:.3f} recall {s.recall:.3f} f1 {s.f1:.3f} groups {s.groups}"
-            for s in scores
-        }
-        if name == "pairs":
-            good = [s for s in scores if s.precision >= min_precision] or scores
-            best = max(good, key=lambda s: (round(s.f1, 4), -s.threshold))
+    for name, vectors in (("questions", questions), ("answers", answers)):
+        tables[name] = _table(measure(vectors, labels, CANDIDATES))
+    pairs = pair_vectors(questions, answers)
+    tables["pairs, one threshold"] = _table(measure(pairs, labels, CANDIDATES))
+    best: ThresholdScore | None = None
+    best_cross = 0.0
+    for cross in CROSS_CANDIDATES:  # the pairs with a second threshold across languages: what is used
+        for score in measure(pairs, labels, CANDIDATES, languages, cross):
+            if score.precision < min_precision:
+                continue
+            if best is None or (round(score.f1, 4), -score.threshold, -cross) > (
+                round(best.f1, 4),
+                -best.threshold,
+                -best_cross,
+            ):
+                best, best_cross = score, cross
+    if best is not None:
+        tables["pairs, chosen cross-language threshold"] = _table(
+            measure(pairs, labels, CANDIDATES, languages, best_cross)
+        )
     assert best is not None
-    same, other = _answer_cosines(answers, labels, [row["lang"] for row in rows])
+    same, other = _answer_cosines(answers, labels, languages)
     answer_threshold, balanced = _separate(same, other)
     return {
         "model": matcher.encoder.model_id,
@@ -66,6 +82,7 @@ def measure_thresholds(matcher: Matcher, path: Path, min_precision: float = 0.95
         "pairs": len(rows),
         "subjects": len(set(labels)),
         "similarity": best.threshold,
+        "cross_language_similarity": best_cross,
         "similarity_scores": {"precision": round(best.precision, 4), "recall": round(best.recall, 4)},
         "answer_similarity": answer_threshold,
         "answer_balanced_accuracy": round(balanced, 4),

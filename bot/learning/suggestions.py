@@ -2,7 +2,8 @@
 
 The pairs of resolved conversations (bot/learning/pairs.py) are grouped by meaning: each pair is its
 question's and its answer's embeddings side by side (the bot's own encoder), grouped single-link at
-`learning.similarity` (bot/learning/grouping.py): questions alone group poorly across languages with the
+`learning.similarity` (`learning.cross_language_similarity` for two pairs in different languages,
+bot/learning/grouping.py): questions alone group poorly across languages with the
 bundled model, what the agents answered tells subjects apart far better (bot/learning/measure.py). A group
 from at least `learning.min_conversations` distinct conversations becomes a suggestion unless the bot
 already answers most of its questions, or an editor accepted or dismissed it (a dismissed group comes back
@@ -117,7 +118,13 @@ def build_suggestions(
     vectors = embed(matcher, [p.raw_question for p in pairs])
     answer_vectors = embed(matcher, [p.answer for p in pairs])
     found = []
-    for group in single_link(pair_vectors(vectors, answer_vectors), settings.similarity):
+    languages = [p.question_language for p in pairs]
+    for group in single_link(
+        pair_vectors(vectors, answer_vectors),
+        settings.similarity,
+        languages,
+        settings.cross_language_similarity,
+    ):
         members = [pairs[i] for i in group]
         conversations = sorted({p.conversation_id for p in members})
         if len(conversations) < settings.min_conversations:
