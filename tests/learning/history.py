@@ -52,7 +52,7 @@ GIFT_WRAPPING = [
         ("hi", "Do you offer gift wrapping?"),
         (),
         (
-            "Hi Anna! Yes, we can gift-wrap any order for 9 zł: tick \"Gift wrapping\" in the basket before "
+            'Hi Anna! Yes, we can gift-wrap any order for 9 zł: tick "Gift wrapping" in the basket before '
             "you pay. I added it to your order #482913 already.",
         ),
         ("thanks!",),
@@ -83,12 +83,22 @@ GIFT_WRAPPING = [
         ("can you wrap my order as a present",),
         ("it's a birthday present",),
         (
-            "Sure! Choose the \"Gift wrapping\" option in the basket (9 zł) and we will pack it in gift "
+            'Sure! Choose the "Gift wrapping" option in the basket (9 zł) and we will pack it in gift '
             "paper. It goes to ul. Marszałkowska 10/4, 00-950 Warszawa as usual.",
         ),
     ),
 ]
-PERSONAL = ["Anna", "Kowalska", "482913", "Иван", "600 100 200", "Kasiu", "kasia.nowak", "Marszałkowska", "00-950"]
+PERSONAL = [
+    "Anna",
+    "Kowalska",
+    "482913",
+    "Иван",
+    "600 100 200",
+    "Kasiu",
+    "kasia.nowak",
+    "Marszałkowska",
+    "00-950",
+]
 
 # A covered subject in words the bot missed: the agents answered what entry return_how_to says.
 RETURNS = [
