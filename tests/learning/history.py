@@ -163,3 +163,37 @@ STUDENTS = [
         ("Tak, studenci mają 10% zniżki z ważną legitymacją ISIC: zweryfikuj ją w Moje konto → Zniżki.",),
     ),
 ]
+
+# The measured test: an uncovered question agents answered four times, in three languages and other words.
+STUDENT_DISCOUNT = [
+    *STUDENTS,
+    Talk(
+        "st-3",
+        None,
+        ("do you give discounts for students",),
+        (),
+        ("We do: 10% for students with an ISIC card. Verify the card in your account under Discounts.",),
+    ),
+    Talk(
+        "st-4",
+        None,
+        ("Есть скидка для студентов?",),
+        (),
+        ("Да, студентам скидка 10% по действующей карте ISIC: подтвердите её в Личном кабинете → Скидки.",),
+    ),
+]
+STUDENT_ANSWER = {
+    "en": "Students get 10% off with a valid ISIC card: verify it once in My account → Discounts.",
+    "ru": "Студентам скидка 10% по действующей карте ISIC: подтвердите её один раз в Личном кабинете → Скидки.",
+    "pl": "Studenci mają 10% zniżki z ważną legitymacją ISIC: zweryfikuj ją raz w Moje konto → Zniżki.",
+    "uk": "Студентам знижка 10% за чинною карткою ISIC: підтвердьте її один раз в Особистому кабінеті → Знижки.",
+}
+# Rewordings no agent saw: what the bot is scored on before and after the suggestion is accepted.
+HELD_OUT = [
+    ("any discounts if I'm a student?", "en"),
+    ("student discount available?", "en"),
+    ("студентам скидки есть?", "ru"),
+    ("а для студентов есть какая-то скидка", "ru"),
+    ("czy studenci mają jakiś rabat?", "pl"),
+    ("zniżka dla studenta jest?", "pl"),
+]

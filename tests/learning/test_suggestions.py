@@ -4,8 +4,6 @@ accept (a valid entry the bot then answers with), dismiss (remembered), new word
 from __future__ import annotations
 
 import json
-import shutil
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,37 +12,14 @@ import yaml
 from sqlalchemy import select
 
 from bot.app import SupportBot
-from bot.config import Settings
 from bot.content.check import check_content
 from bot.learning import review
-from bot.nlu.encoders import E5Encoder
-from bot.storage.database import Database
 from bot.storage.models import Event
 from bot.web.app import create_app
 from tests.learning.history import GIFT_WRAPPING, PERSONAL, RETURNS, RETURNS_LATER, STUDENTS, hold
-from tests.support.channel import RecordingChannel, incoming
+from tests.support.channel import incoming
 from tests.support.handoff import Api, http_client, make_agent
-from tests.support.paths import REPO
 from tests.support.server import LiveServer
-
-
-@pytest.fixture
-async def editable_bot(
-    make_settings: Callable[..., Settings],
-    database: Database,
-    encoder: E5Encoder,
-    channel: RecordingChannel,
-    tmp_path: Path,
-) -> AsyncIterator[SupportBot]:
-    """A started bot on a copy of the demo content, so accepting a suggestion can write it."""
-    shutil.copytree(REPO / "kb", tmp_path / "kb")
-    shutil.copytree(REPO / "intents", tmp_path / "intents")
-    settings = make_settings(kb={"path": str(tmp_path / "kb")}, intents={"path": str(tmp_path / "intents")})
-    instance = SupportBot(settings, channels=[channel], encoder=encoder, database=database)
-    await instance.start(progress=False)
-    yield instance
-    await instance.close()
-
 
 GIFT_ANSWER = {
     "en": 'Yes, we gift-wrap any order for 9 zł: tick "Gift wrapping" in the basket before you pay.',
