@@ -28,17 +28,17 @@ SuggestionId = Annotated[str, Path(pattern=r"^[0-9a-f]{12}$", description="The s
 router = APIRouter(prefix="/api/v1", tags=["suggestions"], responses=errors(401, 403))
 
 
-class QuestionOut(Body):
+class SuggestedQuestionOut(Body):
     language: str
     text: str = Field(description="As customers asked it; personal data as {placeholders}")
 
 
-class SuggestionOut(Body):
+class SuggestedEntryOut(Body):
     id: str = Field(description="Stable while the group's conversations stay the same")
     kind: str = Field(description="new_entry or add_questions")
     entry: str | None = Field(description="add_questions: the entry to add to; new_entry: the proposed id")
     title: str
-    questions: list[QuestionOut]
+    questions: list[SuggestedQuestionOut]
     answer: dict[str, str] = Field(description="Per language: the agents' most representative answer")
     conversations: list[int] = Field(description="The resolved conversations it was learned from")
     closest_entry: str | None = Field(description="The entry the bot ranks first for these questions")
@@ -47,12 +47,12 @@ class SuggestionOut(Body):
     placeholders: list[str] = Field(description="Personal data left out: {order_number}, {name}...")
 
 
-class SuggestionsOut(Body):
+class SuggestedEntriesOut(Body):
     days: int
-    suggestions: list[SuggestionOut]
+    suggestions: list[SuggestedEntryOut]
 
 
-class QuestionIn(Body):
+class SuggestedQuestionIn(Body):
     language: str = Field(max_length=16)
     text: str = Field(min_length=1, max_length=1000)
 
@@ -61,11 +61,11 @@ class SuggestionEditIn(Body):
     """The suggestion as the editor wants it written; each part left out stays as suggested."""
 
     entry: str | None = Field(default=None, max_length=64, description="new_entry: the new entry's id")
-    questions: list[QuestionIn] | None = Field(default=None, max_length=200)
+    questions: list[SuggestedQuestionIn] | None = Field(default=None, max_length=200)
     answer: dict[str, str] | None = Field(default=None, description="new_entry: the answer per language")
 
 
-class AcceptedOut(Body):
+class SuggestionAcceptedOut(Body):
     id: str
     kind: str
     entry: str
@@ -73,14 +73,14 @@ class AcceptedOut(Body):
     line: int
 
 
-class DismissedOut(Body):
+class SuggestionDismissedOut(Body):
     id: str
     conversations: list[int]
 
 
 @router.get(
     "/suggestions",
-    response_model=SuggestionsOut,
+    response_model=SuggestedEntriesOut,
     summary="KB entries and question wordings suggested from agents' answers (supervisors)",
     responses=errors(503),
 )
@@ -88,17 +88,17 @@ async def suggestions(
     _: SupervisorAgent,
     bot: BotDep,
     days: Annotated[int | None, Query(ge=1, le=366, description="How far back (learning.days)")] = None,
-) -> SuggestionsOut:
+) -> SuggestedEntriesOut:
     found = await _current(bot, days)
-    return SuggestionsOut(
+    return SuggestedEntriesOut(
         days=days or bot.settings.learning.days,
-        suggestions=[SuggestionOut.model_validate(s.as_dict()) for s in found],
+        suggestions=[SuggestedEntryOut.model_validate(s.as_dict()) for s in found],
     )
 
 
 @router.post(
     "/suggestions/{suggestion_id}/accept",
-    response_model=AcceptedOut,
+    response_model=SuggestionAcceptedOut,
     summary="Write a suggestion (optionally edited) into the KB; the bot answers with it at once (supervisors)",
     responses=errors(
         404,
@@ -114,7 +114,7 @@ async def suggestions(
 )
 async def accept(
     suggestion_id: SuggestionId, agent: SupervisorAgent, bot: BotDep, body: SuggestionEditIn | None = None
-) -> AcceptedOut:
+) -> SuggestionAcceptedOut:
     edited = Edited()
     if body is not None:
         edited = Edited(
@@ -134,23 +134,23 @@ async def accept(
         raise api_error(422, "invalid_content", "; ".join(exc.problems)) from exc
     except RuntimeError as exc:
         raise api_error(503, "not_ready", str(exc)) from exc
-    return AcceptedOut(id=done.id, kind=done.kind, entry=done.entry, file=done.file, line=done.line)
+    return SuggestionAcceptedOut(id=done.id, kind=done.kind, entry=done.entry, file=done.file, line=done.line)
 
 
 @router.post(
     "/suggestions/{suggestion_id}/dismiss",
-    response_model=DismissedOut,
+    response_model=SuggestionDismissedOut,
     summary="Set a suggestion aside until new conversations join its group (supervisors)",
     responses=errors(404, 503, described={404: "No current suggestion with this id"}),
 )
-async def dismiss(suggestion_id: SuggestionId, agent: SupervisorAgent, bot: BotDep) -> DismissedOut:
+async def dismiss(suggestion_id: SuggestionId, agent: SupervisorAgent, bot: BotDep) -> SuggestionDismissedOut:
     try:
         suggestion = await review.dismiss(bot, agent, suggestion_id)
     except UnknownSuggestion as exc:
         raise api_error(404, "not_found", str(exc)) from exc
     except RuntimeError as exc:
         raise api_error(503, "not_ready", str(exc)) from exc
-    return DismissedOut(id=suggestion.id, conversations=suggestion.conversations)
+    return SuggestionDismissedOut(id=suggestion.id, conversations=suggestion.conversations)
 
 
 async def _current(bot: BotDep, days: int | None) -> list[Suggestion]:
