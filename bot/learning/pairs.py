@@ -4,12 +4,14 @@ A conversation counts when the bot handed it off and an agent resolved it. Its m
 the customer's messages before an agent's reply (what they asked the bot, and wrote while waiting) are one
 question, the agent's messages up to the customer's next question are its answer. Greetings, thanks,
 goodbyes and "a person, please" are not questions or answers: the intent layer tells (a message it would
-answer with a conversational intent, or hand off as one, is skipped). Personal data in both becomes
+answer with a conversational intent, or hand off as one, is skipped), and so are the console's canned
+responses an agent sent (its greeting, "anything else?"). Personal data in both becomes
 placeholders (bot/learning/placeholders.py) before anything leaves this module.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -100,11 +102,26 @@ def _language(text: str, fallback: str | None, languages: Sequence[str]) -> str:
     return fallback if fallback is not None and fallback in languages else languages[0]
 
 
-def pair_up(history: History, decisions: dict[str, Decision], languages: Sequence[str]) -> list[Pair]:
+def canned_patterns(texts: Sequence[str]) -> list[re.Pattern[str]]:
+    """Patterns for the console's canned responses, their {agent} and {customer} standing for any name."""
+    patterns = []
+    for text in texts:
+        parts = re.split(r"\{(?:agent|customer)\}", " ".join(text.split()))
+        patterns.append(re.compile(r".{1,80}?".join(re.escape(part) for part in parts), re.IGNORECASE))
+    return patterns
+
+
+def pair_up(
+    history: History,
+    decisions: dict[str, Decision],
+    languages: Sequence[str],
+    canned: Sequence[re.Pattern[str]] = (),
+) -> list[Pair]:
     """Pair each conversation's questions with the agents' answers (see the module docstring).
 
     `decisions` holds the intent layer's decision for every turn's text; a turn decided as a conversational
-    intent (respond, or a handoff such as human_request) is no question and no answer.
+    intent (respond, or a handoff such as human_request) is no question and no answer. An agent's message
+    that is one of the console's canned responses (`canned`: a greeting, "anything else?") is no answer.
     """
     pairs: list[Pair] = []
     question: list[Turn] = []
@@ -139,6 +156,8 @@ def pair_up(history: History, decisions: dict[str, Decision], languages: Sequenc
             current = turn.conversation_id
         decision = decisions.get(turn.text)
         if decision is not None and _conversational(decision):
+            continue
+        if turn.sender == "agent" and any(p.fullmatch(" ".join(turn.text.split())) for p in canned):
             continue
         if turn.sender == "customer":
             if answer:  # a new question after an answer: the previous pair is complete

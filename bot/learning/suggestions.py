@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +32,7 @@ import numpy as np
 
 from bot.config import LearningSettings
 from bot.learning.grouping import medoid, single_link
-from bot.learning.pairs import History, Pair, pair_up
+from bot.learning.pairs import History, Pair, canned_patterns, pair_up
 from bot.learning.placeholders import PLACEHOLDER, placeholders_in
 from bot.nlu.matcher import Matcher
 from bot.nlu.policy import Decision
@@ -93,11 +94,42 @@ def decide_all(matcher: Matcher, texts: Sequence[str]) -> dict[str, Decision]:
     return decisions
 
 
+class _Vectors:
+    """The embeddings of texts already seen (per model), so listing the suggestions again costs no model calls."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self.size = size
+        self._seen: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, matcher: Matcher, texts: Sequence[str]) -> np.ndarray:
+        model = matcher.encoder.model_id
+        with self._lock:
+            missing = list(dict.fromkeys(t for t in texts if (model, t) not in self._seen))
+        if missing:
+            vectors = [
+                matcher.encoder.encode(missing[i : i + _BATCH]) for i in range(0, len(missing), _BATCH)
+            ]
+            with self._lock:
+                for text, vector in zip(missing, np.vstack(vectors), strict=True):
+                    self._seen[(model, text)] = vector
+                while len(self._seen) > self.size:
+                    self._seen.popitem(last=False)
+        with self._lock:
+            found = [self._seen.get((model, t)) for t in texts]
+        present = [v for v in found if v is not None]
+        if len(present) < len(texts):  # pushed out meanwhile by a very large batch: embed directly
+            return matcher.encoder.encode(list(texts))
+        return np.vstack(present) if present else np.zeros((0, matcher.encoder.dim), dtype=np.float32)
+
+
+_VECTORS = _Vectors()
+
+
 def embed(matcher: Matcher, texts: Sequence[str]) -> np.ndarray:
     """Embed texts as the bot reads them (normalised; placeholders and personal data left out)."""
     cleaned = [matcher.clean(PLACEHOLDER.sub(" ", text))[:_MAX_EMBEDDED_CHARS] or text for text in texts]
-    parts = [matcher.encoder.encode(cleaned[i : i + _BATCH]) for i in range(0, len(cleaned), _BATCH)]
-    return np.vstack(parts) if parts else np.zeros((0, matcher.encoder.dim), dtype=np.float32)
+    return _VECTORS.get(matcher, cleaned)
 
 
 def pair_vectors(questions: np.ndarray, answers: np.ndarray) -> np.ndarray:
@@ -111,7 +143,10 @@ def build_suggestions(
     """Every suggestion the history gives (CPU-bound: call it off the event loop), largest group first."""
     languages = matcher.settings.kb.languages
     decisions = decide_all(matcher, [turn.text for turn in history.turns])
-    pairs = pair_up(history, decisions, languages)
+    canned = canned_patterns(
+        [text for response in matcher.settings.console.canned_responses for text in response.text.values()]
+    )
+    pairs = pair_up(history, decisions, languages, canned)
     if not pairs:
         return []
     decisions.update(decide_all(matcher, [p.raw_question for p in pairs if p.raw_question not in decisions]))

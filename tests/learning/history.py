@@ -108,6 +108,7 @@ RETURNS = [
         ("I changed my mind about the jacket, what now",),
         (),
         (
+            "Hi, this is Olga from Northwind customer care. Let me have a look.",  # the console's canned greeting
             "Open My account → Orders → 'Return items', choose the jacket and the reason and pick InPost, "
             "Nova Poshta or DPD. You'll get a return code or label for the drop-off point; send it within "
             "14 days of registering the return.",
