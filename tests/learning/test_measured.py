@@ -4,13 +4,18 @@ own code (bot/quality/evaluation.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from click.testing import CliRunner
 
 from bot.app import SupportBot
+from bot.cli import cli
 from bot.learning import review
 from bot.learning.review import Edited
 from bot.nlu.calibration import Record
@@ -37,7 +42,9 @@ def scored(bot: SupportBot) -> tuple[dict[str, Any], Counter[str]]:
 
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
-async def test_held_out_rewordings_are_answered_after_accepting(editable_bot: SupportBot) -> None:
+async def test_held_out_rewordings_are_answered_after_accepting(
+    editable_bot: SupportBot, tmp_path: Path, index_cache: Path
+) -> None:
     bot = editable_bot
     agent = await make_agent(bot.database, "olga")
     sup: Agent = await make_agent(bot.database, "sup", role="supervisor")
@@ -46,6 +53,23 @@ async def test_held_out_rewordings_are_answered_after_accepting(editable_bot: Su
 
     [suggestion] = await review.current_suggestions(bot)
     assert (suggestion.kind, suggestion.conversations) == ("new_entry", conversations)
+    # `supportbot kb suggest` prints the same, as YAML, for editors who work in git
+    config = tmp_path / "cli.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "kb": {"path": str(tmp_path / "kb")},
+                "intents": {"path": str(tmp_path / "intents")},
+                "database": {"url": f"sqlite+aiosqlite:///{tmp_path}/test.db"},
+                "embedding": {"cache_dir": str(index_cache)},
+                "policy": {"calibration_file": None},
+            }
+        ),
+        encoding="utf-8",
+    )
+    printed = await asyncio.to_thread(CliRunner().invoke, cli, ["--config", str(config), "kb", "suggest"])
+    assert printed.exit_code == 0, printed.output
+    assert yaml.safe_load(printed.stdout)["suggestions"] == [suggestion.as_dict()]
     assert {lang for lang, _ in suggestion.questions} == {"en", "ru", "pl"}
     await review.accept(bot, sup, suggestion.id, Edited(entry=ENTRY, answer=STUDENT_ANSWER))
     after, decided_after = scored(bot)
