@@ -161,8 +161,11 @@ def write_suggestion(settings: Settings, suggestion: Suggestion, edited: Edited,
         assert suggestion.entry is not None
         return content_edit.add_questions(settings, suggestion.entry, questions)
     answer = edited.answer if edited.answer is not None else suggestion.answer
-    left = [f"answer.{lang} still holds {', '.join(placeholders_in(text))}" for lang, text in answer.items()]
-    left = [problem for problem, text in zip(left, answer.values(), strict=True) if placeholders_in(text)]
+    left = [
+        f"answer.{lang} still holds {', '.join(found)}"
+        for lang, text in answer.items()
+        if (found := placeholders_in(text))
+    ]
     if left:
         raise ContentError([*left, "replace the placeholders with a general wording before accepting"])
     grouped: dict[str, list[str]] = {}
