@@ -291,6 +291,21 @@ class RasaSettings(BaseModel):
     api_token: str | None = None  # the Bearer token action_supportbot_faq / _handoff send; None = API off
 
 
+class LearningSettings(BaseModel):
+    """Suggested KB entries from agents' answers (bot/learning/); see docs/listen-and-learn.md."""
+
+    min_conversations: int = Field(default=3, ge=2)  # a group needs this many distinct conversations
+    days: int = Field(default=90, ge=1, le=366)  # resolved conversations this recent are read
+    max_conversations: int = Field(default=2000, ge=1)  # at most this many (the latest)
+    # cosine at which two question-and-answer pairs are grouped (single link), measured on eval/learning_pairs.csv
+    similarity: float = Field(default=0.885, gt=0, le=1)
+    cross_language_similarity: float = Field(default=0.855, gt=0, le=1)  # the same for two languages
+    # mean cosine of agents' answers to an entry's answers from which they "say the same" (add_questions),
+    # measured on the same file
+    answer_similarity: float = Field(default=0.89, gt=0, le=1)
+    kb_file: str = "suggested.yaml"  # new entries are appended to this file of kb.path (created when missing)
+
+
 class Settings(BaseSettings):
     """Everything configurable; see the shipped config.yaml for documentation of every key."""
 
@@ -310,6 +325,7 @@ class Settings(BaseSettings):
     console: ConsoleSettings = ConsoleSettings()
     redis: RedisSettings = RedisSettings()
     rasa: RasaSettings = RasaSettings()
+    learning: LearningSettings = LearningSettings()
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @classmethod

@@ -13,7 +13,7 @@ from bot.cli.context import CommandContext, on_database, pass_context
 
 @click.group()
 def kb() -> None:
-    """Knowledge-base tools: check, calibrate, build, misses."""
+    """Knowledge-base tools: check, calibrate, build, misses, suggest."""
 
 
 @kb.command("check")
@@ -104,3 +104,38 @@ def kb_build(ctx: CommandContext) -> None:
         f"index ready: {len(matcher.index.items)} sentences, model {matcher.encoder.model_id}, "
         f"cache {ctx.settings.resolve(ctx.settings.embedding.cache_dir)}"
     )
+
+
+@kb.command("suggest")
+@click.option(
+    "--days", type=click.IntRange(1, 366), help="How far back to read resolved conversations (learning.days)."
+)
+@click.option(
+    "--measure",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Instead: measure the thresholds on a CSV of labelled pairs (subject,lang,question,answer).",
+)
+@pass_context
+def kb_suggest(ctx: CommandContext, days: int | None, measure: Path | None) -> None:
+    """KB entries and question wordings suggested from agents' answers, as YAML (docs/listen-and-learn.md).
+
+    Accept or dismiss them in the console's Insights tab or with POST /api/v1/suggestions/{id}/accept.
+    """
+    import yaml
+
+    from bot.learning.review import collect
+    from bot.nlu.matcher import Matcher
+
+    settings = ctx.settings
+    if measure is not None:
+        from bot.learning.measure import measure_thresholds
+
+        matcher = Matcher.load(settings, progress=False, calibrate=False)  # the encoder is what is measured
+        measured = measure_thresholds(matcher, measure)
+        click.echo(yaml.safe_dump(measured, allow_unicode=True, sort_keys=False), nl=False)
+        return
+    matcher = Matcher.load(settings, progress=False)
+    found = on_database(settings, lambda database: collect(database, matcher, settings.learning, days))
+    body = {"days": days or settings.learning.days, "suggestions": [s.as_dict() for s in found]}
+    click.echo(yaml.safe_dump(body, allow_unicode=True, sort_keys=False, width=100), nl=False)
+    click.echo(f"{len(found)} suggestion(s)", err=True)

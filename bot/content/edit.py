@@ -12,6 +12,7 @@ it written, atomically (a temporary file beside it renamed over it), so the runn
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -31,6 +32,7 @@ from bot.content.yamlfile import content_files
 from bot.errors import ContentError, SupportBotError
 
 MAX_TEXT = 1000
+_ENTRY_ID = re.compile(r"[a-z0-9][a-z0-9_]{0,63}")
 
 
 class UnknownEntry(SupportBotError):
@@ -104,6 +106,83 @@ def add_out_of_scope_example(settings: Settings, text: str) -> ContentEdit:
     _check(settings, path, changed, read_back)
     _replace(path, original, changed)
     return ContentEdit(path, line, text)
+
+
+def add_questions(settings: Settings, entry_id: str, questions: list[tuple[str, str]]) -> ContentEdit:
+    """Add several (language, text) questions to KB entry `entry_id` in one checked write.
+
+    Questions the entry already has are left out; raise AlreadyPresent when none is left.
+    """
+    folder = settings.resolve(settings.kb.path)
+    entry = load_knowledge_base(folder, settings.kb.languages).get(entry_id)
+    if entry is None:
+        raise UnknownEntry(f"no knowledge-base entry {entry_id!r} in {folder}")
+    has = {tidy(q).casefold() for texts in entry.questions.values() for q in texts}
+    wanted: list[tuple[str, str]] = []
+    for language, raw in questions:
+        text = _checked_text(raw)
+        if language not in settings.kb.languages:
+            raise ContentError([f"language {language!r} is not one of kb.languages"])
+        if text.casefold() not in has:
+            has.add(text.casefold())
+            wanted.append((language, text))
+    if not wanted:
+        raise AlreadyPresent(f"every question is already a question of entry {entry_id!r}")
+    path = Path(entry.source.rsplit(":", 1)[0])
+    original = changed = _read(path)
+    first = 0
+    for language, text in wanted:
+        changed, line = insert_question(changed, entry_id, language, text, where=str(path))
+        first = first or line
+
+    def read_back(kb: KnowledgeBase, _: IntentSet) -> bool:
+        added = kb.get(entry_id)
+        return added is not None and all(t in added.questions.get(lang, []) for lang, t in wanted)
+
+    _check(settings, path, changed, read_back)
+    _replace(path, original, changed)
+    return ContentEdit(path, first, "; ".join(text for _, text in wanted))
+
+
+def add_entry(
+    settings: Settings,
+    path: Path,
+    entry_id: str,
+    questions: dict[str, list[str]],
+    answer: dict[str, str],
+    comment: str = "",
+    tags: tuple[str, ...] = (),
+) -> ContentEdit:
+    """Append a new KB entry to `path` (a file of kb.path; created when missing) in one checked write."""
+    if not _ENTRY_ID.fullmatch(entry_id):
+        raise ContentError([f"entry id {entry_id!r}: use lowercase letters, digits and _ (at most 64)"])
+    texts = {lang: [_checked_text(q) for q in qs] for lang, qs in questions.items() if qs}
+    answers = {lang: " ".join(text.split()) for lang, text in answer.items() if text.strip()}
+    for lang in [*texts, *answers]:
+        if lang not in settings.kb.languages:
+            raise ContentError([f"language {lang!r} is not one of kb.languages"])
+    original = _read(path) if path.exists() else ""
+    lines = [f"# {line}" for line in comment.splitlines() if line.strip()]
+    lines += [f"- id: {entry_id}"]
+    if tags:
+        lines.append(f"  tags: [{', '.join(_quoted(tag) for tag in tags)}]")
+    lines.append("  questions:")
+    lines += [f"    {lang}: [{', '.join(_quoted(q) for q in qs)}]" for lang, qs in texts.items()]
+    lines.append("  answer:")
+    lines += [f"    {lang}: {_quoted(text)}" for lang, text in answers.items()]
+    newline = "\r\n" if "\r\n" in original else "\n"
+    before = original if not original or original.endswith(("\n", "\r\n")) else original + newline
+    changed = before + (newline if before else "") + newline.join(lines) + newline
+    comments = sum(line.startswith("#") for line in lines)
+    line = _line_at(changed, len(before) + (len(newline) if before else 0)) + comments
+
+    def read_back(kb: KnowledgeBase, _: IntentSet) -> bool:
+        added = kb.get(entry_id)
+        return added is not None and added.questions == texts and added.answer == answers
+
+    _check(settings, path, changed, read_back)
+    _replace(path, original, changed)
+    return ContentEdit(path, line, entry_id)
 
 
 # --- the text edits ------------------------------------------------------------------------------
@@ -288,6 +367,12 @@ def _copy(folder: Path, scratch: Path, changed_path: Path, changed: str) -> Path
             (scratch / file.name).write_bytes(changed.encode("utf-8"))
         else:
             shutil.copyfile(file, scratch / file.name)
+    if (
+        folder.is_dir()
+        and changed_path.parent.resolve() == folder.resolve()
+        and all(f.resolve() != changed_path.resolve() for f in files)
+    ):
+        (scratch / changed_path.name).write_bytes(changed.encode("utf-8"))  # a new file of this folder
     return scratch / folder.name if folder.is_file() else scratch
 
 
@@ -299,6 +384,15 @@ def _replace(path: Path, original: str, changed: str) -> None:
             out.write(changed.encode("utf-8"))
             out.flush()
             os.fsync(out.fileno())
+        if not path.exists():  # a new file: created only if nobody made it meanwhile
+            if original:
+                raise ChangedMeanwhile(f"{path} was removed while the edit was checked; nothing written")
+            os.chmod(temporary, 0o644)
+            try:
+                os.link(temporary, path)  # fails if it exists by now
+            except FileExistsError as exc:
+                raise ChangedMeanwhile(f"{path} was created meanwhile; nothing written, try again") from exc
+            return
         os.chmod(temporary, stat.S_IMODE(path.stat().st_mode))
         if _read(path) != original:  # edited by someone else since we read it: theirs wins
             raise ChangedMeanwhile(f"{path} changed while the edit was checked; nothing written, try again")

@@ -48,6 +48,10 @@ NOT_ANSWERED_HERE = {
     ("POST", "/api/v1/conversations/{conversation_id}/template"),
     ("GET", "/api/v1/answers"),
     ("GET", "/api/v1/kb/entries"),
+    # the suggestions need the model: tests/learning/test_suggestions.py gets their answers
+    ("GET", "/api/v1/suggestions"),
+    ("POST", "/api/v1/suggestions/{suggestion_id}/accept"),
+    ("POST", "/api/v1/suggestions/{suggestion_id}/dismiss"),
 }
 SECRET = "openapi-test-secret"
 APP_SECRET = "openapi-app-secret"

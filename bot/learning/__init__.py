@@ -1,0 +1,1 @@
+"""Listen and learn: suggested KB entries from what agents answered (docs/listen-and-learn.md)."""
