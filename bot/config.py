@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import re
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, IPvAnyNetwork, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -278,6 +279,19 @@ class RasaSettings(BaseModel):
     api_token: str | None = None  # the Bearer token action_supportbot_faq / _handoff send; None = API off
 
 
+class MetricsSettings(BaseModel):
+    """GET /metrics for Prometheus (bot/web/metrics.py); see config.yaml."""
+
+    enabled: bool = True
+    # clients answered without a token (networks); everyone else gets 403 unless they send metrics.token
+    allow: list[IPvAnyNetwork] = Field(
+        default_factory=lambda: [ip_network("127.0.0.0/8"), ip_network("::1/128")]
+    )
+    token: str | None = None  # "Authorization: Bearer <token>" is answered from any address
+    # several processes (workers) behind one port: each writes its counters here, a scrape sums them all
+    multiprocess_dir: Path | None = None
+
+
 class Settings(BaseSettings):
     """Everything configurable; see the shipped config.yaml for documentation of every key."""
 
@@ -297,6 +311,7 @@ class Settings(BaseSettings):
     console: ConsoleSettings = ConsoleSettings()
     redis: RedisSettings = RedisSettings()
     rasa: RasaSettings = RasaSettings()
+    metrics: MetricsSettings = MetricsSettings()
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @classmethod

@@ -17,6 +17,7 @@ from bot.handoff.desk import Desk
 from bot.handoff.providers import fetch_all, is_vip
 from bot.handoff.queue import estimate_wait, handling_time, queue_position, staffing
 from bot.handoff.texts import estimate_text, text, when_text
+from bot.insights import metrics
 from bot.states import HUMAN_STATES
 from bot.storage.models import Conversation, Customer, Message
 from bot.storage.repositories import ConversationRepository
@@ -44,6 +45,7 @@ class Intake:
         conversation.assigned_agent_id = None
         conversation.priority = self.priority_for(reason, {})
         audit(session, conversation.id, "queued", "bot", reason=reason, priority=conversation.priority)
+        desk.on_commit(session, lambda: metrics.handoff(reason))
         await session.flush()
         position = await queue_position(session, conversation)
         staff = await staffing(session)

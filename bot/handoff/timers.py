@@ -20,6 +20,7 @@ from bot.handoff.assignment import audit, open_assignment, requeue, tell_custome
 from bot.handoff.desk import Desk
 from bot.handoff.queue import estimate_wait, handling_time, queue_order, staffing
 from bot.handoff.texts import estimate_text, minutes
+from bot.insights import metrics
 from bot.states import State
 from bot.storage.models import Assignment, Conversation, as_utc
 
@@ -174,6 +175,7 @@ class Timers:
                     state=conversation.state,
                 )
                 flagged.append(conversation.id)
+                metrics.sla_breach(conversation.state)
         if flagged:
             log.warning("SLA first response breached: conversations %s", flagged)
             desk.notifier.notify()

@@ -13,6 +13,7 @@ from bot.insights import api as insights
 from bot.integrations.rasa_api import install_rasa_api
 from bot.web import console, health
 from bot.web.errors import install_error_handlers
+from bot.web.metrics import install_metrics
 from bot.web.pages import install_pages
 from bot.web.redact import install_access_log_redaction
 
@@ -53,5 +54,6 @@ def create_app(bot: SupportBot, start: bool = True) -> FastAPI:
         install_pages(app, bot)  # /static, / (the demo shop) and /agent (the console, bot/web/pages.py)
 
     app.include_router(health.router)  # /healthz (bot/web/health.py)
+    install_metrics(app, bot)  # /metrics for Prometheus, HTTP latency by route (bot/web/metrics.py)
 
     return app
