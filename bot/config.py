@@ -243,7 +243,8 @@ class HandoffSettings(BaseModel):
     default_handling_time: float = 300.0  # per conversation, until there are real handling times
     estimate_sample: int = 50  # recent handled conversations the wait estimate is computed from
     estimate_update_interval: float = 120.0  # at least this long between "still waiting" updates
-    priority: dict[str, int] = {"vip": 10, "complaint": 5}  # queue bumps; higher is served first
+    # queue bumps; higher is served first; code_red: a conversation Code Red flagged (bot/insights/flags.py)
+    priority: dict[str, int] = {"vip": 10, "complaint": 5, "code_red": 5}
     token_ttl_hours: float = 12.0  # agent API bearer tokens expire after this
     # failed log-ins within login_window_seconds, per login name and per client address; then 429
     login_max_failures: int = Field(default=5, ge=1)
@@ -279,6 +280,27 @@ class RasaSettings(BaseModel):
     api_token: str | None = None  # the Bearer token action_supportbot_faq / _handoff send; None = API off
 
 
+class FlagsSettings(BaseModel):
+    """Code Red (likely unhappy customers) and Code Green (kudos); see bot/insights/flags.py and config.yaml."""
+
+    enabled: bool = True
+    repeat_days: float = Field(
+        default=3.0, gt=0
+    )  # a handoff about a topic the customer wrote about this recently
+    low_csat: int = Field(default=1, ge=0, le=3)  # CSAT ratings at or below this raise a flag (0 = never)
+    sentiment_path: Path = Path("intents/sentiment")  # strong_negative / calm examples, Rasa NLU format
+    # calibrated on eval/sentiment_heldout.yml by `supportbot flags calibrate` (docs/listen-and-learn.md)
+    negative_threshold: float = 0.0086
+
+
+class FeedbackSettings(BaseModel):
+    """NPS after resolved conversations (bot/insights/nps.py); off by default."""
+
+    nps: bool = False
+    nps_interval_days: float = Field(default=90.0, gt=0)  # at most one question per customer in this time
+    nps_window: float = Field(default=86400.0, gt=0)  # seconds after the question an answer still counts
+
+
 class MetricsSettings(BaseModel):
     """GET /metrics for Prometheus (bot/web/metrics.py); see config.yaml."""
 
@@ -312,6 +334,8 @@ class Settings(BaseSettings):
     redis: RedisSettings = RedisSettings()
     rasa: RasaSettings = RasaSettings()
     metrics: MetricsSettings = MetricsSettings()
+    flags: FlagsSettings = FlagsSettings()
+    feedback: FeedbackSettings = FeedbackSettings()
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @classmethod
