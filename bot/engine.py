@@ -20,7 +20,7 @@ from bot.content.knowledge import KBEntry
 from bot.delivery.outbox import Claimed, lease_end
 from bot.handoff.base import Handoff
 from bot.handoff.context import build_context
-from bot.insights import csat
+from bot.insights import csat, flags
 from bot.messages import START_PAYLOAD, Button, IncomingMessage, OutgoingReply
 from bot.nlu.batching import UnderstandingBatcher
 from bot.nlu.language import choose_language
@@ -239,6 +239,7 @@ class ConversationEngine:
                     return rated
             conversations = ConversationRepository(session)
             customer, conversation = await conversations.customer_and_conversation(message)
+            read = decision  # the model read it even when it is for the agent: Code Red, kudos
             if conversation.state in HUMAN_STATES and not self._may_leave_queue(message):
                 decision = None  # for the agent, not the bot
             summary = decision.summary() if decision is not None else None
@@ -254,9 +255,24 @@ class ConversationEngine:
             )
             conversation.language = language
             customer.language = customer.language or language
+            await self._listen(session, customer, conversation, message.text, read)
             return await self._act(
                 session, customer, conversation, inbound, message, decision, language, summary
             )
+
+    async def _listen(
+        self,
+        session: AsyncSession,
+        customer: Customer,
+        conversation: Conversation,
+        text: str,
+        decision: Decision | None,
+    ) -> None:
+        """What the customer's words say beyond the question: Code Red, kudos (bot/insights/flags.py)."""
+        now = self.handoff.clock()
+        await flags.customer_wrote(session, self.settings, conversation, text, decision, now)
+        window = self.settings.handoff.csat_window
+        await flags.csat_comment(session, self.settings, customer.id, text, now, window)
 
     async def _rate(self, session: AsyncSession, message: IncomingMessage) -> TurnResult | None:
         """A CSAT button: stored on the resolved conversation it rates (no new conversation starts)."""
@@ -270,6 +286,7 @@ class ConversationEngine:
         # the desk's clock, which stamped the resolution (and which tests and business hours set)
         now = self.handoff.clock()
         reply = await csat.record(session, conversation, score, now, self.settings.handoff.csat_window)
+        await flags.rated(session, self.settings, conversation, now)
         result = TurnResult(conversation.id, conversation.state)
         await self._store_replies(session, customer, conversation, [reply], None, result)
         return result

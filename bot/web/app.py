@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from bot import __version__
 from bot.app import SupportBot
 from bot.insights import api as insights
+from bot.insights import flags_api
 from bot.integrations.rasa_api import install_rasa_api
 from bot.web import console, health
 from bot.web.errors import install_error_handlers
@@ -49,6 +50,7 @@ def create_app(bot: SupportBot, start: bool = True) -> FastAPI:
         app.include_router(router)
     if agent_routes:  # agents log in there: the insights and the console are theirs, on the same tokens
         app.include_router(insights.router)  # /api/v1/stats, misses, answers, KB additions
+        app.include_router(flags_api.router)  # /api/v1/flags (Code Red) and /api/v1/kudos
         if bot.settings.console.enabled:
             app.include_router(console.router)  # /api/v1/console: what the console needs besides
         install_pages(app, bot)  # /static, / (the demo shop) and /agent (the console, bot/web/pages.py)
