@@ -288,7 +288,8 @@ class FlagsSettings(BaseModel):
         default=3.0, gt=0
     )  # a handoff about a topic the customer wrote about this recently
     low_csat: int = Field(default=1, ge=0, le=3)  # CSAT ratings at or below this raise a flag (0 = never)
-    sentiment_path: Path = Path("intents/sentiment")  # strong_negative / calm examples, Rasa NLU format
+    # strong_negative / calm examples (Rasa NLU format); None: <intents.path>/sentiment, if it is there
+    sentiment_path: Path | None = None
     # calibrated on eval/sentiment_heldout.yml by `supportbot flags calibrate` (docs/listen-and-learn.md)
     negative_threshold: float = 0.0086
 

@@ -162,11 +162,17 @@ class Matcher:
         return matcher
 
     def load_sentiment(self, cache_dir: Path | None) -> Sentiment | None:
-        """The strong-negative examples (flags.sentiment_path), embedded; None when flags are off."""
+        """The strong-negative examples (flags.sentiment_path), embedded; None when flags are off or there are none."""
         flags = self.settings.flags
         if not flags.enabled:
             return None
-        negative, calm = load_examples(self.settings.resolve(flags.sentiment_path))
+        path = flags.sentiment_path
+        if path is None:
+            path = self.settings.resolve(self.settings.intents.path) / "sentiment"
+            if not path.is_dir():
+                log.info("no %s: Code Red reads no negative wording", path)
+                return None
+        negative, calm = load_examples(self.settings.resolve(path))
         clean = [self.clean(text) for text in negative], [self.clean(text) for text in calm]
         return Sentiment.build(self.encoder, *clean, cache_dir=cache_dir)
 
