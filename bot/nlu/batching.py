@@ -78,7 +78,9 @@ class UnderstandingBatcher:
 
     def _finished(self, batch: list[_Waiting], job: asyncio.Future[list[Decision]]) -> None:
         started = self._started.pop(id(job))
-        metrics.model_call(batch[0][0].encoder.model_id, asyncio.get_running_loop().time() - started)
+        # the model's id names the histogram's series (a stand-in matcher without an encoder: "unknown")
+        model = getattr(getattr(batch[0][0], "encoder", None), "model_id", "unknown")
+        metrics.model_call(str(model), asyncio.get_running_loop().time() - started)
         try:
             if job.cancelled():
                 for _, _, future in batch:
