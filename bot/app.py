@@ -20,6 +20,7 @@ from bot.engine import ConversationEngine, TurnResult
 from bot.errors import ContentError
 from bot.handoff.base import Handoff
 from bot.handoff.live import LiveHandoff
+from bot.insights import metrics
 from bot.messages import IncomingMessage
 from bot.nlu.encoders import Encoder, configured_encoder
 from bot.nlu.matcher import Matcher
@@ -49,6 +50,9 @@ class SupportBot:
         actions: ActionRunner | None = None,
     ) -> None:
         self.settings = settings
+        metrics.configure(
+            settings.resolve(settings.metrics.multiprocess_dir) if settings.metrics.multiprocess_dir else None
+        )
         # custom actions (rasa-sdk): an action server or a package in this process (bot/actions/runner.py)
         self.actions = actions or configured_runner(settings.actions, settings.base_dir)
         # rate limits (agent log-in, web chat): in this process, or shared through Redis (redis.url)
@@ -143,6 +147,10 @@ class SupportBot:
     async def receive(self, message: IncomingMessage) -> TurnResult:
         """Handle one inbound message and deliver its replies right away (the outbox retries failures)."""
         result = await self.engine.handle(message)
+        if not result.duplicate and not result.edited:
+            metrics.message_in(message.channel)
+            if result.decision is not None:
+                metrics.decision(result.decision.kind)
         if result.claimed:
             await self.outbox.send_claimed(result.claimed)
         elif result.replies and result.conversation_id is not None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import re
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, IPvAnyNetwork, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -255,7 +256,8 @@ class HandoffSettings(BaseModel):
     default_handling_time: float = 300.0  # per conversation, until there are real handling times
     estimate_sample: int = 50  # recent handled conversations the wait estimate is computed from
     estimate_update_interval: float = 120.0  # at least this long between "still waiting" updates
-    priority: dict[str, int] = {"vip": 10, "complaint": 5}  # queue bumps; higher is served first
+    # queue bumps; higher is served first; code_red: a conversation Code Red flagged (bot/insights/flags.py)
+    priority: dict[str, int] = {"vip": 10, "complaint": 5, "code_red": 5}
     token_ttl_hours: float = 12.0  # agent API bearer tokens expire after this
     # failed log-ins within login_window_seconds, per login name and per client address; then 429
     login_max_failures: int = Field(default=5, ge=1)
@@ -306,6 +308,41 @@ class LearningSettings(BaseModel):
     kb_file: str = "suggested.yaml"  # new entries are appended to this file of kb.path (created when missing)
 
 
+class FlagsSettings(BaseModel):
+    """Code Red (likely unhappy customers) and Code Green (kudos); see bot/insights/flags.py and config.yaml."""
+
+    enabled: bool = True
+    repeat_days: float = Field(
+        default=3.0, gt=0
+    )  # a handoff about a topic the customer wrote about this recently
+    low_csat: int = Field(default=1, ge=0, le=3)  # CSAT ratings at or below this raise a flag (0 = never)
+    # strong_negative / calm examples (Rasa NLU format); None: <intents.path>/sentiment, if it is there
+    sentiment_path: Path | None = None
+    # calibrated on eval/sentiment_heldout.yml by `supportbot flags calibrate` (docs/listen-and-learn.md)
+    negative_threshold: float = 0.0086
+
+
+class FeedbackSettings(BaseModel):
+    """NPS after resolved conversations (bot/insights/nps.py); off by default."""
+
+    nps: bool = False
+    nps_interval_days: float = Field(default=90.0, gt=0)  # at most one question per customer in this time
+    nps_window: float = Field(default=86400.0, gt=0)  # seconds after the question an answer still counts
+
+
+class MetricsSettings(BaseModel):
+    """GET /metrics for Prometheus (bot/web/metrics.py); see config.yaml."""
+
+    enabled: bool = True
+    # clients answered without a token (networks); everyone else gets 403 unless they send metrics.token
+    allow: list[IPvAnyNetwork] = Field(
+        default_factory=lambda: [ip_network("127.0.0.0/8"), ip_network("::1/128")]
+    )
+    token: str | None = None  # "Authorization: Bearer <token>" is answered from any address
+    # several processes (workers) behind one port: each writes its counters here, a scrape sums them all
+    multiprocess_dir: Path | None = None
+
+
 class Settings(BaseSettings):
     """Everything configurable; see the shipped config.yaml for documentation of every key."""
 
@@ -326,6 +363,9 @@ class Settings(BaseSettings):
     redis: RedisSettings = RedisSettings()
     rasa: RasaSettings = RasaSettings()
     learning: LearningSettings = LearningSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    flags: FlagsSettings = FlagsSettings()
+    feedback: FeedbackSettings = FeedbackSettings()
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @classmethod

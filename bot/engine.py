@@ -19,7 +19,7 @@ from bot.config import Settings
 from bot.delivery.outbox import Claimed, lease_end
 from bot.handoff.base import Handoff
 from bot.handoff.context import build_context
-from bot.insights import csat
+from bot.insights import csat, flags, nps
 from bot.messages import IncomingMessage, OutgoingReply
 from bot.nlu.batching import UnderstandingBatcher
 from bot.nlu.language import choose_language
@@ -220,8 +220,13 @@ class ConversationEngine:
                 rated = await self._rate(session, message)
                 if rated is not None:
                     return rated
+            if self.settings.feedback.nps:  # a button 0-10, or a typed number while the question is open
+                answered = await self._answer_nps(session, message)
+                if answered is not None:
+                    return answered
             conversations = ConversationRepository(session)
             customer, conversation = await conversations.customer_and_conversation(message)
+            read = decision  # the model read it even when it is for the agent: Code Red, kudos
             if conversation.state in HUMAN_STATES and not self._may_leave_queue(message):
                 decision = None  # for the agent, not the bot
             summary = decision.summary() if decision is not None else None
@@ -237,9 +242,24 @@ class ConversationEngine:
             )
             conversation.language = language
             customer.language = customer.language or language
+            await self._listen(session, customer, conversation, message.text, read)
             return await self._act(
                 session, customer, conversation, inbound, message, decision, language, summary
             )
+
+    async def _listen(
+        self,
+        session: AsyncSession,
+        customer: Customer,
+        conversation: Conversation,
+        text: str,
+        decision: Decision | None,
+    ) -> None:
+        """What the customer's words say beyond the question: Code Red, kudos (bot/insights/flags.py)."""
+        now = self.handoff.clock()
+        await flags.customer_wrote(session, self.settings, conversation, text, decision, now)
+        window = self.settings.handoff.csat_window
+        await flags.csat_comment(session, self.settings, customer.id, text, now, window)
 
     async def _rate(self, session: AsyncSession, message: IncomingMessage) -> TurnResult | None:
         """A CSAT button: stored on the resolved conversation it rates (no new conversation starts)."""
@@ -253,6 +273,25 @@ class ConversationEngine:
         # the desk's clock, which stamped the resolution (and which tests and business hours set)
         now = self.handoff.clock()
         reply = await csat.record(session, conversation, score, now, self.settings.handoff.csat_window)
+        await flags.rated(session, self.settings, conversation, now)
+        replies = [reply]
+        if (asked := await nps.ask(session, self.settings, conversation, now)) is not None:
+            replies.append(asked)  # after the rating, when NPS is on and the customer is due one
+        result = TurnResult(conversation.id, conversation.state)
+        await self._store_replies(session, customer, conversation, replies, None, result)
+        return result
+
+    async def _answer_nps(self, session: AsyncSession, message: IncomingMessage) -> TurnResult | None:
+        """An answer to the NPS question: stored once on the conversation it was asked on."""
+        now = self.handoff.clock()
+        found = await nps.asked_conversation(session, message, now, self.settings.feedback.nps_window)
+        if found is None:
+            return None  # no open question: an ordinary message (or an unknown button)
+        customer, conversation, score = found
+        inbound = await MessageRepository(session).add_inbound(conversation, message)
+        if inbound is None:
+            return TurnResult(conversation.id, conversation.state, duplicate=True)
+        reply = await nps.record(session, conversation, score, now)
         result = TurnResult(conversation.id, conversation.state)
         await self._store_replies(session, customer, conversation, [reply], None, result)
         return result

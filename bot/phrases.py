@@ -148,6 +148,31 @@ PHRASES: dict[str, dict[str, str]] = {
         "pl": "Dziękujemy! Tej rozmowy nie można już ocenić, ale zawsze możesz napisać do nas tutaj.",
         "uk": "Дякуємо! Цю розмову вже не можна оцінити, але ви завжди можете написати нам тут.",
     },
+    # NPS after a resolved chat, when feedback.nps is on (bot/insights/nps.py)
+    "nps_question": {
+        "en": "How likely are you to recommend us to a friend, from 0 to 10?",
+        "ru": "Насколько вероятно, что вы порекомендуете нас другу, от 0 до 10?",
+        "pl": "Jak bardzo prawdopodobne jest, że polecisz nas znajomemu, w skali od 0 do 10?",
+        "uk": "Наскільки ймовірно, що ви порекомендуєте нас другові, від 0 до 10?",
+    },
+    "nps_type_number": {
+        "en": "Please reply with a number.",
+        "ru": "Ответьте, пожалуйста, числом.",
+        "pl": "Odpowiedz, proszę, liczbą.",
+        "uk": "Дайте, будь ласка, відповідь числом.",
+    },
+    "nps_thanks": {
+        "en": "Thank you, that helps us a lot!",
+        "ru": "Спасибо, это нам очень помогает!",
+        "pl": "Dziękujemy, to nam bardzo pomaga!",
+        "uk": "Дякуємо, це нам дуже допомагає!",
+    },
+    "nps_already": {
+        "en": "You have already answered. Thank you!",
+        "ru": "Вы уже ответили. Спасибо!",
+        "pl": "Już udzielono odpowiedzi. Dziękujemy!",
+        "uk": "Ви вже відповіли. Дякуємо!",
+    },
     "action_failed": {  # a custom action failed and its policy is `reply` (bot/actions)
         "en": "Sorry, I can't check that right now. Please try again in a few minutes, or ask for a person.",
         "ru": "Извините, сейчас не получается это проверить. Попробуйте через несколько минут или позовите "

@@ -22,6 +22,7 @@ from bot.actions.tracker import (
     tracker_slots,
 )
 from bot.config import ActionsSettings, Settings
+from bot.insights import metrics
 from bot.messages import IncomingMessage
 from bot.nlu.policy import Decision
 from bot.storage.models import Conversation, Customer
@@ -126,7 +127,8 @@ async def run_actions(
                 raise ActionFailed(
                     "no action server or package is configured (actions.url or actions.package)"
                 )
-            result = await runner.run(call)
+            with metrics.action_call(name):
+                result = await runner.run(call)
         except ActionFailed as exc:
             where = runner.where if runner is not None else "nowhere"
             log.error(

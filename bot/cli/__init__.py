@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from bot.cli import agents, content, quality, service, spool, stats
+from bot.cli import agents, content, flags, quality, service, spool, stats
 from bot.cli.context import CommandContext
 from bot.errors import SupportBotError
 
@@ -34,6 +34,7 @@ for command in (
     stats.stats,
     agents.agents,
     spool.spool,
+    flags.flags,
 ):
     cli.add_command(command)
 

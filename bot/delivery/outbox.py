@@ -13,6 +13,7 @@ from sqlalchemy import select
 from bot.adapters.base import Channel, DeliveryTarget
 from bot.config import OutboxSettings
 from bot.errors import RecipientUnavailable, SendError
+from bot.insights import metrics
 from bot.messages import Attachment, Button, OutgoingReply
 from bot.storage.database import Database
 from bot.storage.models import Conversation, Customer, Message, utcnow
@@ -175,6 +176,7 @@ class Outbox:
             error = SendError(f"{type(exc).__name__}: {exc}")
         if error is None:
             await self._sent.mark(message_id, platform_id)
+            metrics.message_out(target.channel)
             return None
         async with self.database.session() as session:
             messages = MessageRepository(session)
@@ -182,6 +184,7 @@ class Outbox:
             give_up = error.permanent or row.attempts + 1 >= self.settings.max_attempts
             backoff = error.retry_after or self.settings.base_backoff_seconds * (2**row.attempts)
             await messages.mark_attempt_failed(row, str(error), backoff, give_up)
+            metrics.send_failed(target.channel, give_up)
             if isinstance(error, RecipientUnavailable):  # their other pending replies would fail alike
                 await ConversationRepository(session).mark_blocked(target.channel, target.customer_id)
             log.warning(

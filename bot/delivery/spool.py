@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.adapters.base import Channel, Inbox
 from bot.config import SpoolSettings
 from bot.errors import SpoolError, StorageError
+from bot.insights import metrics
 from bot.storage.database import Database
 from bot.storage.models import SpooledWebhook, as_utc, utcnow
 
@@ -119,6 +120,8 @@ class InboundSpool:
                     .execution_options(synchronize_session=False)
                 )
             ).first()
+        if error is not None and row is not None:
+            metrics.spool_failed(row.channel, row.attempts >= self.settings.max_attempts)
         if error is not None and row is not None and row.attempts >= self.settings.max_attempts:
             log.error(
                 "spooled %s webhook %d given up after %d attempts; it stays in inbound_spool "

@@ -17,6 +17,7 @@ from bot.handoff.desk import Desk
 from bot.handoff.providers import fetch_all, is_vip
 from bot.handoff.queue import estimate_wait, handling_time, queue_position, staffing
 from bot.handoff.texts import estimate_text, text, when_text
+from bot.insights import flags, metrics
 from bot.states import HUMAN_STATES
 from bot.storage.models import Conversation, Customer, Message
 from bot.storage.repositories import ConversationRepository
@@ -42,8 +43,10 @@ class Intake:
         conversation.sla_breached_at = None
         conversation.closed_notice_at = None
         conversation.assigned_agent_id = None
-        conversation.priority = self.priority_for(reason, {})
+        await flags.at_handoff(session, desk.settings, conversation, reason, now)  # Code Red signals
+        conversation.priority = self.priority_for(reason, {}, conversation.code_red_at is not None)
         audit(session, conversation.id, "queued", "bot", reason=reason, priority=conversation.priority)
+        desk.on_commit(session, lambda: metrics.handoff(reason))
         await session.flush()
         position = await queue_position(session, conversation)
         staff = await staffing(session)
@@ -93,12 +96,17 @@ class Intake:
         audit(session, conversation.id, "left_queue", "customer", ended.agent_id if ended else None)
         self.desk.on_commit(session, self.desk.notifier.notify)
 
-    def priority_for(self, reason: str | None, providers: dict[str, dict[str, Any]]) -> int:
-        """The queue bump: `handoff.priority.complaint` for complaints, `.vip` for VIP customers (summed)."""
+    def priority_for(
+        self, reason: str | None, providers: dict[str, dict[str, Any]], code_red: bool = False
+    ) -> int:
+        """The queue bump: `handoff.priority.complaint` for complaints, `.code_red` for Code Red, `.vip` for
+        VIP customers (summed)."""
         bumps = self.desk.config.priority
         priority = 0
         if reason == "complaint":
             priority += bumps.get("complaint", 0)
+        if code_red:
+            priority += flags.code_red_bump(self.desk.settings, reason)
         if is_vip(providers):
             priority += bumps.get("vip", 0)
         return priority
@@ -147,7 +155,7 @@ class Intake:
         providers: dict[str, dict[str, Any]],
     ) -> None:
         """A provider's answer (a VIP) can move a queued conversation up: audited as priority_changed."""
-        priority = self.priority_for(reason, providers)
+        priority = self.priority_for(reason, providers, conversation.code_red_at is not None)
         if priority == conversation.priority:
             return
         audit(

@@ -28,7 +28,7 @@ from bot.handoff.assignment import (
     tell_customer,
 )
 from bot.handoff.desk import Desk
-from bot.insights import csat
+from bot.insights import csat, nps
 from bot.messages import Attachment, OutgoingReply
 from bot.states import State
 from bot.storage.models import Agent, Assignment, Conversation, Customer, Event, Message
@@ -328,6 +328,8 @@ class Moves:
                 await MessageRepository(session).add_outbound(
                     conversation, csat.question(conversation.id, conversation.language), sender="system"
                 )
+            elif (asked := await nps.ask(session, desk.settings, conversation, now)) is not None:
+                await MessageRepository(session).add_outbound(conversation, asked, sender="system")
         desk.deliver_and_wake([conversation_id])
         return conversation
 

@@ -22,6 +22,7 @@ import httpx
 
 from bot.config import ContextProviderSettings
 from bot.errors import ConfigError
+from bot.insights import metrics
 from bot.storage.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -177,6 +178,7 @@ async def _fetch_one(provider: ContextProvider, customer: dict[str, Any]) -> dic
         log.exception("context provider %s failed", provider.name)
         error = f"{type(exc).__name__}: {exc}"[:300]
     else:
+        metrics.provider_call(provider.name, time.monotonic() - started, ok=True)
         return {
             "status": "ok",
             "data": data,
@@ -184,6 +186,7 @@ async def _fetch_one(provider: ContextProvider, customer: dict[str, Any]) -> dic
             "fetched_at": utcnow().isoformat(),
         }
     log.warning("context provider %s: %s", provider.name, error)
+    metrics.provider_call(provider.name, time.monotonic() - started, ok=False)
     return {
         "status": "error",
         "error": error,

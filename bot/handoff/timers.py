@@ -20,6 +20,7 @@ from bot.handoff.assignment import audit, open_assignment, requeue, tell_custome
 from bot.handoff.desk import Desk
 from bot.handoff.queue import estimate_wait, handling_time, queue_order, staffing
 from bot.handoff.texts import estimate_text, minutes
+from bot.insights import flags, metrics
 from bot.states import State
 from bot.storage.models import Assignment, Conversation, as_utc
 
@@ -173,7 +174,9 @@ class Timers:
                     threshold_seconds=desk.config.sla_first_response,
                     state=conversation.state,
                 )
+                await flags.sla_breached(session, desk.settings, conversation, now, waited)  # Code Red
                 flagged.append(conversation.id)
+                metrics.sla_breach(conversation.state)
         if flagged:
             log.warning("SLA first response breached: conversations %s", flagged)
             desk.notifier.notify()

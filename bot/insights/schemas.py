@@ -51,6 +51,21 @@ class CsatOut(Body):
     scores: dict[str, int]
 
 
+class NpsOut(Body):
+    count: int
+    promoters: int = Field(description="answers 9-10")
+    passives: int = Field(description="answers 7-8")
+    detractors: int = Field(description="answers 0-6")
+    score: float | None = Field(description="% promoters - % detractors (-100..100); null without answers")
+
+
+class CodeRedOut(Body):
+    count: int = Field(description="conversations flagged as likely unhappy in the window")
+    resolved: int
+    resolved_share: float | None
+    signals: dict[str, int] = Field(description="flags by signal (a conversation can have several)")
+
+
 class AgentNumbersOut(Body):
     login: str
     name: str
@@ -74,6 +89,9 @@ class StatsOut(Window):
     resolved: int
     feedback: FeedbackOut
     csat: CsatOut
+    nps: NpsOut
+    code_red: CodeRedOut
+    kudos: int = Field(description="compliments and top ratings with a comment in the window")
     agents: list[AgentNumbersOut]
 
 

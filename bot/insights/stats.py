@@ -22,7 +22,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from bot.insights.csat import SCORES as CSAT_SCORES
 from bot.storage.database import Database
-from bot.storage.models import Agent, Conversation, Event, Message, as_utc, utcnow
+from bot.storage.models import Agent, Conversation, ConversationFlag, Event, Message, as_utc, utcnow
 
 DECISIONS = ("answer", "clarify", "fallback", "handoff")
 INTENT_KINDS = ("respond", "handoff")  # a conversational intent won: a canned reply or a handoff
@@ -72,6 +72,27 @@ class Csat:
 
 
 @dataclass
+class CodeRed:
+    """Conversations flagged as likely unhappy in the window (bot/insights/flags.py), and how many are resolved."""
+
+    count: int = 0
+    resolved: int = 0
+    resolved_share: float | None = None
+    signals: dict[str, int] = field(default_factory=dict)  # complaint, repeat_contact, low_csat...
+
+
+@dataclass
+class Nps:
+    """Answers to "how likely are you to recommend us, 0-10" (bot/insights/nps.py)."""
+
+    count: int = 0
+    promoters: int = 0  # 9-10
+    passives: int = 0  # 7-8
+    detractors: int = 0  # 0-6
+    score: float | None = None  # % promoters - % detractors, -100..100
+
+
+@dataclass
 class AgentNumbers:
     login: str
     name: str
@@ -99,6 +120,9 @@ class SupportStats:
     resolved: int = 0
     feedback: Feedback = field(default_factory=Feedback)
     csat: Csat = field(default_factory=Csat)
+    nps: Nps = field(default_factory=Nps)
+    code_red: CodeRed = field(default_factory=CodeRed)
+    kudos: int = 0
     agents: list[AgentNumbers] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -158,6 +182,8 @@ async def compute_stats(database: Database, days: int, now: datetime | None = No
         await _messages(session, stats)
         await _handoffs(session, stats)
         await _feedback_and_csat(session, stats)
+        await _nps(session, stats)
+        await _flags(session, stats)
     return stats
 
 
@@ -242,6 +268,45 @@ async def _handoffs(session: AsyncSession, stats: SupportStats) -> None:
             await session.execute(select(func.count(func.distinct(Event.conversation_id))).where(*queued))
         ).scalar_one()
     )
+
+
+async def _nps(session: AsyncSession, stats: SupportStats) -> None:
+    scores = await _grouped(
+        session, Event.data["score"].as_integer(), *_events("nps", stats.since, stats.until)
+    )
+    nps = stats.nps
+    for score, count in scores.items():
+        if score is None:
+            continue
+        nps.count += count
+        if score >= 9:
+            nps.promoters += count
+        elif score >= 7:
+            nps.passives += count
+        else:
+            nps.detractors += count
+    if nps.count:
+        nps.score = round(100 * (nps.promoters - nps.detractors) / nps.count, 1)
+
+
+async def _flags(session: AsyncSession, stats: SupportStats) -> None:
+    window = (ConversationFlag.created_at >= stats.since, ConversationFlag.created_at <= stats.until)
+    red = (ConversationFlag.kind == "code_red", *window)
+    stats.code_red.signals = dict(sorted((await _grouped(session, ConversationFlag.signal, *red)).items()))
+    flagged = select(ConversationFlag.conversation_id).where(*red).distinct().subquery()
+    count, resolved = (
+        await session.execute(
+            select(func.count(), func.count(Conversation.resolved_at))
+            .select_from(flagged)
+            .join(Conversation, Conversation.id == flagged.c.conversation_id)
+        )
+    ).one()
+    stats.code_red.count, stats.code_red.resolved = int(count), int(resolved)
+    stats.code_red.resolved_share = share(stats.code_red.resolved, stats.code_red.count)
+    kudos = (
+        select(func.count()).select_from(ConversationFlag).where(ConversationFlag.kind == "kudos", *window)
+    )
+    stats.kudos = int((await session.execute(kudos)).scalar_one())
 
 
 async def _feedback_and_csat(session: AsyncSession, stats: SupportStats) -> None:

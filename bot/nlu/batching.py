@@ -13,6 +13,7 @@ import asyncio
 from collections import deque
 from concurrent.futures import Executor
 
+from bot.insights import metrics
 from bot.nlu.matcher import Matcher
 from bot.nlu.policy import Decision
 
@@ -76,7 +77,10 @@ class UnderstandingBatcher:
         return batch
 
     def _finished(self, batch: list[_Waiting], job: asyncio.Future[list[Decision]]) -> None:
-        del self._started[id(job)]
+        started = self._started.pop(id(job))
+        # the model's id names the histogram's series (a stand-in matcher without an encoder: "unknown")
+        model = getattr(getattr(batch[0][0], "encoder", None), "model_id", "unknown")
+        metrics.model_call(str(model), asyncio.get_running_loop().time() - started)
         try:
             if job.cancelled():
                 for _, _, future in batch:

@@ -8,7 +8,7 @@ import threading
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ from bot.nlu.language import detect_language
 from bot.nlu.lexical import LexicalIndex
 from bot.nlu.normalize import fold_diacritics, has_words, normalize_for_matching, split_long
 from bot.nlu.policy import Decision, decide
+from bot.nlu.sentiment import Sentiment, load_examples
 from bot.nlu.translit import looks_latin, to_cyrillic
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,7 @@ class Matcher:
     _cache_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     lexical: LexicalIndex | None = field(default=None, repr=False)
     _columns: LabelColumns | None = field(default=None, repr=False)
+    sentiment: Sentiment | None = field(default=None, repr=False)  # strong negative wording (Code Red)
 
     def __post_init__(self) -> None:
         """Build the lexical index over the same sentences (it only takes part beside the head)."""
@@ -154,9 +156,25 @@ class Matcher:
         index = SemanticIndex.build(encoder, items, cache_dir, progress=progress)
         head = train_head(index, cache_dir, cache_key(encoder, items)) if settings.policy.classifier else None
         matcher = cls(settings, encoder, kb, intents, index, load_thresholds(settings, encoder), head)
+        matcher.sentiment = matcher.load_sentiment(cache_dir)
         if calibrate and settings.policy.auto_calibrate and matcher.calibration_is_stale():
             matcher.calibrate()
         return matcher
+
+    def load_sentiment(self, cache_dir: Path | None) -> Sentiment | None:
+        """The strong-negative examples (flags.sentiment_path), embedded; None when flags are off or there are none."""
+        flags = self.settings.flags
+        if not flags.enabled:
+            return None
+        path = flags.sentiment_path
+        if path is None:
+            path = self.settings.resolve(self.settings.intents.path) / "sentiment"
+            if not path.is_dir():
+                log.info("no %s: Code Red reads no negative wording", path)
+                return None
+        negative, calm = load_examples(self.settings.resolve(path))
+        clean = [self.clean(text) for text in negative], [self.clean(text) for text in calm]
+        return Sentiment.build(self.encoder, *clean, cache_dir=cache_dir)
 
     def calibration_is_stale(self) -> bool:
         """True when the calibration file is missing or was measured on other content or another model."""
@@ -346,7 +364,7 @@ class Matcher:
                 cleaned = self.clean(text)
                 cached = self._cached(cleaned) if has_words(cleaned) else []
                 if cached is not None:
-                    decisions[i] = self.decide(cached)
+                    decisions[i] = self._with_negativity(self.decide(cached), cleaned, None)
                 else:
                     waiting.setdefault(cleaned, []).append(i)
         if waiting:
@@ -359,8 +377,20 @@ class Matcher:
                 start += len(message)
                 self._remember(cleaned, found)
                 for i in positions:
-                    decisions[i] = self.decide(found)
+                    decisions[i] = self._with_negativity(
+                        self.decide(found), cleaned, vectors[start - len(message) : start]
+                    )
         return [d for d in decisions if d is not None]
+
+    def _with_negativity(self, decision: Decision, cleaned: str, vectors: np.ndarray | None) -> Decision:
+        """The decision with the message's strong-negative score, when it was (or is now) measured."""
+        if self.sentiment is None:
+            return decision
+        score = self.sentiment.cached(cleaned)
+        if score is None and vectors is not None and len(vectors):
+            score = self.sentiment.negativity(vectors)
+            self.sentiment.remember(cleaned, score)
+        return replace(decision, negativity=score) if score is not None else decision
 
     def decide(self, candidates: list[Candidate], thresholds: Thresholds | None = None) -> Decision:
         """Apply the policy to ranked candidates (thresholds: the matcher's unless given)."""

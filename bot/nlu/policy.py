@@ -23,6 +23,7 @@ class Decision:
     reason: str = ""
     options: tuple[str, ...] = ()  # entry ids offered when clarifying
     candidates: tuple[Candidate, ...] = field(default=(), repr=False)
+    negativity: float | None = None  # strong negative wording (bot/nlu/sentiment.py); None: not measured
 
     @property
     def public_kind(self) -> str:
@@ -36,6 +37,7 @@ class Decision:
             "label": self.label,
             "score": round(self.score, 4),
             "reason": self.reason,
+            "negativity": self.negativity,
             "options": list(self.options),
             "candidates": [
                 {

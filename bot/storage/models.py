@@ -117,6 +117,8 @@ class Conversation(Base):
     closed_notice_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # told "we're closed"
     # what custom actions set (rasa-sdk SlotSet), sent back in the next action's tracker (migration 0006)
     slots: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Code Red: when a signal first flagged the customer as likely unhappy (migration 0010, bot/insights/flags.py)
+    code_red_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     customer: Mapped[Customer] = relationship(back_populates="conversations")
     messages: Mapped[list[Message]] = relationship(back_populates="conversation", order_by="Message.id")
@@ -172,6 +174,24 @@ class Event(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     agent_id: Mapped[int | None] = mapped_column(Integer, index=True)  # the agent the event concerns
+
+
+class ConversationFlag(Base):
+    """A Code Red (likely unhappy customer) or kudos (praise) on a conversation: which signal, and why."""
+
+    __tablename__ = "conversation_flags"
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "kind", "signal", name="uq_conversation_flags_signal"),
+        Index("ix_conversation_flags_kind_created_at", "kind", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(NulFree(16))  # code_red / kudos
+    signal: Mapped[str] = mapped_column(NulFree(32))  # complaint, repeat_contact, low_csat, compliment...
+    reason: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # why, in words and figures
+    text: Mapped[str | None] = mapped_column(NulFreeText)  # the customer's words, where there are some
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Agent(Base):

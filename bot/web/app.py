@@ -10,10 +10,12 @@ from fastapi import FastAPI
 from bot import __version__
 from bot.app import SupportBot
 from bot.insights import api as insights
+from bot.insights import flags_api
 from bot.integrations.rasa_api import install_rasa_api
 from bot.learning import api as learning
 from bot.web import console, health
 from bot.web.errors import install_error_handlers
+from bot.web.metrics import install_metrics
 from bot.web.pages import install_pages
 from bot.web.redact import install_access_log_redaction
 
@@ -50,10 +52,12 @@ def create_app(bot: SupportBot, start: bool = True) -> FastAPI:
     if agent_routes:  # agents log in there: the insights and the console are theirs, on the same tokens
         app.include_router(insights.router)  # /api/v1/stats, misses, answers, KB additions
         app.include_router(learning.router)  # /api/v1/suggestions: KB entries from agents' answers
+        app.include_router(flags_api.router)  # /api/v1/flags (Code Red) and /api/v1/kudos
         if bot.settings.console.enabled:
             app.include_router(console.router)  # /api/v1/console: what the console needs besides
         install_pages(app, bot)  # /static, / (the demo shop) and /agent (the console, bot/web/pages.py)
 
     app.include_router(health.router)  # /healthz (bot/web/health.py)
+    install_metrics(app, bot)  # /metrics for Prometheus, HTTP latency by route (bot/web/metrics.py)
 
     return app

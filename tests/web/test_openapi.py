@@ -407,6 +407,8 @@ async def test_success_answers_fit_their_schemas(service: SupportBot) -> None:
         await call("GET", "/console/agents", anna)
         await call("GET", "/stats", sup)
         await call("GET", "/misses", sup)
+        await call("GET", "/flags", sup)
+        await call("GET", "/kudos", sup)
         await call("POST", "/kb/entries/delivery_time/questions", sup, json={"text": "Do you ship to Mars?"})
         await call("POST", "/intents/oos/examples", sup, json={"text": "Will it rain in Paris tomorrow?"})
         health = await client.get("/healthz")  # 503 here: no model loaded

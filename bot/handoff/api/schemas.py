@@ -129,6 +129,7 @@ class ConversationOut(Body):
     last_customer_message_at: str | None
     sla_breached: bool
     sla_breached_at: str | None
+    code_red_at: str | None  # Code Red: when a signal first flagged the customer as likely unhappy
     updated_at: str | None
 
     @classmethod
@@ -151,6 +152,7 @@ class ConversationOut(Body):
             last_customer_message_at=iso(conversation.last_customer_message_at),
             sla_breached=conversation.sla_breached_at is not None,
             sla_breached_at=iso(conversation.sla_breached_at),
+            code_red_at=iso(conversation.code_red_at),
             updated_at=iso(conversation.updated_at),
         )
 

@@ -216,6 +216,8 @@
     var event = null;
     try { event = JSON.parse(data); } catch (e) { return; }
     if (kind === "sla_breached") toast("SLA: conversation #" + event.conversation_id + " has waited too long", true);
+    // Code Red (supervisors' stream only): a likely unhappy customer, and why
+    if (kind === "code_red") toast("Code Red: conversation #" + event.conversation_id + ": " + ((event.data.reason || {}).why || event.data.signal), true);
     scheduleRefresh();
   }
   function scheduleRefresh() {
@@ -276,6 +278,7 @@
     var since = c.waiting_since || c.handoff_at;
     var flags = [];
     if (c.sla_breached) flags.push(el("span", { class: "flag flag-sla", title: "First response SLA breached", text: "SLA" }));
+    if (c.code_red_at) flags.push(el("span", { class: "flag flag-red", title: "Code Red: likely unhappy (see Insights)", text: "RED" }));
     if (c.priority > 0) flags.push(el("span", { class: "flag flag-priority", title: "Priority " + c.priority, text: "P" + c.priority }));
     var unread = kind === "mine" ? unreadCount(c) : 0;
     if (unread) flags.push(el("span", { class: "unread", title: unread + " unread", text: String(unread) }));

@@ -61,13 +61,16 @@
       api("GET", "/stats?days=" + days),
       api("GET", "/misses?days=" + days + "&limit=" + MISSES_SHOWN),
       entries ? Promise.resolve(entries) : api("GET", "/kb/entries"),
-      api("GET", "/answers?days=" + days)
+      api("GET", "/answers?days=" + days),
+      api("GET", "/flags?days=" + days),
+      api("GET", "/kudos?days=" + days)
     ]).then(function (answers) {
       if (mine !== loading) return;
       entries = answers[2];
       renderStats(answers[0]);
       renderMisses(answers[1].misses);
       renderAnswers(answers[3].answers);
+      renderFlags(answers[4], answers[5]);
     }).catch(C.failed);
   }
 
@@ -111,7 +114,9 @@
       tile("Resolved by agents", String(s.resolved)),
       tile("👍 / 👎", f.up + " / " + f.down, percent(f.up_share) + " 👍"),
       tile("CSAT", known(csat.average) ? csat.average.toFixed(2) + " / 3" : "–", csat.count + " ratings · " + percent(csat.satisfied_share) + " 😀"),
-      tile("Complaints / compliments", s.complaints + " / " + s.compliments)
+      tile("Complaints / compliments", s.complaints + " / " + s.compliments),
+      tile("NPS", known(s.nps.score) ? String(s.nps.score) : "–", s.nps.count + " answers · " + s.nps.promoters + " promoters, " + s.nps.detractors + " detractors"),
+      tile("Code Red", String(s.code_red.count), percent(s.code_red.resolved_share) + " resolved · " + s.kudos + " kudos")
     ].forEach(function (node) { numbers.appendChild(node); });
 
     var tables = clear($("insights-tables"));
@@ -121,6 +126,17 @@
     tables.appendChild(table("Agents", ["Agent", "Resolved", "Ratings", "CSAT"], s.agents.map(function (a) {
       return [a.name + " (" + a.login + ")", a.resolved, a.csat_count, known(a.csat_average) ? a.csat_average.toFixed(2) : "–"];
     }), "nobody resolved or was rated"));
+  }
+
+  // --- Code Red and kudos (GET /api/v1/flags, /api/v1/kudos) -------------------------------------
+  function renderFlags(red, kudos) {
+    var tables = $("insights-tables");
+    tables.appendChild(table("Code Red: likely unhappy customers", ["When", "Conversation", "Signal", "Why", "Their words", "Resolved"], red.map(function (f) {
+      return [when(f.created_at), "#" + f.conversation_id + " " + (f.customer || ""), f.signal, f.reason.why || "", f.text || "", f.resolved ? "yes" : "no"];
+    }), "no Code Red in this period"));
+    tables.appendChild(table("Kudos: to share with the team", ["When", "Conversation", "Agent", "Their words"], kudos.map(function (f) {
+      return [when(f.created_at), "#" + f.conversation_id + " " + (f.customer || ""), f.agent || "", f.text || f.reason.why || ""];
+    }), "no kudos in this period"));
   }
 
   // --- the misses -----------------------------------------------------------------------------
