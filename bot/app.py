@@ -78,6 +78,8 @@ class SupportBot:
         self.spool = InboundSpool(self.database, self.channels, settings.spool)
         self._tasks: list[asyncio.Task[None]] = []
         self._content_stamp: tuple[tuple[str, float], ...] = ()
+        self._reload_lock = asyncio.Lock()
+        self._reloads: set[asyncio.Task[None]] = set()
 
     def matcher(self) -> Matcher:
         if self._matcher is None:
@@ -181,6 +183,18 @@ class SupportBot:
         self._matcher = matcher
         log.info("knowledge base reloaded: %d entries", len(matcher.kb.entries))
 
+    def content_changed(self) -> None:
+        """Reload kb/ and intents/ now, in the background, after an edit this service made (the
+        knowledge workspace's): its answers change at once, not at the file watcher's next look."""
+        self._content_stamp = self._stamp()
+        task = asyncio.create_task(self._reload_in_turn(), name="kb-reload")
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def _reload_in_turn(self) -> None:
+        async with self._reload_lock:  # one at a time: the last edit's reload reads the last files
+            await self.reload_content()
+
     def _stamp(self) -> tuple[tuple[str, float], ...]:
         stamps = []
         for folder in (self.settings.kb.path, self.settings.intents.path):
@@ -195,13 +209,13 @@ class SupportBot:
             stamp = self._stamp()
             if stamp != self._content_stamp:
                 self._content_stamp = stamp
-                await self.reload_content()
+                await self._reload_in_turn()
 
     async def close(self) -> None:
         for channel in self.channels.values():
             with suppress(Exception):
                 await channel.stop()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._reloads]:
             task.cancel()
         for task in self._tasks:
             with suppress(asyncio.CancelledError, Exception):
