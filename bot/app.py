@@ -191,6 +191,11 @@ class SupportBot:
         self._reloads.add(task)
         task.add_done_callback(self._reloads.discard)
 
+    async def reloaded(self) -> None:
+        """Wait for the reloads content_changed started (trying a message reads the KB as saved)."""
+        if self._reloads:
+            await asyncio.gather(*list(self._reloads), return_exceptions=True)
+
     async def _reload_in_turn(self) -> None:
         async with self._reload_lock:  # one at a time: the last edit's reload reads the last files
             await self.reload_content()

@@ -22,6 +22,7 @@ CREATED, SAVED, DELETED, REVERTED = (
     "kb_entry_reverted",
 )
 KINDS = (CREATED, SAVED, DELETED, REVERTED)
+INTENT_SAVED = "kb_intent_saved"  # an intent's examples (data["entry"] is the intent's name)
 
 
 async def record(

@@ -149,7 +149,7 @@ async def save_entry(
     response: Response,
     if_match: IfMatch = None,
 ) -> ChangeOut:
-    version = _version(if_match)
+    version = version_in(if_match)
     done = await _blocking(bot, lambda: workspace.save_entry(bot.settings, _fields(entry_id, body), version))
     return await _changed(bot, agent, changes.SAVED, done, response)
 
@@ -163,7 +163,7 @@ async def save_entry(
 async def delete_entry(
     entry_id: str, agent: EditorAgent, bot: BotDep, response: Response, if_match: IfMatch = None
 ) -> ChangeOut:
-    version = _version(if_match)
+    version = version_in(if_match)
     done = await _blocking(bot, lambda: workspace.delete_entry(bot.settings, entry_id, version))
     return await _changed(bot, agent, changes.DELETED, done, response)
 
@@ -215,7 +215,7 @@ async def revert_entry(
         raise api_error(404, "not_found", f"no change {body.event_id} in the history of {entry_id!r}")
     text = event.data.get(body.to)
     file = bot.settings.resolve(Path(str(event.data.get("file", ""))))
-    version = None if if_match is None else _version(if_match)
+    version = None if if_match is None else version_in(if_match)
     done = await _blocking(bot, lambda: workspace.restore_text(bot.settings, entry_id, text, file, version))
     return await _changed(bot, agent, changes.REVERTED, done, response, reverted=event.id)
 
@@ -227,6 +227,7 @@ async def revert_entry(
     responses=errors(503),
 )
 async def try_message(body: TryIn, _: EditorAgent, bot: BotDep) -> TryOut:
+    await bot.reloaded()  # a save just made is what is tried
     try:
         matcher = bot.matcher()
     except RuntimeError as exc:
@@ -283,9 +284,14 @@ async def _blocking(bot: SupportBot, work: Callable[[], T]) -> T:
         current = None if exc.current is None else _entry_out(bot, exc.current).model_dump()
         raise HTTPException(412, detail={"code": "stale", "message": str(exc), "current": current}) from exc
     except ContentError as exc:
-        problems = [_problem(p).model_dump() for p in exc.problems]
-        detail = {"code": "invalid_content", "message": "; ".join(exc.problems), "problems": problems}
-        raise HTTPException(422, detail=detail) from exc
+        raise refused(exc) from exc
+
+
+def refused(exc: ContentError) -> HTTPException:
+    """422 with each of `kb check`'s problems: file, line, field, message."""
+    problems = [_problem(p).model_dump() for p in exc.problems]
+    detail = {"code": "invalid_content", "message": "; ".join(exc.problems), "problems": problems}
+    return HTTPException(422, detail=detail)
 
 
 async def _changed(
@@ -352,7 +358,7 @@ def _fields(entry_id: str, body: EntryUpdate) -> EntryFields:
     )
 
 
-def _version(if_match: str | None) -> str | None:
+def version_in(if_match: str | None) -> str | None:
     """The version an If-Match names (None for *); 428 without one."""
     if if_match is None or not if_match.strip():
         raise api_error(428, "precondition_required", "send If-Match with the entry's etag (from GET)")
@@ -395,6 +401,7 @@ def _mentions(stored: StoredEntry, text: str) -> bool:
 
 async def _closest(bot: SupportBot, text: str) -> dict[str, float]:
     """The entries the model finds closest to `text`: entry id -> score (503 without the model)."""
+    await bot.reloaded()
     try:
         matcher = bot.matcher()
     except RuntimeError as exc:

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from bot import __version__
 from bot.app import SupportBot
-from bot.content import workspace_api
+from bot.content import intents_api, workspace_api
 from bot.insights import api as insights
 from bot.integrations.rasa_api import install_rasa_api
 from bot.web import console, health
@@ -50,6 +50,7 @@ def create_app(bot: SupportBot, start: bool = True) -> FastAPI:
     if agent_routes:  # agents log in there: the insights and the console are theirs, on the same tokens
         app.include_router(insights.router)  # /api/v1/stats, misses, answers, KB additions
         app.include_router(workspace_api.router)  # /api/v1/kb: the knowledge workspace (editors)
+        app.include_router(intents_api.router)  # /api/v1/kb/intents: intents' examples, the same way
         if bot.settings.console.enabled:
             app.include_router(console.router)  # /api/v1/console: what the console needs besides
         install_pages(app, bot)  # /static, / (the demo shop) and /agent (the console, bot/web/pages.py)

@@ -306,6 +306,10 @@ async def test_error_answers_are_documented_with_their_bodies(service: SupportBo
         await expect(422, "PUT", entry, ed, json=broken, headers={"If-Match": current["etag"]})
         await expect(409, "POST", f"{kb}/entries", ed, json={**body, "id": "delivery_time"})
         await expect(404, "POST", f"{entry}/revert", ed, json={"event_id": 999999})
+        examples = {"examples": ["hello"]}
+        await expect(428, "PUT", f"{kb}/intents/greet", ed, json=examples)
+        await expect(412, "PUT", f"{kb}/intents/greet", ed, json=examples, headers={"If-Match": '"0123"'})
+        await expect(404, "PUT", f"{kb}/intents/no_such_intent", ed, json=examples, headers={"If-Match": "*"})
         question = {"text": "How long does delivery take?", "language": "en"}
         await expect(404, "POST", "/api/v1/kb/entries/no_such_entry/questions", sup, json=question)
         await expect(409, "POST", "/api/v1/kb/entries/delivery_time/questions", sup, json=question)
@@ -441,6 +445,10 @@ async def test_success_answers_fit_their_schemas(service: SupportBot) -> None:
         [saved] = answers[-1].response.json()["events"]
         await call("POST", f"/kb/entries/{listed['id']}/revert", sup, json={"event_id": saved["id"]})
         await call("DELETE", "/kb/entries/copy_of_first", sup, headers={"If-Match": "*"})
+        await call("GET", "/kb/intents", sup)
+        [greet] = [i for i in answers[-1].response.json()["intents"] if i["name"] == "greet"]
+        hiya = {"examples": [*greet["examples"], "hiya"]}
+        await call("PUT", "/kb/intents/greet", sup, json=hiya, headers={"If-Match": greet["etag"]})
         health = await client.get("/healthz")  # 503 here: no model loaded
         answers.append(Answer("GET", "/healthz", health))
 
