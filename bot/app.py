@@ -22,7 +22,7 @@ from bot.handoff.base import Handoff
 from bot.handoff.live import LiveHandoff
 from bot.messages import IncomingMessage
 from bot.nlu.encoders import Encoder, configured_encoder
-from bot.nlu.matcher import Matcher
+from bot.nlu.matcher import Matcher, load_content
 from bot.nlu.threads import limit_blas_threads, single_threaded_worker
 from bot.storage.chat_view import chat_view
 from bot.storage.database import Database
@@ -173,10 +173,17 @@ class SupportBot:
     async def reload_content(self) -> None:
         """Reload kb/ and intents/ without a restart; keep the old content if the new one is broken."""
         loop = asyncio.get_running_loop()
+        current = self._matcher
+
+        def load() -> Matcher:
+            if current is not None:  # only answers changed: the same index over the new content, at once
+                same = current.with_content(*load_content(self.settings))
+                if same is not None:
+                    return same
+            return Matcher.load(self.settings, self._encoder, False)
+
         try:
-            matcher = await loop.run_in_executor(
-                self.executor, lambda: Matcher.load(self.settings, self._encoder, False)
-            )
+            matcher = await loop.run_in_executor(self.executor, load)
         except ContentError as exc:
             log.error("knowledge base not reloaded, keeping the previous one:\n%s", exc)
             return

@@ -58,8 +58,8 @@ async def answer_to(bot: SupportBot, text: str, customer: str) -> str:
 
 async def test_editors_edit_try_and_revert(running_bot: SupportBot, tmp_path: Path) -> None:
     bot = running_bot
-    for login, role in (("ed", "editor"), ("anna", "agent"), ("sup", "supervisor")):
-        await make_agent(bot.database, login, role=role)
+    for login, role in (("ed", "editor"), ("anna", "agent"), ("sup", "supervisor"), ("root", "admin")):
+        await make_agent(bot.database, login, role=role, status="online" if login == "anna" else None)
     path = tmp_path / "kb" / "delivery.yaml"
     original = path.read_bytes()
 
@@ -74,6 +74,11 @@ async def test_editors_edit_try_and_revert(running_bot: SupportBot, tmp_path: Pa
             assert refused.status_code == 403, (method, where, refused.text)
         assert (await ed.call("GET", "/answers")).status_code == 200  # how answers land: theirs too
         assert (await ed.call("GET", "/stats")).status_code == 403
+        root = await Api.login(client, "root")  # an agent made an editor goes offline, and may edit
+        made = await root.ok("PATCH", "/agents/anna", json={"role": "editor"})
+        assert (made["role"], made["status"]) == ("editor", "offline")
+        assert (await anna.call("GET", "/kb/entries")).status_code == 200
+        assert (await anna.call("GET", "/queue")).status_code == 403
 
         # the list: a version per entry, files, tags, gaps; search by text and by meaning, filter by tag
         listed = await ed.ok("GET", "/kb/entries")
