@@ -23,7 +23,7 @@ from bot.handoff.live import LiveHandoff
 from bot.insights import metrics
 from bot.messages import IncomingMessage
 from bot.nlu.encoders import Encoder, configured_encoder
-from bot.nlu.matcher import Matcher
+from bot.nlu.matcher import Matcher, load_content
 from bot.nlu.threads import limit_blas_threads, single_threaded_worker
 from bot.storage.chat_view import chat_view
 from bot.storage.database import Database
@@ -87,6 +87,8 @@ class SupportBot:
         # the Telegram agent desk (bot/desk/), when channels.telegram.agent_desk.chat_id is set
         self.desk: TelegramDesk | None = None
         self._content_stamp: tuple[tuple[str, float], ...] = ()
+        self._reload_lock = asyncio.Lock()
+        self._reloads: set[asyncio.Task[None]] = set()
 
     def matcher(self) -> Matcher:
         if self._matcher is None:
@@ -195,15 +197,39 @@ class SupportBot:
     async def reload_content(self) -> None:
         """Reload kb/ and intents/ without a restart; keep the old content if the new one is broken."""
         loop = asyncio.get_running_loop()
+        current = self._matcher
+
+        def load() -> Matcher:
+            if current is not None:  # only answers changed: the same index over the new content, at once
+                same = current.with_content(*load_content(self.settings))
+                if same is not None:
+                    return same
+            return Matcher.load(self.settings, self._encoder, False)
+
         try:
-            matcher = await loop.run_in_executor(
-                self.executor, lambda: Matcher.load(self.settings, self._encoder, False)
-            )
+            matcher = await loop.run_in_executor(self.executor, load)
         except ContentError as exc:
             log.error("knowledge base not reloaded, keeping the previous one:\n%s", exc)
             return
         self._matcher = matcher
         log.info("knowledge base reloaded: %d entries", len(matcher.kb.entries))
+
+    def content_changed(self) -> None:
+        """Reload kb/ and intents/ now, in the background, after an edit this service made (the
+        knowledge workspace's): its answers change at once, not at the file watcher's next look."""
+        self._content_stamp = self._stamp()
+        task = asyncio.create_task(self._reload_in_turn(), name="kb-reload")
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def reloaded(self) -> None:
+        """Wait for the reloads content_changed started (trying a message reads the KB as saved)."""
+        if self._reloads:
+            await asyncio.gather(*list(self._reloads), return_exceptions=True)
+
+    async def _reload_in_turn(self) -> None:
+        async with self._reload_lock:  # one at a time: the last edit's reload reads the last files
+            await self.reload_content()
 
     def _stamp(self) -> tuple[tuple[str, float], ...]:
         stamps = []
@@ -219,7 +245,7 @@ class SupportBot:
             stamp = self._stamp()
             if stamp != self._content_stamp:
                 self._content_stamp = stamp
-                await self.reload_content()
+                await self._reload_in_turn()
 
     async def close(self) -> None:
         if self.desk is not None:
@@ -227,7 +253,7 @@ class SupportBot:
         for channel in self.channels.values():
             with suppress(Exception):
                 await channel.stop()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._reloads]:
             task.cancel()
         for task in self._tasks:
             with suppress(asyncio.CancelledError, Exception):

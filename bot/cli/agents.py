@@ -36,8 +36,9 @@ def agents() -> None:
     "--role",
     default="agent",
     show_default=True,
-    type=click.Choice(["agent", "supervisor", "admin"]),
-    help="supervisor: sees and moves every conversation; admin: also manages agents.",
+    type=click.Choice(["agent", "supervisor", "admin", "editor"]),
+    help="supervisor: sees and moves every conversation; admin: also manages agents; editor: edits the "
+    "knowledge base in the console and sees its insights, never customers' conversations.",
 )
 @click.option(
     "--telegram-user-id",

@@ -16,6 +16,7 @@ import re
 import shutil
 import stat
 import tempfile
+import threading
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -33,6 +34,9 @@ from bot.errors import ContentError, SupportBotError
 
 MAX_TEXT = 1000
 _ENTRY_ID = re.compile(r"[a-z0-9][a-z0-9_]{0,63}")
+# Edits run in worker threads, one at a time in this process (the insights' additions and the knowledge
+# workspace's saves alike); across processes, replace_file refuses a file that changed meanwhile.
+EDIT_LOCK = threading.Lock()
 
 
 class UnknownEntry(SupportBotError):
@@ -74,15 +78,15 @@ def add_question(settings: Settings, entry_id: str, language: str, text: str) ->
         if any(_same(question, text) for question in questions):
             raise AlreadyPresent(f"{text!r} is already a question of entry {entry_id!r} ({lang})")
     path = Path(entry.source.rsplit(":", 1)[0])
-    original = _read(path)
+    original = read_file(path)
     changed, line = insert_question(original, entry_id, language, text, where=str(path))
 
     def read_back(kb: KnowledgeBase, _: IntentSet) -> bool:
         added = kb.get(entry_id)
         return added is not None and text in added.questions.get(language, [])
 
-    _check(settings, path, changed, read_back)
-    _replace(path, original, changed)
+    check_edit(settings, path, changed, read_back)
+    replace_file(path, original, changed)
     return ContentEdit(path, line, text)
 
 
@@ -96,15 +100,15 @@ def add_out_of_scope_example(settings: Settings, text: str) -> ContentEdit:
     if any(_same(example, text) for example in intent.examples):
         raise AlreadyPresent(f"{text!r} is already an out-of-scope example")
     path = Path(intent.source.rsplit(":", 1)[0])
-    original = _read(path)
+    original = read_file(path)
     changed, line = insert_example(original, OOS_INTENT, text, where=str(path))
 
     def read_back(_: KnowledgeBase, intents: IntentSet) -> bool:
         added = intents.get(OOS_INTENT)
         return added is not None and text in added.examples
 
-    _check(settings, path, changed, read_back)
-    _replace(path, original, changed)
+    check_edit(settings, path, changed, read_back)
+    replace_file(path, original, changed)
     return ContentEdit(path, line, text)
 
 
@@ -320,14 +324,14 @@ def _checked_text(text: str) -> str:
 # --- checking and writing ------------------------------------------------------------------------
 
 
-def _read(path: Path) -> str:
+def read_file(path: Path) -> str:
     try:
         return path.read_bytes().decode("utf-8")  # bytes: line breaks stay as they are
     except (OSError, UnicodeDecodeError) as exc:
         raise ContentError([f"{path}: cannot read it: {exc}"]) from exc
 
 
-def _check(
+def check_edit(
     settings: Settings, path: Path, changed: str, read_back: Callable[[KnowledgeBase, IntentSet], bool]
 ) -> None:
     """Run `kb check` over copies of both folders with `path` changed; raise ContentError if it fails."""
@@ -376,7 +380,7 @@ def _copy(folder: Path, scratch: Path, changed_path: Path, changed: str) -> Path
     return scratch / folder.name if folder.is_file() else scratch
 
 
-def _replace(path: Path, original: str, changed: str) -> None:
+def replace_file(path: Path, original: str, changed: str) -> None:
     """Write `changed` over `path` atomically, unless the file no longer holds `original`."""
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -394,7 +398,7 @@ def _replace(path: Path, original: str, changed: str) -> None:
                 raise ChangedMeanwhile(f"{path} was created meanwhile; nothing written, try again") from exc
             return
         os.chmod(temporary, stat.S_IMODE(path.stat().st_mode))
-        if _read(path) != original:  # edited by someone else since we read it: theirs wins
+        if read_file(path) != original:  # edited by someone else since we read it: theirs wins
             raise ChangedMeanwhile(f"{path} changed while the edit was checked; nothing written, try again")
         os.replace(temporary, path)
     finally:

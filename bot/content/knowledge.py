@@ -22,6 +22,7 @@ class KBEntry:
     handoff: bool = False
     source: str = ""  # file:line, for error messages
     action: str | None = None  # a custom action that answers instead (bot/actions); `answer` is its fallback
+    title: str = ""  # the editors' name for it (the knowledge workspace); customers never see it
 
     def answer_in(self, language: str, fallback: str) -> str:
         """Return the answer in `language`, else in `fallback`, else any language."""
@@ -101,7 +102,7 @@ def _parse_entry(
     if not isinstance(entry_id, str) or not entry_id.strip():
         problems.append(f"{where}: entry has no `id` (a short name such as delivery_time)")
         return None
-    unknown = set(raw) - {"id", "tags", "questions", "answer", "handoff", "action"}
+    unknown = set(raw) - {"id", "title", "tags", "questions", "answer", "handoff", "action"}
     if unknown:
         problems.append(f"{where}: entry {entry_id!r} has unknown keys: {', '.join(sorted(unknown))}")
     questions_raw = raw.get("questions")
@@ -145,6 +146,10 @@ def _parse_entry(
     if not isinstance(handoff, bool):
         problems.append(f"{where}: entry {entry_id!r}: handoff must be true or false")
         handoff = False
+    title = raw.get("title") or ""
+    if not isinstance(title, str):
+        problems.append(f"{where}: entry {entry_id!r}: title must be a text")
+        title = ""
     tags = raw.get("tags") or []
     if not isinstance(tags, list):
         problems.append(f"{where}: entry {entry_id!r}: tags must be a list")
@@ -157,6 +162,7 @@ def _parse_entry(
         handoff=handoff,
         source=where,
         action=action.strip() if action else None,
+        title=title.strip(),
     )
 
 

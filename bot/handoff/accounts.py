@@ -92,7 +92,8 @@ async def change_agent(desk: Desk, moves: Moves, login: str, changes: AgentChang
         audit(session, None, "agent_updated", actor(by), agent.id, **changed)
         agent_id = agent.id
     deactivated = changes.active is False
-    status = "offline" if deactivated else changes.status
+    # deactivated, or now a content editor: offline, their conversations back to the queue
+    status = "offline" if deactivated or changes.role == "editor" else changes.status
     if status is not None:
         await moves.set_status(agent_id, status, actor(by))
     if deactivated or changes.password is not None:

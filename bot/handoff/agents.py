@@ -20,8 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.errors import SupportBotError
 from bot.storage.models import Agent, AgentToken, Assignment, as_utc, utcnow
 
-ROLES = ("agent", "supervisor", "admin")
-ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
+DESK_ROLES = ("agent", "supervisor", "admin")  # each sees what the one before sees, and more
+ROLES = (*DESK_ROLES, "editor")  # an editor edits the content and never sees customers' conversations
+ROLE_RANK = {role: rank for rank, role in enumerate(DESK_ROLES)}
+CONTENT_ROLES = frozenset({"editor", "supervisor", "admin"})  # who may edit kb/ and intents/
 STATUSES = ("online", "away", "offline")
 MIN_PASSWORD = 8
 MAX_CAPACITY = 50
@@ -68,13 +70,16 @@ def ticket_digest(ticket: str) -> str:
 
 
 def check_role(role: str) -> str:
-    if role not in ROLE_RANK:
+    if role not in ROLES:
         raise AgentError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
     return role
 
 
 def has_role(agent: Agent, role: str) -> bool:
-    """True when the agent's role is `role` or above (agent < supervisor < admin)."""
+    """True when the agent's role is `role` or above (agent < supervisor < admin); for "editor", when
+    they may edit content (editors, supervisors, admins). An editor has none of the desk's roles."""
+    if role == "editor":
+        return agent.role in CONTENT_ROLES
     return ROLE_RANK.get(agent.role, -1) >= ROLE_RANK[role]
 
 

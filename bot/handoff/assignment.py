@@ -212,7 +212,12 @@ async def assign_waiting(
         (
             await session.execute(
                 select(Agent)
-                .where(Agent.status == "online", Agent.active.is_(True), Agent.capacity > 0)
+                .where(
+                    Agent.status == "online",
+                    Agent.active.is_(True),
+                    Agent.capacity > 0,
+                    Agent.role != "editor",
+                )
                 .order_by(Agent.id)
                 .with_for_update(skip_locked=True)
             )

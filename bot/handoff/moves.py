@@ -288,6 +288,8 @@ class Moves:
             raise NotFound(f"no agent with login {to_login!r}")
         if target.id == previous:
             raise HandoffConflict(f"conversation {conversation.id} is already with {target.login}")
+        if target.role == "editor":
+            raise HandoffConflict(f"{target.login} is a content editor and takes no conversations")
         if not target.active or target.status != "online":
             state = "deactivated" if not target.active else target.status
             raise HandoffConflict(f"{target.login} is {state}; transfer to an online agent or to the queue")

@@ -63,7 +63,7 @@ async def staffing(session: AsyncSession) -> Staffing:
     agents = (
         await session.execute(
             select(Agent.id, Agent.capacity).where(
-                Agent.status == "online", Agent.active.is_(True), Agent.capacity > 0
+                Agent.status == "online", Agent.active.is_(True), Agent.capacity > 0, Agent.role != "editor"
             )
         )
     ).all()

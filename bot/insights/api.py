@@ -1,5 +1,5 @@
 """The supervisors' insights API: the numbers, the bot's misses, how its answers land, and turning a miss
-into content (bearer token, supervisors).
+into content (bearer token; the numbers for supervisors, the rest also for content editors).
 
 GET /api/v1/stats gives the support lead's numbers (bot/insights/stats.py). GET /api/v1/misses lists what
 `supportbot kb misses` prints, GET /api/v1/answers how each KB entry's answers were received
@@ -14,7 +14,6 @@ that also marks the miss handled.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,7 +30,7 @@ from bot.content.misses import COLUMNS as MISS_COLUMNS
 from bot.content.misses import EXAMPLE_ADDED, QUESTION_ADDED, Miss, collect_misses
 from bot.errors import ContentError
 from bot.handoff.agents import actor
-from bot.handoff.api.deps import SupervisorAgent
+from bot.handoff.api.deps import EditorAgent, SupervisorAgent
 from bot.handoff.assignment import audit
 from bot.insights.answers import COLUMNS as ANSWER_COLUMNS
 from bot.insights.answers import EntryAnswers, collect_answers
@@ -39,7 +38,6 @@ from bot.insights.csv_export import csv_bytes
 from bot.insights.schemas import (
     AnswersOut,
     ExampleAddedOut,
-    KbEntryOut,
     MissesOut,
     QuestionAddedOut,
     StatsOut,
@@ -58,9 +56,6 @@ CSV: dict[int | str, dict[str, Any]] = {
         "content": {"text/csv": {"schema": {"type": "string"}}},
     }
 }
-# Edits run in worker threads, one at a time in this process; across processes, content_edit refuses a
-# file that changed meanwhile.
-_ONE_EDIT_AT_A_TIME = threading.Lock()
 
 router = APIRouter(prefix="/api/v1", tags=["insights"], responses=errors(401, 403))
 
@@ -90,20 +85,20 @@ async def stats(_: SupervisorAgent, bot: BotDep, days: Days = 30) -> StatsOut:
 @router.get(
     "/misses",
     response_model=MissesOut,
-    summary="The questions the bot missed over the last `days` days (supervisors)",
+    summary="The questions the bot missed over the last `days` days (editors, supervisors)",
 )
-async def misses(_: SupervisorAgent, bot: BotDep, days: Days = 30, limit: MissLimit = 200) -> MissesOut:
+async def misses(_: EditorAgent, bot: BotDep, days: Days = 30, limit: MissLimit = 200) -> MissesOut:
     since, until, found = await _missed(bot, days, limit)
     return MissesOut.model_validate({**_window(days, since, until), "misses": [m.as_dict() for m in found]})
 
 
 @router.get(
     "/misses.csv",
-    summary="The questions the bot missed, as a CSV file for a spreadsheet (supervisors)",
+    summary="The questions the bot missed, as a CSV file for a spreadsheet (editors, supervisors)",
     response_class=Response,
     responses=CSV,
 )
-async def misses_csv(_: SupervisorAgent, bot: BotDep, days: Days = 30, limit: MissLimit = 1000) -> Response:
+async def misses_csv(_: EditorAgent, bot: BotDep, days: Days = 30, limit: MissLimit = 1000) -> Response:
     since, until, found = await _missed(bot, days, limit)
     return _download("misses", days, since, until, csv_bytes(MISS_COLUMNS, (m.row() for m in found)))
 
@@ -111,50 +106,31 @@ async def misses_csv(_: SupervisorAgent, bot: BotDep, days: Days = 30, limit: Mi
 @router.get(
     "/answers",
     response_model=AnswersOut,
-    summary="How each KB entry's answers landed over the last `days` days, worst first (supervisors)",
+    summary="How each KB entry's answers landed over the last `days` days, worst first (editors, supervisors)",
     responses=errors(503),
 )
-async def answers(_: SupervisorAgent, bot: BotDep, days: Days = 30) -> AnswersOut:
+async def answers(_: EditorAgent, bot: BotDep, days: Days = 30) -> AnswersOut:
     since, until, found = await _answered(bot, days)
     return AnswersOut.model_validate({**_window(days, since, until), "answers": [e.as_dict() for e in found]})
 
 
 @router.get(
     "/answers.csv",
-    summary="How each KB entry's answers landed, as a CSV file for a spreadsheet (supervisors)",
+    summary="How each KB entry's answers landed, as a CSV file for a spreadsheet (editors, supervisors)",
     response_class=Response,
     responses={**CSV, **errors(503)},
 )
-async def answers_csv(_: SupervisorAgent, bot: BotDep, days: Days = 30) -> Response:
+async def answers_csv(_: EditorAgent, bot: BotDep, days: Days = 30) -> Response:
     since, until, found = await _answered(bot, days)
     rows = (entry.row() for entry in found)
     return _download("answers", days, since, until, csv_bytes(ANSWER_COLUMNS, rows))
-
-
-@router.get(
-    "/kb/entries",
-    response_model=list[KbEntryOut],
-    summary="The knowledge-base entries in service: id, title, file (supervisors)",
-    responses=errors(503),
-)
-async def entries(_: SupervisorAgent, bot: BotDep) -> list[KbEntryOut]:
-    language = bot.settings.kb.default_language
-    return [
-        KbEntryOut(
-            id=entry.id,
-            title=entry.title_in(language, language),
-            tags=list(entry.tags),
-            file=_shown(bot, Path(entry.source.rsplit(":", 1)[0])),
-        )
-        for entry in _knowledge_base(bot).entries
-    ]
 
 
 @router.post(
     "/kb/entries/{entry_id}/questions",
     status_code=201,
     response_model=QuestionAddedOut,
-    summary="Add a customer's question to a KB entry (supervisors)",
+    summary="Add a customer's question to a KB entry (editors, supervisors)",
     responses=errors(
         404,
         409,
@@ -166,9 +142,7 @@ async def entries(_: SupervisorAgent, bot: BotDep) -> list[KbEntryOut]:
         },
     ),
 )
-async def add_question(
-    entry_id: str, body: QuestionIn, agent: SupervisorAgent, bot: BotDep
-) -> QuestionAddedOut:
+async def add_question(entry_id: str, body: QuestionIn, agent: EditorAgent, bot: BotDep) -> QuestionAddedOut:
     settings = bot.settings
     language = body.language or _language_of(body.text, settings.kb.languages, settings.kb.default_language)
     done = await _edit(lambda: content_edit.add_question(settings, entry_id, language, body.text))
@@ -180,7 +154,7 @@ async def add_question(
     "/intents/oos/examples",
     status_code=201,
     response_model=ExampleAddedOut,
-    summary="Add a customer's question to the out-of-scope examples (supervisors)",
+    summary="Add a customer's question to the out-of-scope examples (editors, supervisors)",
     responses=errors(
         409,
         422,
@@ -190,7 +164,7 @@ async def add_question(
         },
     ),
 )
-async def add_out_of_scope(body: ExampleIn, agent: SupervisorAgent, bot: BotDep) -> ExampleAddedOut:
+async def add_out_of_scope(body: ExampleIn, agent: EditorAgent, bot: BotDep) -> ExampleAddedOut:
     done = await _edit(lambda: content_edit.add_out_of_scope_example(bot.settings, body.text))
     file = await _record(bot, EXAMPLE_ADDED, agent, done)
     return ExampleAddedOut(intent="oos", text=done.text, file=file, line=done.line)
@@ -224,7 +198,7 @@ async def _edit(change: Callable[[], ContentEdit]) -> ContentEdit:
     """Make one content edit in a worker thread, its refusals as the API's errors."""
 
     def one_at_a_time() -> ContentEdit:
-        with _ONE_EDIT_AT_A_TIME:
+        with content_edit.EDIT_LOCK:
             return change()
 
     try:

@@ -151,13 +151,6 @@ class AnswersOut(Window):
 # --- the content ------------------------------------------------------------------------------------
 
 
-class KbEntryOut(Body):
-    id: str
-    title: str
-    tags: list[str]
-    file: str
-
-
 class QuestionAddedOut(Body):
     entry: str
     language: str

@@ -176,6 +176,18 @@ class Matcher:
         clean = [self.clean(text) for text in negative], [self.clean(text) for text in calm]
         return Sentiment.build(self.encoder, *clean, cache_dir=cache_dir)
 
+    def with_content(self, kb: KnowledgeBase, intents: IntentSet) -> Matcher | None:
+        """This matcher over new content that indexes the very same sentences (an answer, a title, tags or a
+        handoff flag changed): the index, head and thresholds stay, nothing is embedded again. None when a
+        question or an example changed (build a new matcher then)."""
+
+        def sentences(k: KnowledgeBase, i: IntentSet) -> tuple[str, list[tuple[str, tuple[str, ...]]]]:
+            return k.fingerprint(), [(intent.name, intent.examples) for intent in i.intents]
+
+        if sentences(kb, intents) != sentences(self.kb, self.intents):
+            return None
+        return replace(self, kb=kb, intents=intents)
+
     def calibration_is_stale(self) -> bool:
         """True when the calibration file is missing or was measured on other content or another model."""
         if self.settings.policy.calibration_file is None:

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from bot import __version__
 from bot.app import SupportBot
+from bot.content import intents_api, workspace_api
 from bot.insights import api as insights
 from bot.insights import flags_api
 from bot.integrations.rasa_api import install_rasa_api
@@ -53,6 +54,8 @@ def create_app(bot: SupportBot, start: bool = True) -> FastAPI:
         app.include_router(insights.router)  # /api/v1/stats, misses, answers, KB additions
         app.include_router(learning.router)  # /api/v1/suggestions: KB entries from agents' answers
         app.include_router(flags_api.router)  # /api/v1/flags (Code Red) and /api/v1/kudos
+        app.include_router(workspace_api.router)  # /api/v1/kb: the knowledge workspace (editors)
+        app.include_router(intents_api.router)  # /api/v1/kb/intents: intents' examples, the same way
         if bot.settings.console.enabled:
             app.include_router(console.router)  # /api/v1/console: what the console needs besides
         install_pages(app, bot)  # /static, / (the demo shop) and /agent (the console, bot/web/pages.py)

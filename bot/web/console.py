@@ -17,7 +17,7 @@ from fastapi import Path as PathParam
 from bot.app import SupportBot
 from bot.handoff import accounts
 from bot.handoff.agents import iso
-from bot.handoff.api.deps import CurrentAgent, visible_conversation
+from bot.handoff.api.deps import CurrentAgent, DeskAgent, visible_conversation
 from bot.handoff.api.schemas import AgentOut
 from bot.storage import agent_view
 from bot.storage.models import MAX_ID, Message, utcnow
@@ -28,7 +28,7 @@ from bot.web.errors import api_error, errors
 SUGGESTIONS = 3
 SKIP_FOR_SUGGESTIONS = frozenset({"handoff", "respond"})  # "a person, please", "thanks": not questions
 
-router = APIRouter(prefix="/api/v1/console", tags=["console"], responses=errors(401))
+router = APIRouter(prefix="/api/v1/console", tags=["console"], responses=errors(401, 403))
 
 
 class CannedResponseOut(Body):
@@ -109,7 +109,7 @@ async def console_settings(agent: CurrentAgent, bot: BotDep) -> ConsoleSettingsO
 )
 async def suggestions(
     conversation_id: Annotated[int, PathParam(ge=1, le=MAX_ID)],
-    agent: CurrentAgent,
+    agent: DeskAgent,
     bot: BotDep,
     limit: Annotated[int, Query(ge=1, le=10)] = SUGGESTIONS,
 ) -> SuggestionsOut:
@@ -137,7 +137,7 @@ async def suggestions(
     response_model=list[UnreadOut],
     summary="For my open conversations: customer messages since my last reply",
 )
-async def unread(agent: CurrentAgent, bot: BotDep) -> list[UnreadOut]:
+async def unread(agent: DeskAgent, bot: BotDep) -> list[UnreadOut]:
     # The console hides the ones this browser has already shown (it remembers the last id it showed).
     async with bot.database.session() as session:
         found = await agent_view.unread(session, agent.id)
@@ -149,7 +149,7 @@ async def unread(agent: CurrentAgent, bot: BotDep) -> list[UnreadOut]:
     response_model=list[OnlineAgentOut],
     summary="Online agents with their load: whom a conversation can go to",
 )
-async def online_agents(agent: CurrentAgent, bot: BotDep) -> list[OnlineAgentOut]:
+async def online_agents(agent: DeskAgent, bot: BotDep) -> list[OnlineAgentOut]:
     return [
         OnlineAgentOut(
             login=other.login,

@@ -99,7 +99,8 @@ class Api:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     async def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return await self.client.request(method, f"/api/v1{path}", headers=self.headers, **kwargs)
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return await self.client.request(method, f"/api/v1{path}", headers=headers, **kwargs)
 
     async def ok(self, method: str, path: str, **kwargs: Any) -> Any:
         response = await self.call(method, path, **kwargs)

@@ -89,11 +89,19 @@ async def test_pages_are_served_with_a_strict_policy(webbot: SupportBot) -> None
         console = await client.get("/agent")
         assert console.status_code == 200 and 'id="login-form"' in console.text
         assert console.headers["x-frame-options"] == "DENY"
-        for asset in ("widget.js", "widget.css", "console.js", "insights.js", "console.css", "shop.css"):
+        for asset in (
+            "widget.js",
+            "widget.css",
+            "console.js",
+            "insights.js",
+            "knowledge.js",
+            "console.css",
+            "shop.css",
+        ):
             response = await client.get(f"/static/{asset}")
             assert response.status_code == 200 and len(response.text) > 100, asset
             assert "innerHTML" not in response.text, asset  # text only ever goes in as textContent
-        for asset in ("widget.js", "console.js", "insights.js"):
+        for asset in ("widget.js", "console.js", "insights.js", "knowledge.js"):
             script = (await client.get(f"/static/{asset}")).text
             assert "http://" not in script and "https://cdn" not in script  # nothing from other hosts
 

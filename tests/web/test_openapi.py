@@ -47,11 +47,11 @@ NOT_ANSWERED_HERE = {
     ("POST", "/api/v1/webchat/{visitor_id}/messages"),
     ("POST", "/api/v1/conversations/{conversation_id}/template"),
     ("GET", "/api/v1/answers"),
-    ("GET", "/api/v1/kb/entries"),
     # the suggestions need the model: tests/learning/test_suggestions.py gets their answers
     ("GET", "/api/v1/suggestions"),
     ("POST", "/api/v1/suggestions/{suggestion_id}/accept"),
     ("POST", "/api/v1/suggestions/{suggestion_id}/dismiss"),
+    ("POST", "/api/v1/kb/try"),  # tests/content/test_workspace_api.py
 }
 SECRET = "openapi-test-secret"
 APP_SECRET = "openapi-app-secret"
@@ -220,6 +220,7 @@ async def test_error_answers_are_documented_with_their_bodies(service: SupportBo
     await make_agent(database, "bob")
     await make_agent(database, "sup", role="supervisor")
     await make_agent(database, "root", role="admin")
+    await make_agent(database, "ed", role="editor")
     conversation_id = await queued_conversation(service)
 
     app = create_app(service, start=False)
@@ -239,6 +240,7 @@ async def test_error_answers_are_documented_with_their_bodies(service: SupportBo
 
         anna, bob = await Api.login(client, "anna"), await Api.login(client, "bob")
         sup, root = await Api.login(client, "sup"), await Api.login(client, "root")
+        ed = await Api.login(client, "ed")
         stranger = Api(client, "not-a-token")
         mine, unknown = f"/api/v1/conversations/{conversation_id}", "/api/v1/conversations/999999"
 
@@ -290,7 +292,28 @@ async def test_error_answers_are_documented_with_their_bodies(service: SupportBo
             await expect(403, "GET", path, bob)
             await expect(422, "GET", path, sup, params={"days": 367})
             await expect(503, "GET", path, sup)  # the KB's entries come with the model
-        await expect(503, "GET", "/api/v1/kb/entries", sup)  # the model is not loaded here
+        # the knowledge workspace
+        kb, entry = "/api/v1/kb", "/api/v1/kb/entries/delivery_time"
+        await expect(403, "GET", f"{kb}/entries", anna)
+        await expect(403, "GET", mine, ed)
+        await expect(403, "GET", "/api/v1/queue", ed)
+        await expect(403, "POST", "/api/v1/events/ticket", ed)
+        await expect(503, "GET", f"{kb}/entries", ed, params={"meaning": "parcel"})  # no model here
+        await expect(503, "POST", f"{kb}/try", ed, json={"text": "parcel"})
+        await expect(404, "GET", f"{kb}/entries/no_such_entry", ed)
+        current = (await client.get(entry, headers=ed.headers)).json()
+        body = {k: current[k] for k in ("tags", "questions", "answer", "handoff", "action")}
+        await expect(428, "PUT", entry, ed, json=body)
+        await expect(412, "PUT", entry, ed, json=body, headers={"If-Match": '"0123"'})
+        await expect(412, "DELETE", entry, ed, headers={"If-Match": '"0123"'})
+        broken = {**body, "answer": {"en": "Only English now"}}
+        await expect(422, "PUT", entry, ed, json=broken, headers={"If-Match": current["etag"]})
+        await expect(409, "POST", f"{kb}/entries", ed, json={**body, "id": "delivery_time"})
+        await expect(404, "POST", f"{entry}/revert", ed, json={"event_id": 999999})
+        examples = {"examples": ["hello"]}
+        await expect(428, "PUT", f"{kb}/intents/greet", ed, json=examples)
+        await expect(412, "PUT", f"{kb}/intents/greet", ed, json=examples, headers={"If-Match": '"0123"'})
+        await expect(404, "PUT", f"{kb}/intents/no_such_intent", ed, json=examples, headers={"If-Match": "*"})
         question = {"text": "How long does delivery take?", "language": "en"}
         await expect(404, "POST", "/api/v1/kb/entries/no_such_entry/questions", sup, json=question)
         await expect(409, "POST", "/api/v1/kb/entries/delivery_time/questions", sup, json=question)
@@ -375,9 +398,8 @@ async def test_success_answers_fit_their_schemas(service: SupportBot) -> None:
     async with LiveServer(app) as server, http_client(server.url) as client:
 
         async def call(method: str, path: str, api: Api | None = None, **kwargs: Any) -> None:
-            response = await client.request(
-                method, f"/api/v1{path}", headers=api.headers if api else {}, **kwargs
-            )
+            headers = {**(api.headers if api else {}), **kwargs.pop("headers", {})}
+            response = await client.request(method, f"/api/v1{path}", headers=headers, **kwargs)
             assert response.status_code < 300, f"{method} {path}: {response.status_code} {response.text}"
             answers.append(Answer(method, f"/api/v1{path}", response))
 
@@ -411,6 +433,28 @@ async def test_success_answers_fit_their_schemas(service: SupportBot) -> None:
         await call("GET", "/kudos", sup)
         await call("POST", "/kb/entries/delivery_time/questions", sup, json={"text": "Do you ship to Mars?"})
         await call("POST", "/intents/oos/examples", sup, json={"text": "Will it rain in Paris tomorrow?"})
+        listed = (await client.get("/api/v1/kb/entries", headers=sup.headers)).json()["entries"][0]
+        await call("GET", "/kb/entries", sup, params={"q": "delivery", "tag": "delivery"})
+        await call("GET", f"/kb/entries/{listed['id']}", sup)
+        body = {k: listed[k] for k in ("tags", "questions", "answer", "handoff", "action")}
+        edited = {**body, "title": "Edited in the workspace"}
+        await call(
+            "PUT", f"/kb/entries/{listed['id']}", sup, json=edited, headers={"If-Match": listed["etag"]}
+        )
+        await call(
+            "POST",
+            "/kb/entries",
+            sup,
+            json={**body, "id": "copy_of_first", "questions": {"en": ["Is this a copy?"]}},
+        )
+        await call("GET", f"/kb/entries/{listed['id']}/history", sup)
+        [saved] = answers[-1].response.json()["events"]
+        await call("POST", f"/kb/entries/{listed['id']}/revert", sup, json={"event_id": saved["id"]})
+        await call("DELETE", "/kb/entries/copy_of_first", sup, headers={"If-Match": "*"})
+        await call("GET", "/kb/intents", sup)
+        [greet] = [i for i in answers[-1].response.json()["intents"] if i["name"] == "greet"]
+        hiya = {"examples": [*greet["examples"], "hiya"]}
+        await call("PUT", "/kb/intents/greet", sup, json=hiya, headers={"If-Match": greet["etag"]})
         health = await client.get("/healthz")  # 503 here: no model loaded
         answers.append(Answer("GET", "/healthz", health))
 

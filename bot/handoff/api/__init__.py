@@ -14,6 +14,6 @@ from fastapi import APIRouter
 from bot.handoff.api import agents, auth, conversations, events, queue
 from bot.web.errors import errors
 
-router = APIRouter(prefix="/api/v1", tags=["agents"], responses=errors(401))
+router = APIRouter(prefix="/api/v1", tags=["agents"], responses=errors(401, 403))
 for resource in (auth, agents, queue, conversations, events):
     router.include_router(resource.router)

@@ -10,14 +10,22 @@ from pydantic import BaseModel, Field
 from bot.handoff import accounts
 from bot.handoff.accounts import AgentChanges
 from bot.handoff.agents import AgentRepository, actor
-from bot.handoff.api.deps import AdminAgent, CurrentAgent, DatabaseDep, DeskDep, MovesDep, SupervisorAgent
+from bot.handoff.api.deps import (
+    AdminAgent,
+    CurrentAgent,
+    DatabaseDep,
+    DeskAgent,
+    DeskDep,
+    MovesDep,
+    SupervisorAgent,
+)
 from bot.handoff.api.refusals import refusals
 from bot.handoff.api.schemas import AgentLoadOut, StatusOut
 from bot.web.errors import api_error, errors
 
 router = APIRouter()
 Status = Literal["online", "away", "offline"]
-Role = Literal["agent", "supervisor", "admin"]
+Role = Literal["agent", "supervisor", "admin", "editor"]
 
 
 class StatusIn(BaseModel):
@@ -62,7 +70,7 @@ async def me(agent: CurrentAgent, database: DatabaseDep) -> AgentLoadOut:
 @router.put(
     "/agents/me/status", response_model=StatusOut, summary="Go online (get conversations), away, or offline"
 )
-async def my_status(body: StatusIn, agent: CurrentAgent, moves: MovesDep) -> StatusOut:
+async def my_status(body: StatusIn, agent: DeskAgent, moves: MovesDep) -> StatusOut:
     with refusals():
         change = await moves.set_status(agent.id, body.status, actor(agent))
     mine = [a.conversation_id for a in change.assigned if a.agent_id == agent.id]

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from bot.config import HandoffSettings
-from bot.handoff.agents import AgentRepository, actor, iso, verify_password
+from bot.handoff.agents import AgentRepository, actor, has_role, iso, verify_password
 from bot.handoff.api.deps import Credentials, CurrentAgent, CurrentSession, DeskDep, LimiterDep
 from bot.handoff.api.schemas import AgentOut, LoginOut, TicketOut
 from bot.handoff.assignment import audit
@@ -82,9 +82,12 @@ async def logout(agent: CurrentAgent, credentials: Credentials, desk: DeskDep) -
     status_code=201,
     response_model=TicketOut,
     summary="A single-use ticket to open /api/v1/events where no header can be sent (EventSource)",
+    responses=errors(403),
 )
 async def events_ticket(logged_in: CurrentSession, desk: DeskDep) -> TicketOut:
     agent, session_id = logged_in
+    if not has_role(agent, "agent"):
+        raise api_error(403, "forbidden", "content editors do not see customers' conversations")
     ttl = desk.config.events_ticket_seconds
     async with desk.database.session() as session:
         ticket, expires = await AgentRepository(session).issue_ticket(

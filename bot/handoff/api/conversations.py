@@ -14,8 +14,8 @@ from pydantic import BaseModel, Field
 from bot.handoff.agents import has_role
 from bot.handoff.api.deps import (
     ConversationId,
-    CurrentAgent,
     DatabaseDep,
+    DeskAgent,
     MovesDep,
     VisibleConversation,
     visible_conversation,
@@ -64,7 +64,7 @@ class ResolveIn(BaseModel):
     summary="Conversations: the queue, mine, or (supervisors) all",
 )
 async def conversations(
-    agent: CurrentAgent,
+    agent: DeskAgent,
     database: DatabaseDep,
     state: Annotated[Literal["waiting", "with_agent", "resolved"] | None, Query()] = None,
     mine: bool = False,
@@ -121,7 +121,7 @@ async def history(found: VisibleConversation, database: DatabaseDep) -> HistoryO
     responses=errors(403, 404, 409),
 )
 async def accept(
-    conversation_id: ConversationId, agent: CurrentAgent, moves: MovesDep, database: DatabaseDep
+    conversation_id: ConversationId, agent: DeskAgent, moves: MovesDep, database: DatabaseDep
 ) -> ConversationOut:
     with refusals():
         await moves.accept(conversation_id, agent.id)
@@ -136,7 +136,7 @@ async def accept(
     responses=errors(403, 404, 409, 422),
 )
 async def reply(
-    conversation_id: ConversationId, body: TextIn, agent: CurrentAgent, moves: MovesDep
+    conversation_id: ConversationId, body: TextIn, agent: DeskAgent, moves: MovesDep
 ) -> MessageOut:
     with refusals():
         row = await moves.reply(conversation_id, agent.id, _not_blank(body.text))
@@ -150,7 +150,7 @@ async def reply(
     summary="Send the re-engagement template (outside WhatsApp's 24-hour window)",
     responses=errors(403, 404, 409, 502),
 )
-async def template(conversation_id: ConversationId, agent: CurrentAgent, moves: MovesDep) -> MessageOut:
+async def template(conversation_id: ConversationId, agent: DeskAgent, moves: MovesDep) -> MessageOut:
     with refusals():
         try:
             row = await moves.send_template(conversation_id, agent.id)
@@ -167,7 +167,7 @@ async def template(conversation_id: ConversationId, agent: CurrentAgent, moves: 
     responses=errors(403, 404, 422),
 )
 async def note(
-    conversation_id: ConversationId, body: TextIn, agent: CurrentAgent, moves: MovesDep, database: DatabaseDep
+    conversation_id: ConversationId, body: TextIn, agent: DeskAgent, moves: MovesDep, database: DatabaseDep
 ) -> NewNoteOut:
     await visible_conversation(database, agent, conversation_id)
     with refusals():
@@ -184,7 +184,7 @@ async def note(
 async def transfer(
     conversation_id: ConversationId,
     body: TransferIn,
-    agent: CurrentAgent,
+    agent: DeskAgent,
     moves: MovesDep,
     database: DatabaseDep,
 ) -> ConversationOut:
@@ -204,7 +204,7 @@ async def transfer(
 async def resolve(
     conversation_id: ConversationId,
     body: ResolveIn,
-    agent: CurrentAgent,
+    agent: DeskAgent,
     moves: MovesDep,
     database: DatabaseDep,
 ) -> ConversationOut:

@@ -3,7 +3,7 @@
 Each is an `Annotated` alias, so a route's signature says what it needs: the desk and its moves, the
 database, the log-in limiter (all of the running service, `request.app.state.bot`, which bot/web/app.py
 sets), and the agent behind the bearer token (`CurrentAgent`, 401 without a valid one) with the role
-checks (`SupervisorAgent`, `AdminAgent`: 403 below the role). The token is the one
+checks (`DeskAgent`, `SupervisorAgent`, `AdminAgent`: 403 below the role; `EditorAgent` for the content). The token is the one
 POST /api/v1/auth/login returns, in `Authorization: Bearer ...`.
 
 The routes here are the live desk's own (`LiveHandoff.routers`), so the service's handoff is that desk.
@@ -102,6 +102,10 @@ def agent_with_role(role: str) -> Callable[[Agent], Awaitable[Agent]]:
     return with_role
 
 
+# DeskAgent: an agent, supervisor or admin (an editor gets 403: customers' conversations are not theirs);
+# EditorAgent: who may edit the content and see how it does (editors, supervisors, admins).
+DeskAgent = Annotated[Agent, Depends(agent_with_role("agent"))]
+EditorAgent = Annotated[Agent, Depends(agent_with_role("editor"))]
 SupervisorAgent = Annotated[Agent, Depends(agent_with_role("supervisor"))]
 AdminAgent = Annotated[Agent, Depends(agent_with_role("admin"))]
 
@@ -121,7 +125,7 @@ async def visible_conversation(database: Database, agent: Agent, conversation_id
 
 
 async def _visible_in_path(
-    conversation_id: ConversationId, agent: CurrentAgent, database: DatabaseDep
+    conversation_id: ConversationId, agent: DeskAgent, database: DatabaseDep
 ) -> Conversation:
     return await visible_conversation(database, agent, conversation_id)
 

@@ -22,7 +22,7 @@ from bot.storage import event_log
 from bot.storage.database import Database
 from bot.storage.models import MAX_ID, Agent, Event, row_id
 from bot.web import sse
-from bot.web.errors import api_error
+from bot.web.errors import api_error, errors
 
 # Events every agent's stream carries (the queue as a whole); the rest go to the agent concerned.
 QUEUE_EVENTS = ("queued", "left_queue", "returned_to_queue", "assigned", "resolved")
@@ -36,7 +36,7 @@ router = APIRouter()
     "/events",
     summary="Live events (Server-Sent Events): assignments, customer messages, queue changes",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={200: {"content": {"text/event-stream": {}}}, **errors(403)},
 )
 async def events(
     request: Request,
@@ -61,6 +61,8 @@ async def events(
     agent, session_id = await _streaming_session(
         database, credentials.credentials if credentials else None, ticket
     )
+    if not has_role(agent, "agent"):
+        raise api_error(403, "forbidden", "content editors do not see customers' conversations")
     start = after
     if start is None:
         start = row_id(last_event_id)  # EventSource reconnecting; anything else is ignored

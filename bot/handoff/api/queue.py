@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from bot.handoff.api.deps import CurrentAgent, DeskDep
+from bot.handoff.api.deps import DeskAgent, DeskDep
 from bot.handoff.api.schemas import QueueOut
 
 router = APIRouter()
@@ -15,5 +15,5 @@ router = APIRouter()
     response_model=QueueOut,
     summary="Queue length, staffing, business hours and the current wait estimate",
 )
-async def queue(_: CurrentAgent, desk: DeskDep) -> QueueOut:
+async def queue(_: DeskAgent, desk: DeskDep) -> QueueOut:
     return QueueOut.model_validate(await desk.queue_summary())

@@ -63,9 +63,11 @@
   }
   function languageOf(c) { return (c && c.language) || (S.settings && S.settings.default_language) || "en"; }
 
-  function ApiError(status, code, message) { this.status = status; this.code = code; this.message = message; }
-  function api(method, path, body) {
-    var headers = { "Accept": "application/json" };
+  function ApiError(status, code, message, detail) {
+    this.status = status; this.code = code; this.message = message; this.detail = detail;
+  }
+  function api(method, path, body, extraHeaders) {
+    var headers = Object.assign({ "Accept": "application/json" }, extraHeaders || {});
     if (S.token) headers.Authorization = "Bearer " + S.token;
     if (body !== undefined) headers["Content-Type"] = "application/json";
     return fetch("/api/v1" + path, {
@@ -82,7 +84,7 @@
       var message = typeof detail === "string" ? detail : detail.message || ("HTTP " + response.status);
       if (Array.isArray(detail)) message = detail.map(function (d) { return d.msg; }).join("; ");
       if (response.status === 401 && S.token) loggedOut("Your session has ended: log in again.");
-      throw new ApiError(response.status, detail.code, message);
+      throw new ApiError(response.status, detail.code, message, detail);
     });
   }
   // A file from the API (a CSV export), saved under the name the server gives. Fetched with the token in
@@ -153,6 +155,8 @@
       $("app-view").hidden = false;
       $("me-name").textContent = S.me.name + " (" + S.me.role + ")";
       document.dispatchEvent(new CustomEvent("console:ready", { detail: S.me }));
+      $("app-view").classList.toggle("editor", S.me.role === "editor");
+      if (S.me.role === "editor") return null; // content only (knowledge.js): no queue, no conversations
       renderCanned();
       listen();
       return refresh();
@@ -320,7 +324,7 @@
     });
   }
   setInterval(tick, 1000);
-  setInterval(function () { if (S.token) refresh(); }, 15000);
+  setInterval(function () { if (S.token && S.me && S.me.role !== "editor") refresh(); }, 15000);
 
   // --- one conversation -----------------------------------------------------------------------
   function openConversation(id) {

@@ -60,7 +60,7 @@
     return Promise.all([
       api("GET", "/stats?days=" + days),
       api("GET", "/misses?days=" + days + "&limit=" + MISSES_SHOWN),
-      entries ? Promise.resolve(entries) : api("GET", "/kb/entries"),
+      entries ? Promise.resolve(entries) : api("GET", "/kb/entries").then(function (kb) { return kb.entries; }),
       api("GET", "/answers?days=" + days),
       api("GET", "/flags?days=" + days),
       api("GET", "/kudos?days=" + days)
