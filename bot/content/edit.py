@@ -133,7 +133,7 @@ def add_questions(settings: Settings, entry_id: str, questions: list[tuple[str, 
     if not wanted:
         raise AlreadyPresent(f"every question is already a question of entry {entry_id!r}")
     path = Path(entry.source.rsplit(":", 1)[0])
-    original = changed = _read(path)
+    original = changed = read_file(path)
     first = 0
     for language, text in wanted:
         changed, line = insert_question(changed, entry_id, language, text, where=str(path))
@@ -143,8 +143,8 @@ def add_questions(settings: Settings, entry_id: str, questions: list[tuple[str, 
         added = kb.get(entry_id)
         return added is not None and all(t in added.questions.get(lang, []) for lang, t in wanted)
 
-    _check(settings, path, changed, read_back)
-    _replace(path, original, changed)
+    check_edit(settings, path, changed, read_back)
+    replace_file(path, original, changed)
     return ContentEdit(path, first, "; ".join(text for _, text in wanted))
 
 
@@ -165,7 +165,7 @@ def add_entry(
     for lang in [*texts, *answers]:
         if lang not in settings.kb.languages:
             raise ContentError([f"language {lang!r} is not one of kb.languages"])
-    original = _read(path) if path.exists() else ""
+    original = read_file(path) if path.exists() else ""
     lines = [f"# {line}" for line in comment.splitlines() if line.strip()]
     lines += [f"- id: {entry_id}"]
     if tags:
@@ -184,8 +184,8 @@ def add_entry(
         added = kb.get(entry_id)
         return added is not None and added.questions == texts and added.answer == answers
 
-    _check(settings, path, changed, read_back)
-    _replace(path, original, changed)
+    check_edit(settings, path, changed, read_back)
+    replace_file(path, original, changed)
     return ContentEdit(path, line, entry_id)
 
 

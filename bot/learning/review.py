@@ -159,7 +159,8 @@ def write_suggestion(settings: Settings, suggestion: Suggestion, edited: Edited,
         raise ContentError(["no question left to write: give at least one"])
     if suggestion.kind == ADD_QUESTIONS:
         assert suggestion.entry is not None
-        return content_edit.add_questions(settings, suggestion.entry, questions)
+        with content_edit.EDIT_LOCK:  # one content edit at a time in this process (bot/content/edit.py)
+            return content_edit.add_questions(settings, suggestion.entry, questions)
     answer = edited.answer if edited.answer is not None else suggestion.answer
     left = [
         f"answer.{lang} still holds {', '.join(found)}"
@@ -176,7 +177,8 @@ def write_suggestion(settings: Settings, suggestion: Suggestion, edited: Edited,
         f"(suggestion {suggestion.id}); accepted by {login} on {utcnow():%Y-%m-%d}."
     )
     entry_id = edited.entry or suggestion.entry or f"suggested_{suggestion.id}"
-    return content_edit.add_entry(settings, kb_file(settings), entry_id, grouped, answer, comment)
+    with content_edit.EDIT_LOCK:
+        return content_edit.add_entry(settings, kb_file(settings), entry_id, grouped, answer, comment)
 
 
 def kb_file(settings: Settings) -> Path:
