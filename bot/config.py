@@ -119,6 +119,14 @@ class PolicySettings(BaseModel):
 class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8080
+    # request bodies over these are refused with 413 (bot/web/limits.py): the longest matching path
+    # prefix of body_limits, else max_body_bytes
+    max_body_bytes: int = Field(default=1_048_576, ge=1)
+    body_limits: dict[str, int] = {
+        "/api/v1/webchat/": 32_768,
+        "/webhooks/whatsapp": 3_145_728,
+        "/webhooks/telegram": 1_048_576,
+    }
 
 
 class TelegramSettings(BaseModel):
