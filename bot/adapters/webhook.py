@@ -152,7 +152,7 @@ class WebhookChannel(Channel, Generic[Item]):
     def describe(self, item: Item) -> str:
         """Return how logs and the spool's last_error name an item."""
         if isinstance(item, IncomingMessage):
-            return f"message {item.platform_message_id} from {item.customer_id}"
+            return f"message {item.platform_message_id!r} from {item.customer_id!r}"
         return type(item).__name__
 
     # --- receiving -------------------------------------------------------------------------------
@@ -174,7 +174,7 @@ class WebhookChannel(Channel, Generic[Item]):
             payload = json_object(body, self.name)
         except Refused as refused:
             return JSONResponse({"error": refused.error}, status_code=refused.status)
-        log.debug("%s: webhook %s", self.name, body.decode("utf-8", "replace"))
+        log.debug("%s: webhook %r", self.name, body.decode("utf-8", "replace"))
         items = self.items(payload)
         if not items:
             return JSONResponse({"status": "ok"})
@@ -182,7 +182,7 @@ class WebhookChannel(Channel, Generic[Item]):
             spool_id = await inbox.spool.keep(self.name, body)  # a 200 promises it is stored
         except StorageError as exc:
             log.error(
-                "%s: webhook not stored, answering 503 so that the platform redelivers it: %s", self.name, exc
+                "%s: webhook not stored, answering 503 so that the platform redelivers it: %r", self.name, exc
             )
             return JSONResponse(
                 {"error": "the webhook could not be stored; deliver it again later"}, status_code=503

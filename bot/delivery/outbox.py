@@ -185,7 +185,7 @@ class Outbox:
             if isinstance(error, RecipientUnavailable):  # their other pending replies would fail alike
                 await ConversationRepository(session).mark_blocked(target.channel, target.customer_id)
             log.warning(
-                "message %s to %s:%s not sent (attempt %s%s): %s",
+                "message %s to %s:%r not sent (attempt %s%s): %s",
                 message_id,
                 target.channel,
                 target.chat_id,

@@ -122,7 +122,7 @@ class InboundSpool:
         if error is not None and row is not None and row.attempts >= self.settings.max_attempts:
             log.error(
                 "spooled %s webhook %d given up after %d attempts; it stays in inbound_spool "
-                "(`supportbot spool retry %d` replays it): %s",
+                "(`supportbot spool retry %d` replays it): %r",
                 row.channel,
                 spool_id,
                 row.attempts,

@@ -4,6 +4,7 @@ builds its message, stored and answered; values from outside never forge a log l
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -116,3 +117,35 @@ async def test_a_lone_surrogate_is_repaired_stored_and_answered_on_every_channel
     [stored] = await channels.inbound("webchat")
     assert stored.text == "How long is delivery? \ufffd"
 
+
+# --- 10. log forging: every value from outside is quoted --------------------------------------------------
+
+
+async def test_values_from_outside_cannot_forge_a_log_line(
+    channels: Channels, caplog: pytest.LogCaptureFixture
+) -> None:
+    forged = "1\nCRITICAL bot.app: database dropped by admin"
+    caplog.set_level(logging.DEBUG)
+    ignored = {"update_id": forged, "poll": {"id": forged}}  # an update kind we ignore, logged with its id
+    assert (await channels.telegram_post(json.dumps(ignored).encode())).status_code == 200
+    status = json.dumps({"update_id": 5, "message": {"message_id": forged, "chat": {"id": forged}}})
+    await channels.telegram_post(status.encode())
+    body = json.dumps(
+        {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "changes": [
+                        {"value": {"statuses": [{"id": forged, "status": forged, "recipient_id": forged}]}}
+                    ]
+                }
+            ],
+        }
+    ).encode()
+    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(body)}
+    await channels.http.post(WEBHOOK, content=body, headers=headers)
+    verify = {"hub.mode": forged, "hub.verify_token": forged, "hub.challenge": forged}
+    await channels.http.get(WEBHOOK, params=verify)
+    lines = [line for record in caplog.records for line in record.getMessage().splitlines()]
+    assert not [line for line in lines if line.startswith("CRITICAL")], lines
+    assert any("CRITICAL" in line for line in lines)  # it was logged, quoted on one line
