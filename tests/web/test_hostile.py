@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,7 +22,8 @@ from bot.nlu.encoders import E5Encoder
 from bot.storage.database import Database
 from bot.storage.models import Customer, SpooledWebhook
 from bot.web.app import create_app
-from tests.support.handoff import desk_of, http_client
+from tests.support.handoff import Api, EventStream, desk_of, http_client, make_agent
+from tests.support.paths import REPO
 from tests.support.server import LiveServer, free_port
 from tests.support.whatsapp import WEBHOOK, sign, text_webhook, whatsapp_settings
 
@@ -29,13 +32,22 @@ pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)  # H
 VISITOR = "visitor-0123456789abcdef"
 
 
+@pytest.fixture(scope="module")
+def small_kb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped kb/delivery.yaml alone: these tests are about HTTP, and a small KB embeds fast."""
+    folder = tmp_path_factory.mktemp("kb")
+    shutil.copy(REPO / "kb" / "delivery.yaml", folder / "delivery.yaml")
+    return folder
+
+
 @pytest.fixture
 async def service(
-    make_settings: Callable[..., Settings], database: Database, encoder: E5Encoder
+    make_settings: Callable[..., Settings], database: Database, encoder: E5Encoder, small_kb: Path
 ) -> AsyncIterator[tuple[SupportBot, httpx.AsyncClient]]:
     """The web chat and the WhatsApp webhook served over a real socket (sends go nowhere)."""
     whatsapp = whatsapp_settings(f"http://127.0.0.1:{free_port()}").model_dump()
     settings = make_settings(
+        kb={"path": str(small_kb)},
         server={"body_limits": {"/api/v1/webchat/": 4096, "/webhooks/whatsapp": 20_000}},
         channels={"whatsapp": whatsapp},
     )
@@ -118,3 +130,54 @@ async def test_bodies_over_the_route_limit_get_413_early_and_while_streaming(
     fine = await client.post("/api/v1/webchat/messages", json={"text": "hello"}, headers=headers)
     assert fine.status_code == 200, fine.text
 
+
+async def visitor_says(
+    client: httpx.AsyncClient, visitor: str, text: str = "", **extra: Any
+) -> dict[str, Any]:
+    posted = await client.post(
+        "/api/v1/webchat/messages", json={"text": text, **extra}, headers={"X-Visitor-Id": visitor}
+    )
+    assert posted.status_code == 200, posted.text
+    answer: dict[str, Any] = posted.json()
+    return answer
+
+
+async def conversation_of(client: httpx.AsyncClient, api: Api, state: str = "waiting") -> dict[str, Any]:
+    [found] = await api.ok("GET", f"/conversations?state={state}")
+    detail: dict[str, Any] = await api.ok("GET", f"/conversations/{found['id']}")
+    return detail
+
+
+# --- 3. the visitor id is the visitor's credential: agents see a reference ------------------------------
+
+
+async def test_agents_never_see_the_web_chat_visitor_id(
+    service: tuple[SupportBot, httpx.AsyncClient],
+) -> None:
+    bot, client = service
+    await make_agent(bot.database, "anna")
+    await make_agent(bot.database, "sue", role="supervisor")
+    anna, sue = await Api.login(client, "anna"), await Api.login(client, "sue")
+    async with EventStream(client, str(sue.token)) as stream:
+        await visitor_says(client, VISITOR, "I want to talk to a human")
+        await desk_of(bot).drain()
+        queued = await stream.wait("queued")
+        shown = []
+        for api in (anna, sue):
+            listed = await api.ok("GET", "/conversations?state=waiting")
+            detail = await api.ok("GET", f"/conversations/{listed[0]['id']}")
+            outputs = [
+                listed,
+                detail,
+                await api.ok("GET", "/queue"),
+                await api.ok("GET", f"/conversations/{detail['id']}/history"),
+                await api.ok("GET", "/console/unread"),
+            ]
+            assert VISITOR not in json.dumps(outputs)
+            shown += [listed[0]["customer"]["external_id"], detail["context"]["customer"]["external_id"]]
+        assert VISITOR not in json.dumps(stream.events) and queued
+    reference = shown[0]
+    assert reference.startswith("visitor-") and shown == [reference] * 4  # stable, the same everywhere
+    # the reference opens no chat: as a visitor id it is a stranger's, with nothing in it
+    chat = await client.get("/api/v1/webchat/messages", headers={"X-Visitor-Id": reference})
+    assert chat.status_code == 200 and chat.json()["messages"] == []
