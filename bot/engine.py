@@ -21,6 +21,7 @@ from bot.delivery.outbox import Claimed, lease_end
 from bot.handoff.base import Handoff
 from bot.handoff.context import build_context
 from bot.insights import csat
+from bot.insights.feedback import FEEDBACK_EVENT, vote_counts
 from bot.messages import START_PAYLOAD, Button, IncomingMessage, OutgoingReply
 from bot.nlu.batching import UnderstandingBatcher
 from bot.nlu.language import choose_language
@@ -301,6 +302,8 @@ class ConversationEngine:
         else:
             plan = self._plan_bot_state(conversation, message, decision, language)
         for kind, data in plan.events:
+            if kind == FEEDBACK_EVENT and not await vote_counts(session, conversation.id, str(data["entry"])):
+                continue  # no such answer was sent here, or it was rated already (bot/insights/feedback.py)
             await conversations.add_event(conversation.id, kind, "customer", data)
         if plan.action is not None:  # the turn ends here: the action runs once the message is committed
             pending = await prepare_action(
@@ -481,7 +484,7 @@ class ConversationEngine:
             plan.action = self._action_named(payload[len(ACTION_PAYLOAD) :].lstrip("/"))
         elif payload.startswith(FEEDBACK_PAYLOAD):
             _, vote, entry_id = [*payload.split(":", 2), "", ""][:3]
-            plan.events.append(("answer_feedback", {"vote": vote, "entry": entry_id}))
+            plan.events.append((FEEDBACK_EVENT, {"vote": vote, "entry": entry_id}))
             plan.replies.append(OutgoingReply(phrase("feedback_thanks", language)))
             if vote == "down":
                 plan.replies[-1] = OutgoingReply(
