@@ -6,6 +6,7 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
 from threadpoolctl import threadpool_limits
@@ -13,11 +14,10 @@ from threadpoolctl import threadpool_limits
 from bot.actions.runner import ActionRunner, configured_runner
 from bot.adapters.base import Channel, Inbox, Received
 from bot.config import Settings
-from bot.content.yamlfile import content_files
+from bot.content.reloads import ContentReloads
 from bot.delivery.outbox import Outbox
 from bot.delivery.spool import InboundSpool
 from bot.engine import ConversationEngine, TurnResult
-from bot.errors import ContentError
 from bot.handoff.base import Handoff
 from bot.handoff.live import LiveHandoff
 from bot.messages import IncomingMessage
@@ -77,7 +77,8 @@ class SupportBot:
         # webhook bodies acknowledged but not yet processed, replayed after a crash (bot/delivery/spool.py)
         self.spool = InboundSpool(self.database, self.channels, settings.spool)
         self._tasks: list[asyncio.Task[None]] = []
-        self._content_stamp: tuple[tuple[str, float], ...] = ()
+        # hot reload of kb/ and intents/, and its state for /healthz (bot/content/reloads.py)
+        self.content = ContentReloads(self._content_folders, self._load_content)
 
     def matcher(self) -> Matcher:
         if self._matcher is None:
@@ -100,13 +101,13 @@ class SupportBot:
         self._matcher = await loop.run_in_executor(
             self.executor, lambda: Matcher.load(self.settings, self._encoder, progress)
         )
-        self._content_stamp = self._stamp()
+        self.content.loaded(len(self._matcher.kb.entries))
         await self._warn_about_unknown_actions()
         self._blas_limit = self._blas_limit or limit_blas_threads()
         if background:
             self._tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
             self._tasks.append(asyncio.create_task(self.spool.run(self.inbox), name="inbound-spool"))
-            self._tasks.append(asyncio.create_task(self._watch_content(), name="kb-watch"))
+            self._tasks.append(asyncio.create_task(self.content.watch(), name="kb-watch"))
             await self.handoff.start()
             for channel in self.channels.values():
                 await channel.start(self.inbox)
@@ -168,34 +169,24 @@ class SupportBot:
                 channel, platform_message_id, status, error
             )
 
-    async def reload_content(self) -> None:
+    async def reload_content(self) -> bool:
         """Reload kb/ and intents/ without a restart; keep the old content if the new one is broken."""
+        return await self.content.reload()
+
+    def _content_folders(self) -> list[Path]:
+        return [
+            self.settings.resolve(self.settings.kb.path),
+            self.settings.resolve(self.settings.intents.path),
+        ]
+
+    async def _load_content(self) -> int:
+        """Load the content in a worker thread and put it in service; return its KB entries."""
         loop = asyncio.get_running_loop()
-        try:
-            matcher = await loop.run_in_executor(
-                self.executor, lambda: Matcher.load(self.settings, self._encoder, False)
-            )
-        except ContentError as exc:
-            log.error("knowledge base not reloaded, keeping the previous one:\n%s", exc)
-            return
+        matcher = await loop.run_in_executor(
+            self.executor, lambda: Matcher.load(self.settings, self._encoder, False)
+        )
         self._matcher = matcher
-        log.info("knowledge base reloaded: %d entries", len(matcher.kb.entries))
-
-    def _stamp(self) -> tuple[tuple[str, float], ...]:
-        stamps = []
-        for folder in (self.settings.kb.path, self.settings.intents.path):
-            with suppress(ContentError, OSError):
-                for path in content_files(self.settings.resolve(folder)):
-                    stamps.append((str(path), path.stat().st_mtime))
-        return tuple(stamps)
-
-    async def _watch_content(self, interval: float = 2.0) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            stamp = self._stamp()
-            if stamp != self._content_stamp:
-                self._content_stamp = stamp
-                await self.reload_content()
+        return len(matcher.kb.entries)
 
     async def close(self) -> None:
         for channel in self.channels.values():

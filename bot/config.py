@@ -31,6 +31,9 @@ class KBSettings(BaseModel):
     path: Path = Path("kb")
     languages: list[str] = ["en", "ru", "pl", "uk"]
     default_language: str = "en"
+    # a content edit through the API waits this long for the reload that puts it in service; 201 when it
+    # is in service, else 202 with why not (bot/insights/api.py)
+    apply_wait_seconds: float = Field(default=30.0, gt=0)
 
 
 class IntentsSettings(BaseModel):

@@ -146,6 +146,10 @@ class QuestionAddedOut(Body):
     text: str
     file: str
     line: int
+    applied: bool = Field(
+        description="In service now (201); false (202): written, not in service, see status"
+    )
+    status: str = Field(description='"in service", or why the written file is not in service yet')
 
 
 class ExampleAddedOut(Body):
@@ -153,3 +157,7 @@ class ExampleAddedOut(Body):
     text: str
     file: str
     line: int
+    applied: bool = Field(
+        description="In service now (201); false (202): written, not in service, see status"
+    )
+    status: str = Field(description='"in service", or why the written file is not in service yet')
