@@ -58,42 +58,6 @@ def _reply_of(message: Message) -> OutgoingReply:
     )
 
 
-class _SentMarks:
-    """Records sent replies; sends that finish while a commit is under way share the next one.
-
-    Marking a reply sent is one short write; under load many finish at once, and one transaction for
-    all of them saves a commit and a connection per reply. A lone send is marked at once, alone.
-    Each caller returns only once its reply is marked (or with the error that prevented it).
-    """
-
-    def __init__(self, database: Database) -> None:
-        self.database = database
-        self._pending: list[tuple[int, str | None, asyncio.Future[None]]] = []
-        self._writer: asyncio.Task[None] | None = None
-
-    async def mark(self, message_id: int, platform_message_id: str | None) -> None:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((message_id, platform_message_id, done))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write(), name="outbox-sent-marks")
-        await asyncio.shield(done)  # a caller that gives up must not cancel the others' commit
-
-    async def _write(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                async with self.database.session() as session:
-                    await MessageRepository(session).mark_sent([(m, p) for m, p, _ in batch])
-            except Exception as exc:  # each caller sees why its reply is not marked
-                for _, _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-            else:
-                for _, _, done in batch:
-                    if not done.done():
-                        done.set_result(None)
-
-
 class Outbox:
     """Sends pending outbound messages through their channel."""
 
@@ -107,7 +71,6 @@ class Outbox:
         # for another process) could both claim and send one reply. A turn's own replies need no claim:
         # they are stored leased to this process (see ConversationEngine._store_replies).
         self._claim_lock = asyncio.Lock()
-        self._sent = _SentMarks(database)
 
     async def deliver(self, conversation_id: int | None = None) -> int:
         """Send what is due (for one conversation, or all); return how many were sent."""
@@ -174,7 +137,7 @@ class Outbox:
             log.exception("sending message %s through %s failed", message_id, target.channel)
             error = SendError(f"{type(exc).__name__}: {exc}")
         if error is None:
-            await self._sent.mark(message_id, platform_id)
+            await self._mark_sent(message_id, platform_id)
             return None
         async with self.database.session() as session:
             messages = MessageRepository(session)
@@ -194,6 +157,16 @@ class Outbox:
                 error,
             )
         return error
+
+    async def _mark_sent(self, message_id: int, platform_id: str | None) -> None:
+        """Record one send as soon as it returned, with the platform's message id, in its own commit.
+
+        Nothing waits for other sends' marks (a batch would leave a reply that was sent unmarked while
+        another commit runs): a crash after a send and before this commit is the only window in which a
+        reply can go out twice, once its lease ends (see docs/security.md, at-least-once delivery).
+        """
+        async with self.database.session() as session:
+            await MessageRepository(session).mark_sent([(message_id, platform_id)])
 
     def wake(self) -> None:
         self._wakeup.set()
