@@ -226,8 +226,9 @@ class OutboxSettings(BaseModel):
 class SpoolSettings(BaseModel):
     """Acknowledged webhook bodies kept until processed (bot/delivery/spool.py); see config.yaml."""
 
-    replay_interval_seconds: float = Field(default=30.0, gt=0)  # look for unprocessed bodies this often
-    grace_seconds: float = Field(default=120.0, gt=0)  # a body is its receiving process's for this long
+    replay_interval_seconds: float = Field(default=5.0, gt=0)  # look for unprocessed bodies this often
+    # a body is its process's for this long, renewed by that process's heartbeat while it works on it
+    grace_seconds: float = Field(default=15.0, gt=0)
     max_attempts: int = Field(default=5, ge=1)  # processing runs; then kept with last_error, not replayed
     keep_processed_days: float = Field(default=7.0, gt=0)  # processed bodies are deleted after this
 

@@ -4,12 +4,17 @@ platform's message id, as soon as it returns, in its own commit, never waiting f
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 import pytest
 from sqlalchemy import select
 
+from bot.adapters.base import Inbox
 from bot.app import SupportBot
+from bot.config import SpoolSettings
+from bot.delivery.spool import InboundSpool
 from bot.errors import SendError
+from bot.storage.database import Database
 from bot.storage.models import Message
 from bot.storage.repositories import MessageRepository
 from tests.delivery.test_outbox import make_due
@@ -57,3 +62,38 @@ async def test_a_send_is_marked_at_once_whatever_other_marks_are_doing(
     gate.set()
     assert await first_delivery == 1
     assert (await status(held))[0] == "sent"
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_a_dead_process_s_spooled_bodies_are_taken_over_within_seconds(database: Database) -> None:
+    """Two processes on one database: the live one's heartbeat keeps its body; the dead one's is taken over."""
+    settings = SpoolSettings(grace_seconds=0.6, replay_interval_seconds=0.1)
+    channels = {"whatsapp": ReplayCounter()}
+    alive, dead, survivor = (InboundSpool(database, channels, settings) for _ in range(3))
+    kept_alive = await alive.keep("whatsapp", b'{"alive": true}')
+    await dead.keep("whatsapp", b'{"dead": true}')
+    heartbeat = asyncio.create_task(alive.heartbeat())  # `dead` has none: it was killed after the 200
+    try:
+        inbox = cast(Inbox, None)  # ReplayCounter needs no inbox
+        # the survivor's replay takes the dead process's body once its claim runs out, and only that one
+        await wait_for(lambda: survivor.replay(inbox), within=10, what="the dead process's body replayed")
+        for _ in range(10):  # rounds over three claim lengths: the live process's body stays its own
+            await asyncio.sleep(0.2)
+            assert await survivor.replay(inbox) == 0
+        assert channels["whatsapp"].bodies == [b'{"dead": true}']
+    finally:
+        heartbeat.cancel()
+    await alive.processed(kept_alive)
+    assert (await survivor.counts()).waiting == 0
+
+
+class ReplayCounter(RecordingChannel):
+    """A channel that records the bodies replayed to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bodies: list[bytes] = []
+
+    async def replay(self, inbox: Inbox, body: bytes) -> str | None:
+        self.bodies.append(body)
+        return None
