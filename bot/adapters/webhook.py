@@ -8,7 +8,8 @@ import hmac
 import json
 import logging
 from abc import abstractmethod
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
@@ -134,6 +135,9 @@ class WebhookChannel(Channel, Generic[Item]):
     def __init__(self, retry_delays: Sequence[float] = RETRY_DELAYS) -> None:
         self._retry_delays = tuple(retry_delays)  # between attempts to hand an item to the engine
         self._tasks: set[asyncio.Task[None]] = set()
+        # one chat's messages are handled one at a time, in arrival order (asyncio.Lock is first come,
+        # first served); the count says how many tasks use a chat's lock, so an idle one is dropped
+        self._chats: dict[str, tuple[asyncio.Lock, int]] = {}
 
     @abstractmethod
     def authenticate(self, headers: Mapping[str, str], body: bytes) -> None:
@@ -200,7 +204,8 @@ class WebhookChannel(Channel, Generic[Item]):
         for item in items:
             what = f"{self.name}: {self.describe(item)}"
             try:
-                await with_retries(partial(self.handle, inbox, item), self._retry_delays, what)
+                async with self._in_order(item):
+                    await with_retries(partial(self.handle, inbox, item), self._retry_delays, what)
             except Exception as exc:
                 # The platform already has its 200; the body is in the spool, which replays it later.
                 log.exception(
@@ -236,6 +241,25 @@ class WebhookChannel(Channel, Generic[Item]):
             await inbox.spool.processed(spool_id, error)
         except Exception:  # the database is down: the body stays unprocessed and is replayed
             log.exception("%s: could not mark spooled webhook %d as processed", self.name, spool_id)
+
+    @asynccontextmanager
+    async def _in_order(self, item: Item) -> AsyncIterator[None]:
+        """Hold the item's chat while it is handled: a later message of the chat waits for the earlier."""
+        chat = item.chat_id if isinstance(item, IncomingMessage) else None
+        if chat is None:
+            yield
+            return
+        lock, users = self._chats.get(chat) or (asyncio.Lock(), 0)
+        self._chats[chat] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._chats[chat]
+            if users == 1:
+                del self._chats[chat]
+            else:
+                self._chats[chat] = (lock, users - 1)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = asyncio.create_task(work, name=f"{self.name}-webhook")

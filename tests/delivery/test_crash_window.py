@@ -4,16 +4,20 @@ platform's message id, as soon as it returns, in its own commit, never waiting f
 from __future__ import annotations
 
 import asyncio
-from typing import cast
+import json
+from collections.abc import Mapping
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import select
 
-from bot.adapters.base import Inbox
+from bot.adapters.base import DeliveryTarget, Inbox, Received
+from bot.adapters.webhook import WebhookChannel
 from bot.app import SupportBot
 from bot.config import SpoolSettings
 from bot.delivery.spool import InboundSpool
 from bot.errors import SendError
+from bot.messages import IncomingMessage, OutgoingReply
 from bot.storage.database import Database
 from bot.storage.models import Message
 from bot.storage.repositories import MessageRepository
@@ -97,3 +101,54 @@ class ReplayCounter(RecordingChannel):
     async def replay(self, inbox: Inbox, body: bytes) -> str | None:
         self.bodies.append(body)
         return None
+
+
+class SlowFirst:
+    """An inbox whose first message takes long to handle (a slow model call), recording what it handled."""
+
+    def __init__(self) -> None:
+        self.handled: list[str] = []
+        self.first_started = asyncio.Event()
+        self.release = asyncio.Event()
+        self.spool = self
+
+    async def receive(self, message: IncomingMessage) -> Received:
+        if not self.handled and not self.first_started.is_set():
+            self.first_started.set()
+            await self.release.wait()
+        self.handled.append(message.text)
+        return Received()
+
+    async def keep(self, channel: str, body: bytes) -> int:
+        return 1
+
+    async def processed(self, spool_id: int, error: str | None = None) -> None:
+        return None
+
+
+class JsonWebhook(WebhookChannel[IncomingMessage]):
+    name = "jsonhook"
+    webhook_path = "/webhooks/jsonhook"
+
+    def authenticate(self, headers: Mapping[str, str], body: bytes) -> None:
+        return None
+
+    def items(self, payload: dict[str, Any]) -> list[IncomingMessage]:
+        return [IncomingMessage(self.name, payload["chat"], payload["chat"], payload["text"])]
+
+    async def send(self, target: DeliveryTarget, reply: OutgoingReply) -> str | None:
+        return None
+
+
+async def test_one_chat_s_webhooks_are_handled_in_arrival_order() -> None:
+    channel, inbox = JsonWebhook(retry_delays=()), SlowFirst()
+    for text, chat in (("first", "anna"), ("second", "anna"), ("other chat", "bob")):
+        body = json.dumps({"chat": chat, "text": text}).encode()
+        assert (await channel.take(cast(Inbox, inbox), {}, body)).status_code == 200
+        if text == "first":
+            await inbox.first_started.wait()
+    await wait_for(lambda: inbox.handled == ["other chat"], what="another chat, not held up")
+    inbox.release.set()
+    await channel.drain()
+    assert inbox.handled == ["other chat", "first", "second"]  # anna's second waited for her first
+    assert channel._chats == {}
