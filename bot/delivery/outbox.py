@@ -19,7 +19,9 @@ from bot.storage.models import Conversation, Customer, Message, utcnow
 from bot.storage.repositories import ConversationRepository, MessageRepository
 
 log = logging.getLogger(__name__)
-LEASE = timedelta(seconds=60)  # a claimed message is retried if its sender died mid-send
+# A claimed reply is its sender's for this long; the sender's heartbeat renews the lease every
+# LEASE / 3 while it works on it, so the replies of a process that died are sent by another within LEASE.
+LEASE = timedelta(seconds=15)
 
 
 def lease_end() -> datetime:
@@ -71,6 +73,7 @@ class Outbox:
         # for another process) could both claim and send one reply. A turn's own replies need no claim:
         # they are stored leased to this process (see ConversationEngine._store_replies).
         self._claim_lock = asyncio.Lock()
+        self._working: set[int] = set()  # replies this process is sending: its heartbeat renews their leases
 
     async def deliver(self, conversation_id: int | None = None) -> int:
         """Send what is due (for one conversation, or all); return how many were sent."""
@@ -80,16 +83,34 @@ class Outbox:
         """Send replies already leased to this process (e.g. by the turn that stored them)."""
         sent = 0
         unavailable: set[tuple[str, str]] = set()  # (channel, customer) refused a reply: marked blocked
-        for item in claimed:
-            recipient = (item.target.channel, item.target.customer_id)
-            if recipient in unavailable:
-                continue  # marking them blocked failed this reply too
-            error = await self._send_one(item.message_id, item.target, item.reply)
-            if error is None:
-                sent += 1
-            elif isinstance(error, RecipientUnavailable):
-                unavailable.add(recipient)
+        self._working.update(item.message_id for item in claimed)
+        try:
+            for item in claimed:
+                recipient = (item.target.channel, item.target.customer_id)
+                if recipient in unavailable:
+                    continue  # marking them blocked failed this reply too
+                error = await self._send_one(item.message_id, item.target, item.reply)
+                self._working.discard(item.message_id)
+                if error is None:
+                    sent += 1
+                elif isinstance(error, RecipientUnavailable):
+                    unavailable.add(recipient)
+        finally:
+            self._working.difference_update(item.message_id for item in claimed)
         return sent
+
+    async def heartbeat(self) -> None:
+        """Every LEASE / 3, renew the leases of the replies this process is sending (a background task)."""
+        while True:
+            await asyncio.sleep(LEASE.total_seconds() / 3)
+            working = sorted(self._working)
+            if not working:
+                continue
+            try:
+                async with self.database.session() as session:
+                    await MessageRepository(session).renew_leases(working, lease_end())
+            except Exception:  # the database is away: a lease may run out, and a reply go out twice
+                log.exception("outbox heartbeat failed; retrying")
 
     async def _claim(self, conversation_id: int | None) -> list[Claimed]:
         """Lease due messages to this sender (60 s) and return what to send."""
@@ -172,7 +193,14 @@ class Outbox:
         self._wakeup.set()
 
     async def run(self) -> None:
-        """Retry due messages forever (a background task of `supportbot run`)."""
+        """Retry due messages forever (a background task of `supportbot run`), renewing leases meanwhile."""
+        heartbeat = asyncio.create_task(self.heartbeat(), name="outbox-heartbeat")
+        try:
+            await self._rounds()
+        finally:
+            heartbeat.cancel()
+
+    async def _rounds(self) -> None:
         while True:
             try:
                 await self.deliver()

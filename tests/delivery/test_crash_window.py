@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, cast
 
 import pytest
@@ -15,6 +16,8 @@ from bot.adapters.base import DeliveryTarget, Inbox, Received
 from bot.adapters.webhook import WebhookChannel
 from bot.app import SupportBot
 from bot.config import SpoolSettings
+from bot.delivery import outbox as outbox_module
+from bot.delivery.outbox import Outbox
 from bot.delivery.spool import InboundSpool
 from bot.errors import SendError
 from bot.messages import IncomingMessage, OutgoingReply
@@ -152,3 +155,40 @@ async def test_one_chat_s_webhooks_are_handled_in_arrival_order() -> None:
     await channel.drain()
     assert inbox.handled == ["other chat", "first", "second"]  # anna's second waited for her first
     assert channel._chats == {}
+
+
+class Hanging(RecordingChannel):
+    """A send that never returns (the process dies in the middle of it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = asyncio.Event()
+
+    async def send(self, target: DeliveryTarget, reply: OutgoingReply) -> str | None:
+        self.started.set()
+        await asyncio.Event().wait()
+        return None
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_a_live_sender_keeps_its_lease_and_a_dead_one_s_replies_go_out_soon(
+    bot: SupportBot, channel: RecordingChannel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(outbox_module, "LEASE", timedelta(seconds=0.6))
+    channel.fail_next.append(SendError("timeout"))
+    result = await bot.receive(incoming("How can I pay for my order?", customer="c"))
+    [(reply, _)] = result.replies
+    await make_due(bot)
+    hanging = Hanging()
+    first = Outbox(bot.database, {"test": hanging}, bot.settings.outbox)
+    second = Outbox(bot.database, {"test": channel}, bot.settings.outbox)
+    heartbeat = asyncio.create_task(first.heartbeat())
+    sending = asyncio.create_task(first.deliver())
+    await hanging.started.wait()
+    for _ in range(8):  # over three lease lengths: the live sender's heartbeat keeps the reply its own
+        await asyncio.sleep(0.25)
+        assert await second.deliver() == 0
+    heartbeat.cancel()  # the first process dies mid-send
+    sending.cancel()
+    await wait_for(second.deliver, within=10, what="the dead sender's reply sent by another")
+    assert [target.message_id for target, _ in channel.sent] == [reply]
