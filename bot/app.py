@@ -6,6 +6,7 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from threadpoolctl import threadpool_limits
@@ -13,11 +14,10 @@ from threadpoolctl import threadpool_limits
 from bot.actions.runner import ActionRunner, configured_runner
 from bot.adapters.base import Channel, Inbox, Received
 from bot.config import Settings
-from bot.content.yamlfile import content_files
+from bot.content.reloads import ContentReloads
 from bot.delivery.outbox import Outbox
 from bot.delivery.spool import InboundSpool
 from bot.engine import ConversationEngine, TurnResult
-from bot.errors import ContentError
 from bot.handoff.base import Handoff
 from bot.handoff.live import LiveHandoff
 from bot.insights import metrics
@@ -86,9 +86,9 @@ class SupportBot:
         self._tasks: list[asyncio.Task[None]] = []
         # the Telegram agent desk (bot/desk/), when channels.telegram.agent_desk.chat_id is set
         self.desk: TelegramDesk | None = None
-        self._content_stamp: tuple[tuple[str, float], ...] = ()
-        self._reload_lock = asyncio.Lock()
-        self._reloads: set[asyncio.Task[None]] = set()
+        # hot reload of kb/ and intents/, and its state for /healthz (bot/content/reloads.py)
+        self.content = ContentReloads(self._content_folders, self._load_content)
+        self._reloads: set[asyncio.Task[bool]] = set()
 
     def matcher(self) -> Matcher:
         if self._matcher is None:
@@ -111,13 +111,13 @@ class SupportBot:
         self._matcher = await loop.run_in_executor(
             self.executor, lambda: Matcher.load(self.settings, self._encoder, progress)
         )
-        self._content_stamp = self._stamp()
+        self.content.loaded(len(self._matcher.kb.entries))
         await self._warn_about_unknown_actions()
         self._blas_limit = self._blas_limit or limit_blas_threads()
         if background:
             self._tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
             self._tasks.append(asyncio.create_task(self.spool.run(self.inbox), name="inbound-spool"))
-            self._tasks.append(asyncio.create_task(self._watch_content(), name="kb-watch"))
+            self._tasks.append(asyncio.create_task(self.content.watch(), name="kb-watch"))
             await self.handoff.start()
             await self.start_desk()
             for channel in self.channels.values():
@@ -194,8 +194,18 @@ class SupportBot:
                 channel, platform_message_id, status, error
             )
 
-    async def reload_content(self) -> None:
+    async def reload_content(self) -> bool:
         """Reload kb/ and intents/ without a restart; keep the old content if the new one is broken."""
+        return await self.content.reload()
+
+    def _content_folders(self) -> list[Path]:
+        return [
+            self.settings.resolve(self.settings.kb.path),
+            self.settings.resolve(self.settings.intents.path),
+        ]
+
+    async def _load_content(self) -> int:
+        """Load the content in a worker thread and put it in service; return its KB entries."""
         loop = asyncio.get_running_loop()
         current = self._matcher
 
@@ -206,19 +216,14 @@ class SupportBot:
                     return same
             return Matcher.load(self.settings, self._encoder, False)
 
-        try:
-            matcher = await loop.run_in_executor(self.executor, load)
-        except ContentError as exc:
-            log.error("knowledge base not reloaded, keeping the previous one:\n%s", exc)
-            return
+        matcher = await loop.run_in_executor(self.executor, load)
         self._matcher = matcher
-        log.info("knowledge base reloaded: %d entries", len(matcher.kb.entries))
+        return len(matcher.kb.entries)
 
     def content_changed(self) -> None:
         """Reload kb/ and intents/ now, in the background, after an edit this service made (the
         knowledge workspace's): its answers change at once, not at the file watcher's next look."""
-        self._content_stamp = self._stamp()
-        task = asyncio.create_task(self._reload_in_turn(), name="kb-reload")
+        task = asyncio.create_task(self.content.reload(), name="kb-reload")
         self._reloads.add(task)
         task.add_done_callback(self._reloads.discard)
 
@@ -226,26 +231,6 @@ class SupportBot:
         """Wait for the reloads content_changed started (trying a message reads the KB as saved)."""
         if self._reloads:
             await asyncio.gather(*list(self._reloads), return_exceptions=True)
-
-    async def _reload_in_turn(self) -> None:
-        async with self._reload_lock:  # one at a time: the last edit's reload reads the last files
-            await self.reload_content()
-
-    def _stamp(self) -> tuple[tuple[str, float], ...]:
-        stamps = []
-        for folder in (self.settings.kb.path, self.settings.intents.path):
-            with suppress(ContentError, OSError):
-                for path in content_files(self.settings.resolve(folder)):
-                    stamps.append((str(path), path.stat().st_mtime))
-        return tuple(stamps)
-
-    async def _watch_content(self, interval: float = 2.0) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            stamp = self._stamp()
-            if stamp != self._content_stamp:
-                self._content_stamp = stamp
-                await self._reload_in_turn()
 
     async def close(self) -> None:
         if self.desk is not None:

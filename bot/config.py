@@ -32,6 +32,9 @@ class KBSettings(BaseModel):
     path: Path = Path("kb")
     languages: list[str] = ["en", "ru", "pl", "uk"]
     default_language: str = "en"
+    # a content edit through the API waits this long for the reload that puts it in service; 201 when it
+    # is in service, else 202 with why not (bot/insights/api.py)
+    apply_wait_seconds: float = Field(default=30.0, gt=0)
 
 
 class IntentsSettings(BaseModel):
@@ -120,6 +123,16 @@ class PolicySettings(BaseModel):
 class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8080
+    # request bodies over these are refused with 413 (bot/web/limits.py): the longest matching path
+    # prefix of body_limits, else max_body_bytes
+    # Host header values served (e.g. ["support.example.com", "*.example.com"]); others get 400; [] = any
+    allowed_hosts: list[str] = []
+    max_body_bytes: int = Field(default=1_048_576, ge=1)
+    body_limits: dict[str, int] = {
+        "/api/v1/webchat/": 32_768,
+        "/webhooks/whatsapp": 3_145_728,
+        "/webhooks/telegram": 1_048_576,
+    }
 
 
 class AgentDeskSettings(BaseModel):
@@ -161,6 +174,9 @@ class WebchatSettings(BaseModel):
     rate_limit_per_minute: int = Field(default=30, ge=1)  # per visitor; more get 429
     # per client address (all its visitor ids together); 0 = off (behind a proxy, see docs/operations.md)
     rate_limit_per_address_per_minute: int = Field(default=0, ge=0)
+    # new visitor ids (visitors who never wrote) one client address may start an hour; 0 = off. Behind a
+    # proxy every visitor has its address unless it passes X-Forwarded-For (docs/security.md)
+    new_visitors_per_address_per_hour: int = Field(default=20, ge=0)
     allowed_origins: list[str] = []  # other sites that embed the widget (CORS); "*" = any; empty = same site
     poll_seconds: float = Field(default=2.0, gt=0)  # a visitor's stream also re-reads the database this often
 
@@ -224,8 +240,9 @@ class OutboxSettings(BaseModel):
 class SpoolSettings(BaseModel):
     """Acknowledged webhook bodies kept until processed (bot/delivery/spool.py); see config.yaml."""
 
-    replay_interval_seconds: float = Field(default=30.0, gt=0)  # look for unprocessed bodies this often
-    grace_seconds: float = Field(default=120.0, gt=0)  # a body is its receiving process's for this long
+    replay_interval_seconds: float = Field(default=5.0, gt=0)  # look for unprocessed bodies this often
+    # a body is its process's for this long, renewed by that process's heartbeat while it works on it
+    grace_seconds: float = Field(default=15.0, gt=0)
     max_attempts: int = Field(default=5, ge=1)  # processing runs; then kept with last_error, not replayed
     keep_processed_days: float = Field(default=7.0, gt=0)  # processed bodies are deleted after this
 
@@ -266,6 +283,8 @@ class HandoffSettings(BaseModel):
     events_ticket_seconds: float = Field(
         default=30.0, gt=0
     )  # a single-use ticket for /api/v1/events lives this long
+    # an agent who held a conversation (transferred it, resolved it) may read it this long after, never write
+    past_holder_read_hours: float = Field(default=24.0, ge=0)
     tick_seconds: float = 1.0  # how often the handoff worker checks timeouts, SLA and the queue
     csat: bool = True  # after an agent resolves a chat, ask the customer to rate it (bot/insights/csat.py)
     csat_window: float = Field(default=86400.0, gt=0)  # seconds after resolution a rating still counts

@@ -20,6 +20,7 @@ from bot.delivery.outbox import Claimed, lease_end
 from bot.handoff.base import Handoff
 from bot.handoff.context import build_context
 from bot.insights import csat, flags, nps
+from bot.insights.feedback import FEEDBACK_EVENT, vote_counts
 from bot.messages import IncomingMessage, OutgoingReply
 from bot.nlu.batching import UnderstandingBatcher
 from bot.nlu.language import choose_language
@@ -323,6 +324,8 @@ class ConversationEngine:
         else:
             plan = self._planner.bot_state(conversation, message, decision, language)
         for kind, data in plan.events:
+            if kind == FEEDBACK_EVENT and not await vote_counts(session, conversation.id, str(data["entry"])):
+                continue  # no such answer was sent here, or it was rated already (bot/insights/feedback.py)
             await conversations.add_event(conversation.id, kind, "customer", data)
         if plan.action is not None:  # the turn ends here: the action runs once the message is committed
             pending = await prepare_action(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # A messenger's "start" (Telegram's /start and /help) as a payload: the greeting and a menu of topics.
 START_PAYLOAD = "start"
@@ -48,9 +51,32 @@ class Button:
     payload: str
 
 
+def sound_text(text: str) -> str:
+    """Return `text` as valid Unicode: surrogate pairs joined, a lone surrogate (valid in JSON as "\\ud800",
+    but not storable nor encodable) replaced with U+FFFD. Text without surrogates comes back as it is."""
+    if not _SURROGATE.search(text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def _sound(value: Any) -> Any:
+    """`value` with every string in it made sound_text (dicts, lists and tuples walked)."""
+    if isinstance(value, str):
+        return sound_text(value)
+    if isinstance(value, dict):
+        return {_sound(key): _sound(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_sound(item) for item in value)
+    return value
+
+
 @dataclass(frozen=True)
 class IncomingMessage:
-    """One customer message, whatever messenger it came from."""
+    """One customer message, whatever messenger it came from.
+
+    Every text in it is repaired here, at the one place every channel builds it (see `sound_text`): a
+    message with a lone UTF-16 surrogate is stored and answered like any other, never a poison message.
+    """
 
     channel: str
     chat_id: str
@@ -65,6 +91,18 @@ class IncomingMessage:
     timestamp: datetime = field(default_factory=lambda: datetime.now(UTC))
     payload: str | None = None  # button press (callback data), instead of typed text
     edited: bool = False  # the customer edited an earlier message (same platform id)
+
+    def __post_init__(self) -> None:
+        for each in fields(self):
+            value = getattr(self, each.name)
+            if isinstance(value, str) and value:
+                object.__setattr__(self, each.name, sound_text(value))
+        if self.attachments:
+            sound = tuple(
+                replace(a, caption=_sound(a.caption), data=_sound(a.data), file_id=_sound(a.file_id))
+                for a in self.attachments
+            )
+            object.__setattr__(self, "attachments", sound)
 
 
 @dataclass(frozen=True)

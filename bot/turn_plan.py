@@ -15,6 +15,7 @@ from bot.actions.turn import ActionRequest
 from bot.config import Settings
 from bot.content.knowledge import KBEntry
 from bot.handoff.base import QueueTicket
+from bot.insights.feedback import FEEDBACK_EVENT
 from bot.messages import START_PAYLOAD, Button, IncomingMessage, OutgoingReply
 from bot.nlu.matcher import Matcher
 from bot.nlu.policy import Decision
@@ -92,7 +93,7 @@ class TurnPlanner:
             plan.action = self._action_named(payload[len(ACTION_PAYLOAD) :].lstrip("/"))
         elif payload.startswith(FEEDBACK_PAYLOAD):
             _, vote, entry_id = [*payload.split(":", 2), "", ""][:3]
-            plan.events.append(("answer_feedback", {"vote": vote, "entry": entry_id}))
+            plan.events.append((FEEDBACK_EVENT, {"vote": vote, "entry": entry_id}))
             plan.replies.append(OutgoingReply(phrase("feedback_thanks", language)))
             if vote == "down":
                 plan.replies[-1] = OutgoingReply(

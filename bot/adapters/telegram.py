@@ -218,7 +218,7 @@ class TelegramChannel(TelegramChannelBase):
         except Exception:
             # Not a 2xx, so Telegram delivers the update again later; the log keeps it meanwhile.
             log.exception(
-                "telegram: update not processed; Telegram will redeliver it: %s",
+                "telegram: update not processed; Telegram will redeliver it: %r",
                 body.decode("utf-8", "replace"),
             )
             return JSONResponse({"ok": False, "error": "not processed, retry later"}, status_code=500)
@@ -284,7 +284,7 @@ class TelegramChannel(TelegramChannelBase):
             stuck = [u for u in updates if failed_rounds.get(u["update_id"], 0) >= _MAX_FAILED_ROUNDS]
             for update in stuck:
                 log.error(
-                    "telegram: update %s failed %d times and is skipped; raw update for replay: %s",
+                    "telegram: update %r failed %d times and is skipped; raw update for replay: %s",
                     update["update_id"],
                     _MAX_FAILED_ROUNDS,
                     json.dumps(update, ensure_ascii=False),
@@ -295,7 +295,7 @@ class TelegramChannel(TelegramChannelBase):
                 failed
             ):  # confirm nothing from the first failure on; those come again (done ones are deduplicated)
                 offset = min(failed)
-                log.error("telegram: update %s not processed; fetching it again in %.0fs", offset, delay)
+                log.error("telegram: update %r not processed; fetching it again in %.0fs", offset, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._backoff[1])
             else:
@@ -314,7 +314,7 @@ class TelegramChannel(TelegramChannelBase):
                 try:
                     await self.process_update(inbox, update)
                 except Exception:
-                    log.exception("telegram: update %s not processed", update["update_id"])
+                    log.exception("telegram: update %r not processed", update["update_id"])
                     failed.update(
                         u["update_id"] for u in chat_updates if u["update_id"] >= update["update_id"]
                     )

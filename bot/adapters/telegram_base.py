@@ -117,7 +117,7 @@ class TelegramChannelBase(Channel):
         event = parse_update(update)
         if isinstance(event, Ignored):
             log.info(
-                "telegram: update %s ignored (%s): %s", update.get("update_id"), event.kind, event.detail
+                "telegram: update %r ignored (%s): %r", update.get("update_id"), event.kind, event.detail
             )
             if event.callback_query_id:
                 await self._quietly(
@@ -126,10 +126,10 @@ class TelegramChannelBase(Channel):
             return
         if isinstance(event, MemberChange):
             if event.blocked:
-                log.info("telegram: customer %s blocked the bot", event.customer_id)
+                log.info("telegram: customer %r blocked the bot", event.customer_id)
                 await self._with_retries(lambda: inbox.customer_blocked(CHANNEL, event.customer_id), update)
             else:  # their next message clears the flag; nothing to send now
-                log.info("telegram: customer %s unblocked the bot", event.customer_id)
+                log.info("telegram: customer %r unblocked the bot", event.customer_id)
             return
         await self._handle_message(inbox, event, update)
 
@@ -152,7 +152,7 @@ class TelegramChannelBase(Channel):
             )
 
     async def _with_retries(self, work: Callable[[], Awaitable[T]], update: dict[str, Any]) -> T:
-        return await with_retries(work, self._retry_delays, f"telegram: update {update.get('update_id')}")
+        return await with_retries(work, self._retry_delays, f"telegram: update {update.get('update_id')!r}")
 
     @contextlib.asynccontextmanager
     async def _typing(self, chat_id: str, enabled: bool) -> AsyncIterator[None]:
@@ -179,7 +179,7 @@ class TelegramChannelBase(Channel):
         try:
             await call
         except SendError as exc:
-            log.warning("telegram: %s failed: %s", what, exc)
+            log.warning("telegram: %s failed: %r", what, exc)
 
     # --- sending ---------------------------------------------------------------------------------
 
@@ -241,7 +241,7 @@ class TelegramChannelBase(Channel):
         if data.startswith(_HASHED_PREFIX):
             payload = self._long_payloads.get(data)
             if payload is None:  # sent before a restart: the engine reads it as an unknown button
-                log.warning("telegram: button %s is from before a restart; its long payload is gone", data)
+                log.warning("telegram: button %r is from before a restart; its long payload is gone", data)
                 return data
             return payload
         return data

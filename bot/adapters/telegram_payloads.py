@@ -134,7 +134,7 @@ def parse_update(update: Any, now: datetime | None = None) -> TelegramEvent:
     try:
         return _parse(update, now)
     except Exception as exc:  # a shape we did not foresee must not stop the channel
-        log.warning("telegram: could not parse update %s: %r", update.get("update_id"), exc)
+        log.warning("telegram: could not parse update %r: %r", update.get("update_id"), exc)
         return Ignored("unparseable", repr(exc))
 
 

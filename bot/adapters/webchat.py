@@ -392,18 +392,26 @@ class _Routes:
 
     async def _limit(self, request: Request, visitor_id: str, cors: dict[str, str]) -> None:
         settings = self.channel.settings
+        address = request.client.host if request.client else "unknown"
         quotas = [Quota(f"webchat:visitor:{digest(visitor_id)}", settings.rate_limit_per_minute, 60.0)]
         if settings.rate_limit_per_address_per_minute:
-            address = request.client.host if request.client else "unknown"
             quotas.append(
                 Quota(f"webchat:address:{address}", settings.rate_limit_per_address_per_minute, 60.0)
             )
+        new_visitors = settings.new_visitors_per_address_per_hour
+        # a visitor id that never wrote counts against its address: fresh ids cannot dodge the limit above
+        new = bool(new_visitors) and (await self.view(visitor_id, None))["last_id"] == 0
+        if new:
+            quotas.append(Quota(f"webchat:new-visitors:{address}", new_visitors, 3600.0))
         hit = await self.limiter.hit(*quotas)
-        if not hit.allowed:
-            retry = hit.retry_seconds
-            raise api_error(
-                429,
-                "rate_limited",
-                f"too many messages (at most {settings.rate_limit_per_minute} a minute); try again in {retry} s",
-                {"Retry-After": str(retry), **cors},
-            )
+        if hit.allowed:
+            return
+        retry = hit.retry_seconds
+        headers = {"Retry-After": str(retry), **cors}
+        raise api_error(
+            429,
+            "rate_limited",
+            f"too many messages (at most {settings.rate_limit_per_minute} a minute, and at most "
+            f"{new_visitors} new visitors an hour from one address); try again in {retry} s",
+            headers,
+        )

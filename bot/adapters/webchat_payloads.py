@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-from bot.messages import OutgoingReply
+from bot.messages import OutgoingReply, sound_text
 
 MAX_TEXT = 8000  # characters a visitor may send in one message (the bot reads policy.max_message_chars)
 
@@ -24,6 +24,12 @@ class WebchatIn(BaseModel):
     language: str | None = Field(
         default=None, max_length=35, description="The browser's language, e.g. pl-PL"
     )
+
+    @field_validator("text", "payload", "name", "language", mode="before")
+    @classmethod
+    def _sound(cls, value: object) -> object:
+        """A lone UTF-16 surrogate (valid JSON) is repaired as IncomingMessage repairs it, not refused."""
+        return sound_text(value) if isinstance(value, str) else value
 
 
 class WebchatButton(BaseModel):

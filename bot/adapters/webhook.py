@@ -8,7 +8,8 @@ import hmac
 import json
 import logging
 from abc import abstractmethod
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
@@ -134,6 +135,9 @@ class WebhookChannel(Channel, Generic[Item]):
     def __init__(self, retry_delays: Sequence[float] = RETRY_DELAYS) -> None:
         self._retry_delays = tuple(retry_delays)  # between attempts to hand an item to the engine
         self._tasks: set[asyncio.Task[None]] = set()
+        # one chat's messages are handled one at a time, in arrival order (asyncio.Lock is first come,
+        # first served); the count says how many tasks use a chat's lock, so an idle one is dropped
+        self._chats: dict[str, tuple[asyncio.Lock, int]] = {}
 
     @abstractmethod
     def authenticate(self, headers: Mapping[str, str], body: bytes) -> None:
@@ -152,7 +156,7 @@ class WebhookChannel(Channel, Generic[Item]):
     def describe(self, item: Item) -> str:
         """Return how logs and the spool's last_error name an item."""
         if isinstance(item, IncomingMessage):
-            return f"message {item.platform_message_id} from {item.customer_id}"
+            return f"message {item.platform_message_id!r} from {item.customer_id!r}"
         return type(item).__name__
 
     # --- receiving -------------------------------------------------------------------------------
@@ -174,7 +178,7 @@ class WebhookChannel(Channel, Generic[Item]):
             payload = json_object(body, self.name)
         except Refused as refused:
             return JSONResponse({"error": refused.error}, status_code=refused.status)
-        log.debug("%s: webhook %s", self.name, body.decode("utf-8", "replace"))
+        log.debug("%s: webhook %r", self.name, body.decode("utf-8", "replace"))
         items = self.items(payload)
         if not items:
             return JSONResponse({"status": "ok"})
@@ -182,7 +186,7 @@ class WebhookChannel(Channel, Generic[Item]):
             spool_id = await inbox.spool.keep(self.name, body)  # a 200 promises it is stored
         except StorageError as exc:
             log.error(
-                "%s: webhook not stored, answering 503 so that the platform redelivers it: %s", self.name, exc
+                "%s: webhook not stored, answering 503 so that the platform redelivers it: %r", self.name, exc
             )
             return JSONResponse(
                 {"error": "the webhook could not be stored; deliver it again later"}, status_code=503
@@ -200,7 +204,8 @@ class WebhookChannel(Channel, Generic[Item]):
         for item in items:
             what = f"{self.name}: {self.describe(item)}"
             try:
-                await with_retries(partial(self.handle, inbox, item), self._retry_delays, what)
+                async with self._in_order(item):
+                    await with_retries(partial(self.handle, inbox, item), self._retry_delays, what)
             except Exception as exc:
                 # The platform already has its 200; the body is in the spool, which replays it later.
                 log.exception(
@@ -236,6 +241,25 @@ class WebhookChannel(Channel, Generic[Item]):
             await inbox.spool.processed(spool_id, error)
         except Exception:  # the database is down: the body stays unprocessed and is replayed
             log.exception("%s: could not mark spooled webhook %d as processed", self.name, spool_id)
+
+    @asynccontextmanager
+    async def _in_order(self, item: Item) -> AsyncIterator[None]:
+        """Hold the item's chat while it is handled: a later message of the chat waits for the earlier."""
+        chat = item.chat_id if isinstance(item, IncomingMessage) else None
+        if chat is None:
+            yield
+            return
+        lock, users = self._chats.get(chat) or (asyncio.Lock(), 0)
+        self._chats[chat] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._chats[chat]
+            if users == 1:
+                del self._chats[chat]
+            else:
+                self._chats[chat] = (lock, users - 1)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = asyncio.create_task(work, name=f"{self.name}-webhook")

@@ -148,7 +148,7 @@ class WhatsAppChannel(WebhookChannel[WhatsAppItem]):
         work: list[WhatsAppItem] = []
         for item in parse_webhook(payload, self.settings.phone_number_id):
             if isinstance(item, Ignored):
-                log.info("whatsapp: %s, no reply: %s (id %s)", item.kind, item.detail, item.wamid)
+                log.info("whatsapp: %s, no reply: %r (id %r)", item.kind, item.detail, item.wamid)
             else:
                 work.append(item)
         return work
@@ -156,7 +156,7 @@ class WhatsAppChannel(WebhookChannel[WhatsAppItem]):
     def describe(self, item: WhatsAppItem) -> str:
         """Return how logs and the spool name a message or a status."""
         if isinstance(item, StatusUpdate):
-            return f"status {item.status} of {item.wamid}"
+            return f"status {item.status!r} of {item.wamid!r}"
         return super().describe(item)
 
     async def handle(self, inbox: Inbox, item: WhatsAppItem) -> None:
@@ -194,7 +194,7 @@ class WhatsAppChannel(WebhookChannel[WhatsAppItem]):
         try:
             await self._post({"messaging_product": "whatsapp", "status": "read", "message_id": wamid})
         except SendError as exc:
-            log.warning("whatsapp: could not mark %s as read: %s", wamid, exc)
+            log.warning("whatsapp: could not mark %r as read: %r", wamid, exc)
 
     async def stop(self) -> None:
         """Finish processing acknowledged webhooks (up to 10 s), then close the HTTP client."""

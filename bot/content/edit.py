@@ -29,7 +29,7 @@ from bot.config import Settings
 from bot.content.check import check_content
 from bot.content.intents import OOS_INTENT, IntentSet, load_intents
 from bot.content.knowledge import KnowledgeBase, load_knowledge_base
-from bot.content.yamlfile import content_files
+from bot.content.yamlfile import content_files, read_content_file
 from bot.errors import ContentError, SupportBotError
 
 MAX_TEXT = 1000
@@ -258,6 +258,8 @@ def _compose(source: str, where: str) -> Node | None:
         return yaml.compose(source, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         raise ContentError([f"{where}: YAML error: {exc}"]) from exc
+    except RecursionError as exc:
+        raise ContentError([f"{where}: YAML error: nested too deeply to read"]) from exc
 
 
 def _items(node: Node | None) -> list[Node]:
@@ -325,10 +327,7 @@ def _checked_text(text: str) -> str:
 
 
 def read_file(path: Path) -> str:
-    try:
-        return path.read_bytes().decode("utf-8")  # bytes: line breaks stay as they are
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ContentError([f"{path}: cannot read it: {exc}"]) from exc
+    return read_content_file(path)  # bytes decoded: line breaks stay as they are; size limit checked
 
 
 def check_edit(

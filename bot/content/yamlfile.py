@@ -9,6 +9,10 @@ import yaml
 
 from bot.errors import ContentError
 
+# One content file may be at most this big (256 KiB): the demo KB's largest file is ~27 KB, and a file is
+# read, parsed and its new sentences embedded on every reload (a 5 MB file kept a core busy for half an hour).
+MAX_FILE_BYTES = 262_144
+
 
 class LineDict(dict[str, Any]):
     """A mapping that remembers the line (1-based) where it started."""
@@ -31,13 +35,12 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _con
 
 
 def load_yaml(path: Path) -> Any:
-    """Parse `path`; raise ContentError naming file:line:column on a syntax error."""
+    """Parse `path`; raise ContentError naming file:line:column on a syntax error, a file over
+    MAX_FILE_BYTES, nesting too deep to read, or anything else the parser fails on."""
+    text = read_content_file(path)
+    loader = _LineLoader(text)
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ContentError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from exc
-    try:
-        return yaml.load(text, Loader=_LineLoader)
+        return loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -45,6 +48,36 @@ def load_yaml(path: Path) -> Any:
         raise ContentError([f"{where}: YAML error: {problem}"]) from exc
     except yaml.YAMLError as exc:
         raise ContentError([f"{path}: YAML error: {exc}"]) from exc
+    except RecursionError as exc:  # e.g. a list nested 100,000 deep: PyYAML recurses once per level
+        raise ContentError([f"{_where(path, loader)}: YAML error: nested too deeply to read"]) from exc
+    except Exception as exc:  # whatever else the parser trips on is this file's problem, not a crash
+        raise ContentError([f"{_where(path, loader)}: YAML error: {type(exc).__name__}: {exc}"]) from exc
+    finally:
+        loader.dispose()
+
+
+def read_content_file(path: Path) -> str:
+    """The text of a content file; ContentError when it is over MAX_FILE_BYTES or not UTF-8 text."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ContentError(
+                [
+                    f"{path}: {size} bytes, over the limit of {MAX_FILE_BYTES} bytes for one content file "
+                    "(split it into several files)"
+                ]
+            )
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ContentError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from exc
+    except OSError as exc:
+        raise ContentError([f"{path}: cannot read it: {exc}"]) from exc
+
+
+def _where(path: Path, loader: _LineLoader) -> str:
+    """file:line:column where the parser stopped (as far as it got)."""
+    mark = loader.get_mark()
+    return f"{path}:{mark.line + 1}:{mark.column + 1}"
 
 
 def line_of(node: Any) -> int:

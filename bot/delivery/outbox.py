@@ -20,7 +20,9 @@ from bot.storage.models import Conversation, Customer, Message, utcnow
 from bot.storage.repositories import ConversationRepository, MessageRepository
 
 log = logging.getLogger(__name__)
-LEASE = timedelta(seconds=60)  # a claimed message is retried if its sender died mid-send
+# A claimed reply is its sender's for this long; the sender's heartbeat renews the lease every
+# LEASE / 3 while it works on it, so the replies of a process that died are sent by another within LEASE.
+LEASE = timedelta(seconds=15)
 
 
 def lease_end() -> datetime:
@@ -59,42 +61,6 @@ def _reply_of(message: Message) -> OutgoingReply:
     )
 
 
-class _SentMarks:
-    """Records sent replies; sends that finish while a commit is under way share the next one.
-
-    Marking a reply sent is one short write; under load many finish at once, and one transaction for
-    all of them saves a commit and a connection per reply. A lone send is marked at once, alone.
-    Each caller returns only once its reply is marked (or with the error that prevented it).
-    """
-
-    def __init__(self, database: Database) -> None:
-        self.database = database
-        self._pending: list[tuple[int, str | None, asyncio.Future[None]]] = []
-        self._writer: asyncio.Task[None] | None = None
-
-    async def mark(self, message_id: int, platform_message_id: str | None) -> None:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((message_id, platform_message_id, done))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write(), name="outbox-sent-marks")
-        await asyncio.shield(done)  # a caller that gives up must not cancel the others' commit
-
-    async def _write(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                async with self.database.session() as session:
-                    await MessageRepository(session).mark_sent([(m, p) for m, p, _ in batch])
-            except Exception as exc:  # each caller sees why its reply is not marked
-                for _, _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-            else:
-                for _, _, done in batch:
-                    if not done.done():
-                        done.set_result(None)
-
-
 class Outbox:
     """Sends pending outbound messages through their channel."""
 
@@ -108,7 +74,7 @@ class Outbox:
         # for another process) could both claim and send one reply. A turn's own replies need no claim:
         # they are stored leased to this process (see ConversationEngine._store_replies).
         self._claim_lock = asyncio.Lock()
-        self._sent = _SentMarks(database)
+        self._working: set[int] = set()  # replies this process is sending: its heartbeat renews their leases
 
     async def deliver(self, conversation_id: int | None = None) -> int:
         """Send what is due (for one conversation, or all); return how many were sent."""
@@ -118,16 +84,34 @@ class Outbox:
         """Send replies already leased to this process (e.g. by the turn that stored them)."""
         sent = 0
         unavailable: set[tuple[str, str]] = set()  # (channel, customer) refused a reply: marked blocked
-        for item in claimed:
-            recipient = (item.target.channel, item.target.customer_id)
-            if recipient in unavailable:
-                continue  # marking them blocked failed this reply too
-            error = await self._send_one(item.message_id, item.target, item.reply)
-            if error is None:
-                sent += 1
-            elif isinstance(error, RecipientUnavailable):
-                unavailable.add(recipient)
+        self._working.update(item.message_id for item in claimed)
+        try:
+            for item in claimed:
+                recipient = (item.target.channel, item.target.customer_id)
+                if recipient in unavailable:
+                    continue  # marking them blocked failed this reply too
+                error = await self._send_one(item.message_id, item.target, item.reply)
+                self._working.discard(item.message_id)
+                if error is None:
+                    sent += 1
+                elif isinstance(error, RecipientUnavailable):
+                    unavailable.add(recipient)
+        finally:
+            self._working.difference_update(item.message_id for item in claimed)
         return sent
+
+    async def heartbeat(self) -> None:
+        """Every LEASE / 3, renew the leases of the replies this process is sending (a background task)."""
+        while True:
+            await asyncio.sleep(LEASE.total_seconds() / 3)
+            working = sorted(self._working)
+            if not working:
+                continue
+            try:
+                async with self.database.session() as session:
+                    await MessageRepository(session).renew_leases(working, lease_end())
+            except Exception:  # the database is away: a lease may run out, and a reply go out twice
+                log.exception("outbox heartbeat failed; retrying")
 
     async def _claim(self, conversation_id: int | None) -> list[Claimed]:
         """Lease due messages to this sender (60 s) and return what to send."""
@@ -175,7 +159,7 @@ class Outbox:
             log.exception("sending message %s through %s failed", message_id, target.channel)
             error = SendError(f"{type(exc).__name__}: {exc}")
         if error is None:
-            await self._sent.mark(message_id, platform_id)
+            await self._mark_sent(message_id, platform_id)
             metrics.message_out(target.channel)
             return None
         async with self.database.session() as session:
@@ -188,7 +172,7 @@ class Outbox:
             if isinstance(error, RecipientUnavailable):  # their other pending replies would fail alike
                 await ConversationRepository(session).mark_blocked(target.channel, target.customer_id)
             log.warning(
-                "message %s to %s:%s not sent (attempt %s%s): %s",
+                "message %s to %s:%r not sent (attempt %s%s): %s",
                 message_id,
                 target.channel,
                 target.chat_id,
@@ -198,11 +182,28 @@ class Outbox:
             )
         return error
 
+    async def _mark_sent(self, message_id: int, platform_id: str | None) -> None:
+        """Record one send as soon as it returned, with the platform's message id, in its own commit.
+
+        Nothing waits for other sends' marks (a batch would leave a reply that was sent unmarked while
+        another commit runs): a crash after a send and before this commit is the only window in which a
+        reply can go out twice, once its lease ends (see docs/security.md, at-least-once delivery).
+        """
+        async with self.database.session() as session:
+            await MessageRepository(session).mark_sent([(message_id, platform_id)])
+
     def wake(self) -> None:
         self._wakeup.set()
 
     async def run(self) -> None:
-        """Retry due messages forever (a background task of `supportbot run`)."""
+        """Retry due messages forever (a background task of `supportbot run`), renewing leases meanwhile."""
+        heartbeat = asyncio.create_task(self.heartbeat(), name="outbox-heartbeat")
+        try:
+            await self._rounds()
+        finally:
+            heartbeat.cancel()
+
+    async def _rounds(self) -> None:
         while True:
             try:
                 await self.deliver()

@@ -6,7 +6,10 @@ the messages are stored (a deploy, an OOM kill, a database outage longer than th
 later round here hands the body back to the channel that spooled it (`Channel.replay`).
 
 Several processes may share the database. A body belongs to the process working on it until
-`claimed_until` (`spool.grace_seconds` after it arrived, or after it was last claimed); only then may any
+`claimed_until`: `spool.grace_seconds` after it arrived or was claimed, pushed on by that process's
+heartbeat (every third of it) for as long as the process works on it. A process that dies stops renewing,
+so its bodies are due within `grace_seconds` and a surviving or restarted process replays them at its next
+round (`replay_interval_seconds`), seconds rather than minutes after the crash. Only then may any
 process claim it, in one UPDATE that pushes `claimed_until` on and counts the attempt. On PostgreSQL the
 rows are picked FOR UPDATE SKIP LOCKED, so processes claiming at once take different rows; SQLite runs one
 write at a time, so the UPDATE alone is atomic there. A claim that runs out while its process is still busy
@@ -88,6 +91,7 @@ class InboundSpool:
         self.database = database
         self.channels = channels
         self.settings = settings
+        self._working: set[int] = set()  # bodies this process holds: its heartbeat renews their claims
 
     async def keep(self, channel: str, body: bytes) -> int:
         """Store `body` as received, claimed by this process for the grace period; return its id."""
@@ -99,12 +103,15 @@ class InboundSpool:
             async with self.database.session() as session:
                 session.add(row)
                 await session.flush()
-                return row.id
+                spool_id = row.id
         except Exception as exc:  # whatever the cause, the body is not stored: the platform must not get 200
             raise StorageError(f"could not spool a {channel} webhook: {type(exc).__name__}: {exc}") from exc
+        self._working.add(spool_id)
+        return spool_id
 
     async def processed(self, spool_id: int, error: str | None = None) -> None:
         """Mark the body done, or record why not; it is replayed after its claim until max_attempts."""
+        self._working.discard(spool_id)  # done with it, or it is replayed after its claim: not renewed
         values: dict[str, object] = (
             {"processed_at": utcnow(), "last_error": None}
             if error is None
@@ -125,7 +132,7 @@ class InboundSpool:
         if error is not None and row is not None and row.attempts >= self.settings.max_attempts:
             log.error(
                 "spooled %s webhook %d given up after %d attempts; it stays in inbound_spool "
-                "(`supportbot spool retry %d` replays it): %s",
+                "(`supportbot spool retry %d` replays it): %r",
                 row.channel,
                 spool_id,
                 row.attempts,
@@ -208,14 +215,41 @@ class InboundSpool:
             return await self._reset(session, self._given_up())
 
     async def run(self, inbox: Inbox) -> None:
-        """Replay, then purge old processed bodies, every replay_interval_seconds (a background task)."""
+        """Replay, then purge old processed bodies, every replay_interval_seconds (a background task);
+        meanwhile renew the claims of the bodies this process works on (its heartbeat)."""
+        heartbeat = asyncio.create_task(self.heartbeat(), name="inbound-spool-heartbeat")
+        try:
+            while True:
+                try:
+                    await self.replay(inbox)
+                    await self._purge()
+                except Exception:  # a database restart: log, wait, keep going
+                    log.exception("inbound spool round failed; retrying")
+                await asyncio.sleep(self.settings.replay_interval_seconds)
+        finally:
+            heartbeat.cancel()
+
+    async def heartbeat(self) -> None:
+        """Every third of grace_seconds, push on the claims of the bodies this process works on."""
         while True:
+            await asyncio.sleep(self.settings.grace_seconds / 3)
             try:
-                await self.replay(inbox)
-                await self._purge()
-            except Exception:  # a database restart: log, wait, keep going
-                log.exception("inbound spool round failed; retrying")
-            await asyncio.sleep(self.settings.replay_interval_seconds)
+                await self.renew()
+            except Exception:  # the database is away: the claims may run out, costing only work
+                log.exception("inbound spool heartbeat failed; retrying")
+
+    async def renew(self) -> None:
+        """Push on the claims of the bodies this process is working on."""
+        working = sorted(self._working)
+        if not working:
+            return
+        async with self.database.session() as session:
+            await session.execute(
+                update(SpooledWebhook)
+                .where(SpooledWebhook.id.in_(working), SpooledWebhook.processed_at.is_(None))
+                .values(claimed_until=utcnow() + self._grace)
+                .execution_options(synchronize_session=False)
+            )
 
     def _given_up(self) -> ColumnElement[bool]:
         """The rows processing has failed on max_attempts times: kept, no longer replayed."""
@@ -282,6 +316,7 @@ class InboundSpool:
                 .execution_options(synchronize_session=False)
             )
             claimed = [_Claimed(row[0], row[1], bytes(row[2]), row[3]) for row in rows]
+        self._working.update(item.spool_id for item in claimed)
         return sorted(claimed, key=lambda item: item.spool_id)  # in arrival order, as the customer wrote
 
     async def _replay_one(self, inbox: Inbox, item: _Claimed) -> int:

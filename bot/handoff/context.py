@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.handoff.identity import shown_customer_id
 from bot.handoff.providers import is_vip
 from bot.storage.models import Agent, Assignment, Conversation, Customer, Event, Message
 from bot.storage.repositories import MessageRepository
@@ -40,7 +41,7 @@ def build_context(
         "language": conversation.language,
         "customer": {
             "channel": customer.channel,
-            "external_id": customer.external_id,
+            "external_id": shown_customer_id(customer.channel, customer.external_id),
             "name": customer.display_name,
             "username": customer.username,
             "phone": customer.phone,

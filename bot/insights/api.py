@@ -14,6 +14,7 @@ that also marks the miss handled.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -57,6 +58,10 @@ CSV: dict[int | str, dict[str, Any]] = {
     }
 }
 
+log = logging.getLogger(__name__)
+_NOT_APPLIED = (
+    "Written to the file, but not in service (yet): the reload failed or is still running (see status)"
+)
 router = APIRouter(prefix="/api/v1", tags=["insights"], responses=errors(401, 403))
 
 
@@ -131,23 +136,39 @@ async def answers_csv(_: EditorAgent, bot: BotDep, days: Days = 30) -> Response:
     status_code=201,
     response_model=QuestionAddedOut,
     summary="Add a customer's question to a KB entry (editors, supervisors)",
-    responses=errors(
-        404,
-        409,
-        422,
-        described={
-            404: "No KB entry with this id",
-            409: "Already a question of the entry, or the file changed meanwhile",
-            422: "The question or the edited file was refused (invalid_content), or the request failed validation",
-        },
-    ),
+    responses={
+        202: {"model": QuestionAddedOut, "description": _NOT_APPLIED},
+        **errors(
+            404,
+            409,
+            422,
+            500,
+            described={
+                404: "No KB entry with this id",
+                409: "Already a question of the entry, or the file changed meanwhile",
+                422: "The question or the edited file was refused (invalid_content), or the request failed validation",
+                500: "The edit failed unexpectedly (edit_failed); nothing was written",
+            },
+        ),
+    },
 )
-async def add_question(entry_id: str, body: QuestionIn, agent: EditorAgent, bot: BotDep) -> QuestionAddedOut:
+async def add_question(
+    entry_id: str, body: QuestionIn, agent: EditorAgent, bot: BotDep, response: Response
+) -> QuestionAddedOut:
     settings = bot.settings
     language = body.language or _language_of(body.text, settings.kb.languages, settings.kb.default_language)
     done = await _edit(lambda: content_edit.add_question(settings, entry_id, language, body.text))
     file = await _record(bot, QUESTION_ADDED, agent, done, entry=entry_id, language=language)
-    return QuestionAddedOut(entry=entry_id, language=language, text=done.text, file=file, line=done.line)
+    applied, status = await _apply(bot, response)
+    return QuestionAddedOut(
+        entry=entry_id,
+        language=language,
+        text=done.text,
+        file=file,
+        line=done.line,
+        applied=applied,
+        status=status,
+    )
 
 
 @router.post(
@@ -155,19 +176,37 @@ async def add_question(entry_id: str, body: QuestionIn, agent: EditorAgent, bot:
     status_code=201,
     response_model=ExampleAddedOut,
     summary="Add a customer's question to the out-of-scope examples (editors, supervisors)",
-    responses=errors(
-        409,
-        422,
-        described={
-            409: "Already an example, or the file changed meanwhile",
-            422: "The example or the edited file was refused (invalid_content), or the request failed validation",
-        },
-    ),
+    responses={
+        202: {"model": ExampleAddedOut, "description": _NOT_APPLIED},
+        **errors(
+            409,
+            422,
+            500,
+            described={
+                409: "Already an example, or the file changed meanwhile",
+                422: "The example or the edited file was refused (invalid_content), or the request failed validation",
+                500: "The edit failed unexpectedly (edit_failed); nothing was written",
+            },
+        ),
+    },
 )
-async def add_out_of_scope(body: ExampleIn, agent: EditorAgent, bot: BotDep) -> ExampleAddedOut:
+async def add_out_of_scope(
+    body: ExampleIn, agent: EditorAgent, bot: BotDep, response: Response
+) -> ExampleAddedOut:
     done = await _edit(lambda: content_edit.add_out_of_scope_example(bot.settings, body.text))
     file = await _record(bot, EXAMPLE_ADDED, agent, done)
-    return ExampleAddedOut(intent="oos", text=done.text, file=file, line=done.line)
+    applied, status = await _apply(bot, response)
+    return ExampleAddedOut(
+        intent="oos", text=done.text, file=file, line=done.line, applied=applied, status=status
+    )
+
+
+async def _apply(bot: SupportBot, response: Response) -> tuple[bool, str]:
+    """Reload the content so the edit is in service; 202 (not 201) when it is not, with why."""
+    applied, status = await bot.content.apply(bot.settings.kb.apply_wait_seconds)
+    if not applied:
+        response.status_code = 202
+    return applied, status
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -211,6 +250,11 @@ async def _edit(change: Callable[[], ContentEdit]) -> ContentEdit:
         raise api_error(409, "changed_meanwhile", str(exc)) from exc
     except ContentError as exc:
         raise api_error(422, "invalid_content", "; ".join(exc.problems)) from exc
+    except Exception as exc:  # a bug or the file system: a clear error, never a traceback
+        log.exception("content edit failed")
+        raise api_error(
+            500, "edit_failed", f"the edit failed ({type(exc).__name__}: {exc}); nothing was written"
+        ) from exc
 
 
 async def _record(bot: SupportBot, kind: str, agent: Agent, done: ContentEdit, **data: Any) -> str:

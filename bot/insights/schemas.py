@@ -157,6 +157,10 @@ class QuestionAddedOut(Body):
     text: str
     file: str
     line: int
+    applied: bool = Field(
+        description="In service now (201); false (202): written, not in service, see status"
+    )
+    status: str = Field(description='"in service", or why the written file is not in service yet')
 
 
 class ExampleAddedOut(Body):
@@ -164,3 +168,7 @@ class ExampleAddedOut(Body):
     text: str
     file: str
     line: int
+    applied: bool = Field(
+        description="In service now (201); false (202): written, not in service, see status"
+    )
+    status: str = Field(description='"in service", or why the written file is not in service yet')

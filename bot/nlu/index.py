@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import sys
@@ -17,6 +18,7 @@ from tqdm import tqdm
 
 from bot.nlu.encoders import Encoder
 
+log = logging.getLogger(__name__)
 _BATCH = 32
 
 
@@ -153,10 +155,14 @@ class SemanticIndex:
             file=sys.stderr,
             disable=not progress or not missing,
         )
-        for start in range(0, len(missing), _BATCH):
+        if missing and not progress:  # a reload: the log shows how far it got
+            log.info("embedding %d new sentences", len(missing))
+        for number, start in enumerate(range(0, len(missing), _BATCH), 1):
             batch = missing[start : start + _BATCH]
             fresh.update(zip(batch, encoder.encode(batch), strict=True))
             bar.update(len(batch))
+            if not progress and number % 20 == 0:
+                log.info("embedded %d of %d new sentences", start + len(batch), len(missing))
         bar.close()
         if cache is not None and fresh:
             cache.add(fresh)

@@ -6,15 +6,17 @@ each given the session it runs in; the routes turn the rows into their response 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.handoff.queue import queue_order
 from bot.states import State
-from bot.storage.models import Agent, Assignment, Conversation, Customer, Message
+from bot.storage.models import Agent, Assignment, Conversation, Customer, Message, utcnow
 
 MAX_MESSAGES = 1000  # of one conversation, in its detail
 UNREAD_KEPT = 99  # unread customer messages listed per conversation, the newest
@@ -30,16 +32,67 @@ class ConversationRow:
     queue_position: int | None
 
 
-async def may_see(session: AsyncSession, conversation: Conversation, agent_id: int, supervisor: bool) -> bool:
-    """Supervisors see all; agents the queue, what they hold and what they once held."""
-    if supervisor or conversation.state == State.WAITING or conversation.assigned_agent_id == agent_id:
-        return True
-    held = await session.execute(
-        select(Assignment.id)
-        .where(Assignment.conversation_id == conversation.id, Assignment.agent_id == agent_id)
-        .limit(1)
+Access = Literal["write", "read"]  # write: also notes; read: the conversation, its history and card
+PAST_HOLDER_READS = timedelta(hours=24)  # handoff.past_holder_read_hours
+
+
+async def access(
+    session: AsyncSession,
+    conversation: Conversation,
+    agent_id: int,
+    supervisor: bool,
+    past_holder_reads: timedelta = PAST_HOLDER_READS,
+) -> Access | None:
+    """What an agent may do with a conversation: the one rule for the API, the console and the stream.
+
+    Supervisors read and write every conversation; an agent reads and writes (notes) the waiting queue
+    and what they hold; one who held it before (transferred away, resolved, timed out) reads it for
+    `past_holder_reads` after their assignment ended, and never writes; anyone else gets nothing.
+    (Writing to the customer is the holder's alone: bot/handoff/moves.py.)
+    """
+    holds = conversation.state == State.WITH_AGENT and conversation.assigned_agent_id == agent_id
+    if supervisor or holds or conversation.state == State.WAITING:
+        return "write"
+    return (
+        "read"
+        if conversation.id in await past_holdings(session, [conversation.id], agent_id, past_holder_reads)
+        else None
     )
-    return held.first() is not None
+
+
+async def past_holdings(
+    session: AsyncSession, conversation_ids: Collection[int], agent_id: int, reads: timedelta
+) -> set[int]:
+    """Of `conversation_ids`, those the agent held in an assignment that ended less than `reads` ago."""
+    if not conversation_ids:
+        return set()
+    since = utcnow() - reads
+    rows = await session.execute(
+        select(Assignment.conversation_id).where(
+            Assignment.conversation_id.in_(list(conversation_ids)),
+            Assignment.agent_id == agent_id,
+            or_(Assignment.ended_at.is_(None), Assignment.ended_at > since),
+        )
+    )
+    return set(rows.scalars())
+
+
+async def readable(
+    session: AsyncSession, conversation_ids: Collection[int], agent_id: int, reads: timedelta
+) -> set[int]:
+    """Of `conversation_ids`, those `access` lets a (non-supervisor) agent read; for the event stream."""
+    if not conversation_ids:
+        return set()
+    open_ones = await session.execute(
+        select(Conversation.id).where(
+            Conversation.id.in_(list(conversation_ids)),
+            or_(
+                Conversation.state == State.WAITING,
+                (Conversation.state == State.WITH_AGENT) & (Conversation.assigned_agent_id == agent_id),
+            ),
+        )
+    )
+    return set(open_ones.scalars()) | await past_holdings(session, conversation_ids, agent_id, reads)
 
 
 async def list_conversations(

@@ -383,6 +383,15 @@ class MessageRepository:
             [{"message_id": m, "platform_id": p, "sent_at": utcnow()} for m, p in sent],
         )
 
+    async def renew_leases(self, message_ids: Sequence[int], until: datetime) -> None:
+        """Push on the leases of replies still being sent (status pending), not loading them."""
+        await self.session.execute(
+            update(Message)
+            .where(Message.id.in_(list(message_ids)), Message.status == "pending")
+            .values(next_attempt_at=until)
+            .execution_options(synchronize_session=False)
+        )
+
     async def mark_attempt_failed(
         self, message: Message, error: str, retry_in: float | None, give_up: bool
     ) -> None:

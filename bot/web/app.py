@@ -16,6 +16,8 @@ from bot.integrations.rasa_api import install_rasa_api
 from bot.learning import api as learning
 from bot.web import console, health
 from bot.web.errors import install_error_handlers
+from bot.web.hosts import install_host_checks
+from bot.web.limits import BodyLimitMiddleware, BodyLimits
 from bot.web.metrics import install_metrics
 from bot.web.pages import install_pages
 from bot.web.redact import install_access_log_redaction
@@ -41,6 +43,9 @@ def create_app(bot: SupportBot, start: bool = True) -> FastAPI:
     app.state.bot = bot
 
     install_error_handlers(app)  # FastAPI's own 404, 405 and 422 in the API's shape (bot/web/errors.py)
+    server = bot.settings.server  # 413 for bodies over their route's limit, before they are read whole
+    app.add_middleware(BodyLimitMiddleware, limits=BodyLimits(server.max_body_bytes, server.body_limits))
+    install_host_checks(app, server.allowed_hosts)  # relative redirects; other Host headers refused if set
 
     for channel in bot.channels.values():
         router = channel.router(bot.inbox)

@@ -113,7 +113,7 @@ async def suggestions(
     bot: BotDep,
     limit: Annotated[int, Query(ge=1, le=10)] = SUGGESTIONS,
 ) -> SuggestionsOut:
-    conversation = await visible_conversation(bot.database, agent, conversation_id)
+    conversation = await visible_conversation(bot.database, agent, conversation_id, bot.settings.handoff)
     language = conversation.language or bot.settings.kb.default_language
     async with bot.database.session() as session:
         inbound = await agent_view.latest_inbound(session, conversation.id)

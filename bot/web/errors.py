@@ -53,7 +53,9 @@ DESCRIPTIONS = {
     404: "No such thing",
     409: "Conflicts with the current state",
     422: "A check of ours failed (ApiError with its code), or the request failed validation",
+    413: "The request body is larger than this route takes (body_too_large)",
     429: "Too many requests: wait Retry-After seconds",
+    500: "Failed unexpectedly; nothing was changed",
     502: "The messaging platform refused",
     503: "Not ready, or cannot be handled now: try again",
 }

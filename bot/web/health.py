@@ -26,6 +26,16 @@ class ActionsHealth(Body):
     status: str = Field(description='"ok", or what is wrong (the server unreachable, the package broken)')
 
 
+class ContentHealth(Body):
+    state: str = Field(
+        description='"loaded", "reloading" (since when), or "failed": the files on disk could not '
+        "be loaded and the previous content is still in service (see error)"
+    )
+    since: str | None = Field(description="When the state began (ISO 8601, UTC)")
+    entries: int = Field(description="KB entries in service")
+    error: str | None = Field(description="Why the last reload failed: file:line and the problem")
+
+
 class Health(Body):
     """What each check found; a check that could not run leaves its fields out."""
 
@@ -33,6 +43,9 @@ class Health(Body):
     database: str = Field(description='"ok", or "error: <exception>"')
     spool: SpoolBacklog | None = None
     kb_entries: int
+    content: ContentHealth | None = Field(
+        default=None, description="The content on disk (reported, not failed on)"
+    )
     model: str | None = None
     longest_model_call_seconds: float | None = None
     model_state: str | None = Field(default=None, description='"stuck": a model call ran past its deadline')
@@ -79,6 +92,8 @@ async def healthz(bot: BotDep) -> JSONResponse:
     except RuntimeError:
         checks["kb_entries"] = 0
         healthy = False
+    # reported, not failed on: a restart would not fix a broken file, and the previous content still serves
+    checks["content"] = bot.content.state.as_dict()
     if bot.actions is not None:
         # reported, not failed on: a restart of supportbot would not bring an action server back
         checks["actions"] = {"where": bot.actions.where, "status": await bot.actions.health()}

@@ -373,14 +373,18 @@ async def test_numbers_no_message_can_have_get_a_clear_answer(webbot: SupportBot
                 await wait_for(lambda: any("BLIK" in t for t in stream.texts()), what="the replayed answer")
 
 
-async def test_a_lone_surrogate_is_refused_with_a_422_not_a_500(webbot: SupportBot) -> None:
-    # Found by hand: "\ud800" is valid JSON but no Unicode text; FastAPI's 422 echoed it and failed to encode
+async def test_a_lone_surrogate_is_repaired_not_refused(webbot: SupportBot) -> None:
+    # "\ud800" is valid JSON but no Unicode text: it was a 500, then a 422; now it is repaired (U+FFFD) and
+    # the message answered like any other (issue 16; IncomingMessage and WebchatIn repair it)
     async with served(webbot) as client:
         response = await client.post(
             "/api/v1/webchat/messages",
             content=b'{"text": "\\ud800 lone"}',
             headers={"X-Visitor-Id": visitor(), "Content-Type": "application/json"},
         )
-        assert response.status_code == 422, response.text
-        [error] = response.json()["detail"]
-        assert error["loc"][0] == "body" and error["msg"]
+        assert response.status_code == 200, response.text
+        assert response.json()["replies"]
+        chat = await client.get(
+            "/api/v1/webchat/messages", headers={"X-Visitor-Id": response.request.headers["X-Visitor-Id"]}
+        )
+        assert chat.json()["messages"][0]["text"] == "\ufffd lone"

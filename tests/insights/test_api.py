@@ -179,6 +179,8 @@ async def test_a_miss_becomes_a_question_the_bot_then_answers(
             "text": STUDENT,
             "file": str(payment),
             "line": english,
+            "applied": True,  # in service when answered (201)
+            "status": "in service",
         }
         lines = kb_before.splitlines(keepends=True)
         lines[english - 1] = lines[english - 1].replace('"]\n', f'", "{STUDENT}"]\n')
@@ -198,7 +200,14 @@ async def test_a_miss_becomes_a_question_the_bot_then_answers(
         last_example = max(
             i for i, line in enumerate(oos_before.splitlines(), 1) if line.startswith("    - ")
         )
-        assert added_oos == {"intent": "oos", "text": WEATHER, "file": str(oos), "line": last_example + 1}
+        assert added_oos == {
+            "intent": "oos",
+            "text": WEATHER,
+            "file": str(oos),
+            "line": last_example + 1,
+            "applied": True,
+            "status": "in service",
+        }
         lines = oos_before.splitlines(keepends=True)
         lines.insert(last_example, f"    - {WEATHER}\n")
         assert oos.read_text(encoding="utf-8") == "".join(lines)

@@ -169,7 +169,7 @@ async def template(conversation_id: ConversationId, agent: DeskAgent, moves: Mov
 async def note(
     conversation_id: ConversationId, body: TextIn, agent: DeskAgent, moves: MovesDep, database: DatabaseDep
 ) -> NewNoteOut:
-    await visible_conversation(database, agent, conversation_id)
+    await visible_conversation(database, agent, conversation_id, moves.desk.config, write=True)
     with refusals():
         note_id = await moves.note(conversation_id, agent.id, _not_blank(body.text))
     return NewNoteOut(id=note_id, author=agent.login, text=body.text)

@@ -12,11 +12,13 @@ The routes here are the live desk's own (`LiveHandoff.routers`), so the service'
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from bot.config import HandoffSettings
 from bot.handoff.agents import AgentRepository, has_role
 from bot.handoff.desk import Desk
 from bot.handoff.moves import Moves
@@ -113,21 +115,34 @@ AdminAgent = Annotated[Agent, Depends(agent_with_role("admin"))]
 # --- what they may see -----------------------------------------------------------------------------
 
 
-async def visible_conversation(database: Database, agent: Agent, conversation_id: int) -> Conversation:
-    """The conversation, if the agent may see it: 404 if there is none, 403 if it is another agent's."""
+async def visible_conversation(
+    database: Database, agent: Agent, conversation_id: int, settings: HandoffSettings, write: bool = False
+) -> Conversation:
+    """The conversation, if the agent may read it (or write to it: notes); 404 if there is none, 403 if
+    not (the rule: bot/storage/agent_view.py `access`)."""
     async with database.session() as session:
         conversation = await ConversationRepository(session).get(conversation_id)
         if conversation is None:
             raise api_error(404, "not_found", f"no conversation with id {conversation_id}")
-        if not await agent_view.may_see(session, conversation, agent.id, has_role(agent, "supervisor")):
-            raise api_error(403, "forbidden", "this conversation is with another agent (supervisors see all)")
+        reads = timedelta(hours=settings.past_holder_read_hours)
+        allowed = await agent_view.access(
+            session, conversation, agent.id, has_role(agent, "supervisor"), reads
+        )
+    if allowed is None:
+        raise api_error(403, "forbidden", "this conversation is with another agent (supervisors see all)")
+    if write and allowed != "write":
+        raise api_error(
+            403,
+            "forbidden",
+            "you held this conversation before: you may read it for a while, not write to it",
+        )
     return conversation
 
 
 async def _visible_in_path(
-    conversation_id: ConversationId, agent: DeskAgent, database: DatabaseDep
+    conversation_id: ConversationId, agent: DeskAgent, database: DatabaseDep, desk: DeskDep
 ) -> Conversation:
-    return await visible_conversation(database, agent, conversation_id)
+    return await visible_conversation(database, agent, conversation_id, desk.config)
 
 
 # For routes whose only input is the path: elsewhere a bad body or query must answer 422 before the

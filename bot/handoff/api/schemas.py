@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.handoff.agents import iso, public_agent
+from bot.handoff.identity import shown_customer_id
 from bot.storage.agent_view import ConversationRow
 from bot.storage.models import Agent, Assignment, Conversation, Customer, Event, Message, as_utc
 from bot.web.body import Body
@@ -102,7 +103,7 @@ class CustomerOut(Body):
         return cls(
             id=customer.id,
             channel=customer.channel,
-            external_id=customer.external_id,
+            external_id=shown_customer_id(customer.channel, customer.external_id),
             name=customer.display_name,
             username=customer.username,
             phone=customer.phone,

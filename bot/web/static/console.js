@@ -58,7 +58,7 @@
     var customer = (c && c.customer) || {};
     if (customer.name) return customer.name;
     if (customer.username) return "@" + customer.username;
-    var id = String(customer.external_id || "");
+    var id = String(customer.external_id || "").replace(/^visitor-/, "");  // web chat: a reference, never the id
     return (c.channel === "webchat" ? "Web visitor " : (c.channel || "") + " customer ") + id.slice(0, 6);
   }
   function languageOf(c) { return (c && c.language) || (S.settings && S.settings.default_language) || "en"; }
