@@ -15,7 +15,10 @@ Who comes (weights in brackets; `--class-picker` or the class names on the comma
 Environment (all optional): LOADTEST_AGENTS="login:password,login:password" (agents that exist; none:
 no agent users), LOADTEST_EVAL="eval/heldout_test.csv,eval/demo_test.csv", LOADTEST_HANDOFF_EVERY=2,
 LOADTEST_THINK="0.5,2" (seconds between a visitor's messages), LOADTEST_MESSAGES=3 (questions per
-visitor before it leaves or hands off).
+visitor before it leaves or hands off), LOADTEST_MAX_VISITORS=0 (conversations to start in all; 0: no
+limit), LOADTEST_HOSTS="http://a:8081,http://b:8082" (several processes without a proxy: each user keeps
+to one and, after a connection error or a 5xx, sends the same message again to the next; loadtest/cluster.py
+sets it).
 
 The request names in Locust's table say what was measured: "webchat: question" is the time from the
 visitor's POST to the bot's reply in its answer, which is the reply latency a customer sees.
@@ -65,9 +68,29 @@ TELEGRAM_SECRET = os.environ.get("LOADTEST_TELEGRAM_SECRET", "")
 WHATSAPP_APP_SECRET = os.environ.get("LOADTEST_WHATSAPP_APP_SECRET", "")
 WHATSAPP_PHONE_NUMBER_ID = os.environ.get("LOADTEST_WHATSAPP_PHONE_NUMBER_ID", "1122334455667")
 HUMAN = "I want to talk to a human"
+# several processes without a proxy in front: each user picks one, and fails over to the next on an error
+HOSTS = _env_list("LOADTEST_HOSTS", "")
+MAX_VISITORS = int(os.environ.get("LOADTEST_MAX_VISITORS", "0"))  # 0: new visitors for as long as it runs
+ATTEMPTS = 40  # a message is sent again (same client_message_id) this often before it counts as lost
 
 
-class WebchatVisitor(HttpUser):
+class FailoverUser(HttpUser):
+    """An HttpUser that talks to one of LOADTEST_HOSTS and moves to the next when its process is gone."""
+
+    abstract = True
+
+    def pick_host(self, number: int) -> None:
+        self.host_index = number
+        if HOSTS:
+            self.client.base_url = HOSTS[number % len(HOSTS)]
+
+    def fail_over(self) -> None:
+        if HOSTS:
+            self.pick_host(self.host_index + 1)
+        time.sleep(0.25)
+
+
+class WebchatVisitor(FailoverUser):
     """A website visitor: a few FAQ questions, some resent; every HANDOFF_EVERY-th asks for a person."""
 
     weight = 10
@@ -75,33 +98,59 @@ class WebchatVisitor(HttpUser):
 
     def on_start(self) -> None:
         self.number = next(_counter)
+        self.pick_host(self.number)
+        self.done = bool(MAX_VISITORS) and self.number > MAX_VISITORS  # enough conversations started
         self.visitor = secrets.token_urlsafe(24)
         self.headers = {"X-Visitor-Id": self.visitor}
         self.asked = 0
         self.after = 0
 
     def post(self, text: str, name: str, client_id: str | None = None) -> dict[str, Any] | None:
+        """Send one message; after a connection error or a 5xx send it again, same id, to the next process."""
         body = {"text": text, "client_message_id": client_id or secrets.token_hex(8)}
-        with self.client.post(
-            "/api/v1/webchat/messages", json=body, headers=self.headers, name=name, catch_response=True
-        ) as response:
-            if response.status_code != 200:
-                response.failure(f"{response.status_code}: {response.text[:200]}")
-                return None
-            answer: dict[str, Any] = response.json()
-            if not answer["duplicate"] and not answer["replies"] and answer["state"] == "bot":
-                response.failure("no reply from the bot")
-            self.after = max(self.after, answer["last_id"])
-            return answer
+        for attempt in range(ATTEMPTS):
+            with self.client.post(
+                "/api/v1/webchat/messages",
+                json=body,
+                headers=self.headers,
+                name=name if attempt == 0 else f"{name} (sent again after an error)",
+                catch_response=True,
+            ) as response:
+                if response.status_code == 0 or response.status_code >= 500:
+                    response.failure(
+                        f"{response.status_code}: {response.text[:200] if response.text else ''}"
+                    )
+                    self.fail_over()
+                    continue
+                if response.status_code != 200:
+                    response.failure(f"{response.status_code}: {response.text[:200]}")
+                    return None
+                answer: dict[str, Any] = response.json()
+                if not answer["duplicate"] and not answer["replies"] and answer["state"] == "bot":
+                    response.failure("no reply from the bot")
+                self.after = max(self.after, answer["last_id"])
+                return answer
+        events.request.fire(
+            request_type="POST",
+            name="webchat: LOST (no process took it)",
+            response_time=0,
+            response_length=0,
+            exception=RuntimeError(f"{ATTEMPTS} attempts failed"),
+            context={},
+        )
+        return None
 
     @task
     def converse(self) -> None:
+        if self.done:
+            return
         if self.asked < MESSAGES:
             self.asked += 1
             client_id = secrets.token_hex(8)
-            self.post(random.choice(QUESTIONS), "webchat: question", client_id)
+            question = random.choice(QUESTIONS)
+            self.post(question, "webchat: question", client_id)
             if random.random() < 0.2:  # a lost answer: the widget resends the same message
-                self.post("(resent)", "webchat: resend (same client_message_id)", client_id)
+                self.post(question, "webchat: resend (same client_message_id)", client_id)
             return
         if self.number % HANDOFF_EVERY == 0 and self.asked == MESSAGES:
             self.asked += 1
@@ -123,7 +172,7 @@ class WebchatVisitor(HttpUser):
         self.on_start()  # done: a new visitor takes this one's place
 
 
-class AgentUser(HttpUser):
+class AgentUser(FailoverUser):
     """An agent at the console: online, then reply to and resolve what the queue gives them."""
 
     abstract = not AGENTS  # no agents to log in as: no agent users
@@ -131,7 +180,9 @@ class AgentUser(HttpUser):
     wait_time = between(0.5, 1.5)
 
     def on_start(self) -> None:
-        login, password = AGENTS[next(_agent_numbers) % len(AGENTS)]
+        number = next(_agent_numbers)
+        self.pick_host(number)
+        login, password = AGENTS[number % len(AGENTS)]
         response = self.client.post(
             "/api/v1/auth/login", json={"login": login, "password": password}, name="agent: log in"
         )
@@ -162,6 +213,9 @@ class AgentUser(HttpUser):
             headers=self.headers,
             name="agent: my conversations",
         )
+        if mine.status_code == 0 or mine.status_code >= 500:
+            self.fail_over()  # the token is good on every process
+            return
         if mine.status_code != 200:
             return
         for conversation in mine.json()[:3]:
@@ -178,7 +232,7 @@ class AgentUser(HttpUser):
             )
 
 
-class TelegramSender(HttpUser):
+class TelegramSender(FailoverUser):
     """Telegram delivering customers' messages to the webhook (secret token header)."""
 
     abstract = not TELEGRAM_SECRET  # the webhook would refuse every update
@@ -186,6 +240,7 @@ class TelegramSender(HttpUser):
     wait_time = between(*THINK)
 
     def on_start(self) -> None:
+        self.pick_host(next(_counter))
         self.user_id = 800_000_000 + random.randrange(100_000_000)
 
     @task
@@ -209,7 +264,7 @@ class TelegramSender(HttpUser):
         )
 
 
-class WhatsAppSender(HttpUser):
+class WhatsAppSender(FailoverUser):
     """Meta delivering customers' messages to the WhatsApp webhook (X-Hub-Signature-256)."""
 
     abstract = not WHATSAPP_APP_SECRET  # the webhook would refuse every body
@@ -217,6 +272,7 @@ class WhatsAppSender(HttpUser):
     wait_time = between(*THINK)
 
     def on_start(self) -> None:
+        self.pick_host(next(_counter))
         self.wa_id = f"48{random.randrange(10**8, 10**9)}"
 
     @task
