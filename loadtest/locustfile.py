@@ -163,7 +163,9 @@ class WebchatVisitor(FailoverUser):
                 headers=self.headers,
                 name="webchat: read the chat",
             )
-            if response.status_code == 200:
+            if response.status_code == 0 or response.status_code >= 500:
+                self.fail_over()
+            elif response.status_code == 200:
                 chat = response.json()
                 self.after = max(self.after, chat["last_id"])
                 if chat["state"] in ("resolved", "bot"):

@@ -15,6 +15,7 @@ import csv
 import os
 import signal
 import subprocess
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -41,6 +42,7 @@ from tests.support.services import POSTGRES_URL, REDIS_URL
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
 VISITORS = 12  # half on each process; every other one asks for a person
+LATE_VISITORS = 4  # after the restart
 QUESTIONS = 1  # FAQ questions per visitor before that
 AGENTS, CAPACITY = 4, 1  # two log in on each process; fewer places than handoffs
 HUMAN = "I want to talk to a human"
@@ -140,6 +142,17 @@ class Run:
             await asyncio.sleep(0.1)
 
 
+_STARTED = [0.0]
+
+
+def _mark(what: str) -> None:
+    """With SUPPORTBOT_TEST_VERBOSE, print how long each phase took (the test's time budget is tight)."""
+    if os.environ.get("SUPPORTBOT_TEST_VERBOSE"):
+        now = time.monotonic()
+        print(f"{what}: {now - (_STARTED[0] or now):.1f} s")
+        _STARTED[0] = now
+
+
 def faq_questions() -> list[str]:
     with (REPO / "eval" / "heldout_test.csv").open(encoding="utf-8", newline="") as file:
         return [row["text"] for row in csv.DictReader(file) if row["intent"] != "oos"]
@@ -226,11 +239,13 @@ async def test_two_processes_one_killed_midway_answer_everything_once(
             encoding="utf-8",
         )
         services = [Service("A", config, tmp_path), Service("B", config, tmp_path)]
+        _mark("start")
         database = Database(url)
         try:
             for service in services:  # together, on the empty database: they migrate it together
                 service.start()
             await asyncio.gather(*(service.healthy() for service in services))
+            _mark("both healthy")
             logins = [f"agent{n}" for n in range(AGENTS)]
             for login in logins:
                 await make_agent(database, login, capacity=CAPACITY)
@@ -257,12 +272,19 @@ async def _serve_and_kill(run: Run, database: Database, logins: list[str]) -> No
             visitors = [asyncio.create_task(visitor(run, n, questions)) for n in range(VISITORS)]
             total = VISITORS * QUESTIONS + VISITORS // 2
             await wait_for(lambda: run.posted >= total // 3, 120, "a third of the messages")
+            _mark("a third sent")
             a.kill()  # mid-way, with requests in flight on A
             killed_at = run.posted
             a.start()
             await a.healthy()
+            _mark("A restarted")
+            # later visitors, on both again: the restarted process serves as before
+            late = range(VISITORS, VISITORS + LATE_VISITORS)
+            visitors += [asyncio.create_task(visitor(run, n, questions)) for n in late]
             await asyncio.gather(*visitors)
+            _mark("visitors done")
             await wait_for(lambda: _all_resolved(database, len(run.handoffs)), 120, "every handoff resolved")
+            _mark("handoffs resolved")
             finished.set()
             worst = await monitor
             await asyncio.gather(*agents)
