@@ -45,6 +45,19 @@ BIN = Path(sys.executable).parent
 PASSWORD = "load-test-password"
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """CPU seconds the whole machine spent busy and in all, so far (every core; Linux /proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values) - idle) / os.sysconf("SC_CLK_TCK"), sum(values) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     import socket
 
@@ -148,8 +161,15 @@ async def audit(url: str) -> dict[str, Any]:
         by_conversation[row.conversation_id].append(row)
     unanswered = answered_twice = questions = 0
     for rows in by_conversation.values():
+        with_people = False  # after the bot's handoff reply, the customer's messages are for people
         for index, row in enumerate(rows):
-            if row.direction != "in" or row.decision is None:
+            if (
+                row.direction == "out"
+                and row.sender == "bot"
+                and (row.decision or {}).get("kind") == "handoff"
+            ):
+                with_people = True
+            if row.direction != "in" or row.decision is None or with_people:
                 continue  # only the bot's turns (not messages for an agent)
             questions += 1
             replies = 0
@@ -278,6 +298,8 @@ def main() -> None:
             "WebchatVisitor",
             *(["AgentUser"] if logins else []),
         ]
+        cpu_before = sum(cpu_seconds(p.popen.pid) for p in processes if p.popen)
+        busy_before, all_before = machine_busy_seconds()
         with (out / "locust.log").open("wb") as log:
             locust = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
             if args.kill_after:
@@ -288,9 +310,19 @@ def main() -> None:
                 processes[0].wait_healthy()
                 summary["restart_seconds"] = round(time.monotonic() - killed, 1)
             locust.wait()
+        busy_after, all_after = machine_busy_seconds()
+        if not args.kill_after:  # a killed process's CPU is gone with it
+            cpu = sum(cpu_seconds(p.popen.pid) for p in processes if p.popen) - cpu_before
+            summary["cpu_seconds_of_supportbot"] = round(cpu, 1)
+        # how busy the machine was, all processes (ours, Locust's, everyone else's): 1.0 = every core busy
+        summary["machine_busy_share"] = round((busy_after - busy_before) / (all_after - all_before), 3)
+        summary["cores"] = os.cpu_count()
         summary["locust"] = locust_stats(prefix)
         time.sleep(3)  # the last replies and assignments of the processes settle
         summary["database"] = asyncio.run(audit(database_url))
+        if "cpu_seconds_of_supportbot" in summary and summary["database"]["customer_messages"]:
+            per = summary["cpu_seconds_of_supportbot"] * 1000 / summary["database"]["customer_messages"]
+            summary["supportbot_cpu_ms_per_customer_message"] = round(per, 1)
     finally:
         for process in processes:
             process.stop()
