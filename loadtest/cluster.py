@@ -256,6 +256,7 @@ def main() -> None:
     )
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--keep", action="store_true", help="keep the database (its URL is in the output)")
     parser.add_argument(
         "--out", type=Path, default=None, help="folder for logs and Locust's CSV (default: temp)"
     )
@@ -349,7 +350,10 @@ def main() -> None:
     finally:
         for process in processes:
             process.stop()
-        asyncio.run(drop_database(args.postgres, name))
+        if args.keep:
+            summary["database_url"] = database_url
+        else:
+            asyncio.run(drop_database(args.postgres, name))
     print(json.dumps(summary, indent=1))
 
 
