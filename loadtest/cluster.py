@@ -139,7 +139,12 @@ async def audit(url: str) -> dict[str, Any]:
         messages = (
             await session.execute(
                 select(
-                    Message.id, Message.conversation_id, Message.direction, Message.sender, Message.decision
+                    Message.id,
+                    Message.conversation_id,
+                    Message.direction,
+                    Message.sender,
+                    Message.decision,
+                    Message.created_at,
                 ).order_by(Message.id)
             )
         ).all()
@@ -161,17 +166,14 @@ async def audit(url: str) -> dict[str, Any]:
     for row in messages:
         by_conversation[row.conversation_id].append(row)
     unanswered = answered_twice = questions = 0
-    for rows in by_conversation.values():
-        with_people = False  # after the bot's handoff reply, the customer's messages are for people
+    handoff_at = {c.id: c.handoff_at for c in conversations}
+    for conversation_id, rows in by_conversation.items():
+        handed_at = handoff_at.get(conversation_id)
         for index, row in enumerate(rows):
-            if (
-                row.direction == "out"
-                and row.sender == "bot"
-                and (row.decision or {}).get("kind") == "handoff"
-            ):
-                with_people = True
-            if row.direction != "in" or row.decision is None or with_people:
-                continue  # only the bot's turns (not messages for an agent)
+            if row.direction != "in" or row.decision is None:
+                continue
+            if handed_at is not None and row.created_at > handed_at:
+                continue  # after the handoff the customer's messages are for people, not the bot
             questions += 1
             replies = 0
             for later in rows[index + 1 :]:
