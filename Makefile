@@ -28,8 +28,8 @@ run: install
 	$(BIN)/supportbot run --host $(HOST) --port $(PORT)
 
 lint: install-dev
-	$(BIN)/ruff check bot tests actions
-	$(BIN)/ruff format --check bot tests actions
+	$(BIN)/ruff check bot tests actions loadtest
+	$(BIN)/ruff format --check bot tests actions loadtest
 
 typecheck: install-dev
 	$(BIN)/mypy bot

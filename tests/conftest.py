@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -28,8 +29,10 @@ def encoder() -> E5Encoder:
 
 @pytest.fixture(scope="session")
 def index_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One index cache for the session, so the demo KB is embedded once."""
-    return tmp_path_factory.mktemp("index")
+    """One index cache for the session, so the demo KB is embedded once (SUPPORTBOT_TEST_INDEX_CACHE: a
+    folder kept between runs, for working on a few test files without embedding the KB each time)."""
+    kept = os.environ.get("SUPPORTBOT_TEST_INDEX_CACHE")
+    return Path(kept) if kept else tmp_path_factory.mktemp("index")
 
 
 @pytest.fixture

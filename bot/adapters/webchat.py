@@ -46,14 +46,26 @@ VISITOR_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
 VISITOR_HEADER = "X-Visitor-Id"
 SETTLE_SECONDS = 10.0  # a message older than this has been committed (ids are taken before commit)
 _VISITOR = re.compile(VISITOR_PATTERN)
-Visitor = Annotated[str, Path(description="The visitor's random id: 16-64 letters, digits, _ or -")]
+# The pattern is published (clients and fuzzers see the format) but checked by the routes, whose 422 says how
+_VISITOR_SCHEMA = {"pattern": VISITOR_PATTERN}
+Visitor = Annotated[
+    str,
+    Path(
+        description="The visitor's random id: 16-64 letters, digits, _ or -",
+        json_schema_extra=_VISITOR_SCHEMA,
+    ),
+]
 After = Annotated[int, Query(ge=0, le=MAX_ID, description="Only messages after this id")]
 Since = Annotated[int | None, Query(ge=0, le=MAX_ID, description="Replay replies after this id")]
 Origin = Annotated[str | None, Header()]
 LastEventId = Annotated[str | None, Header()]
 VisitorHeader = Annotated[
     str | None,
-    Header(alias=VISITOR_HEADER, description="The visitor's random id: 16-64 letters, digits, _ or -"),
+    Header(
+        alias=VISITOR_HEADER,
+        description="The visitor's random id: 16-64 letters, digits, _ or -",
+        json_schema_extra=_VISITOR_SCHEMA,
+    ),
 ]
 
 

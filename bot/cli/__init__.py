@@ -1,4 +1,4 @@
-"""The `supportbot` command line: run, chat, eval, bench, kb, stats, agents, spool (one module per group)."""
+"""The `supportbot` command line: run, chat, eval, bench, kb, stats, agents, spool, doctor (one module per group)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from bot.cli import agents, content, flags, quality, service, spool, stats
+from bot.cli import agents, content, doctor, flags, quality, service, spool, stats
 from bot.cli.context import CommandContext
 from bot.errors import SupportBotError
 
@@ -35,6 +35,7 @@ for command in (
     agents.agents,
     spool.spool,
     flags.flags,
+    doctor.doctor,
 ):
     cli.add_command(command)
 

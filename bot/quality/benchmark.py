@@ -9,6 +9,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from bot.nlu.index import (
     search_index,
 )
 from bot.nlu.matcher import Matcher, index_items, load_thresholds, train_head
-from bot.nlu.threads import limit_blas_threads
+from bot.nlu.threads import limit_blas_threads, single_threaded_worker
 
 _WORDS = (
     "order delivery parcel payment card refund return size account password invoice discount code courier "
@@ -139,19 +140,54 @@ def build_matcher(
     return matcher, elapsed, fresh
 
 
+def bench_messages(matcher: Matcher, messages: int) -> list[str]:
+    """The messages the bench sends: KB questions with their words shuffled (deterministic)."""
+    questions = [q for e in matcher.kb.entries for q in e.questions["en"]]
+    rng = random.Random(3)
+    # paraphrase-like variety: shuffle words so most messages miss the exact-text cache
+    return [
+        " ".join(rng.sample(q.split(), len(q.split())))
+        for q in (rng.choice(questions) for _ in range(messages))
+    ]
+
+
+def model_alone(encoder: Encoder, texts: Sequence[str], workers: int) -> dict[str, Any]:
+    """Embed `texts` one at a time on `workers` threads, as the engine's workers do, with nothing around.
+
+    The model's own ceiling on this machine at this moment, measured in the same run as the engine, so
+    the two figures share the machine's mood (other processes on a shared host move both).
+    """
+    with limit_blas_threads(), ThreadPoolExecutor(workers, initializer=single_threaded_worker) as pool:
+        list(pool.map(lambda text: encoder.encode([text]), texts[:workers]))  # warm every worker's handle
+        started, cpu_started = time.perf_counter(), time.process_time()
+        list(pool.map(lambda text: encoder.encode([text]), texts))
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    return {
+        "model_sentences_per_s": round(len(texts) / elapsed, 1),
+        "model_cpu_ms_per_sentence": round(cpu * 1000 / len(texts), 2),
+        "model_cores_used": round(cpu / elapsed, 2),  # as cores_used: below the workers, others took the rest
+    }
+
+
+def engine_share(engine: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+    """What the engine adds around the model: CPU per message beyond the model's, and its share of the CPU."""
+    around = max(0.0, engine["cpu_ms_per_msg"] - model["model_cpu_ms_per_sentence"])
+    return {
+        "engine_cpu_ms_per_msg": round(around, 2),
+        "engine_share_of_cpu": round(around / engine["cpu_ms_per_msg"], 3)
+        if engine["cpu_ms_per_msg"]
+        else 0.0,
+        "end_to_end_vs_model_alone": round(engine["msgs_per_s"] / model["model_sentences_per_s"], 3),
+    }
+
+
 async def _engine_run(
-    settings: Settings, matcher: Matcher, messages: int, concurrency: int, progress: bool
+    settings: Settings, matcher: Matcher, texts: Sequence[str], concurrency: int, progress: bool
 ) -> dict[str, Any]:
     bot = SupportBot(settings, channels=[_NullChannel()], encoder=matcher.encoder)
     await bot.start(progress=False)
     bot._matcher = matcher  # the synthetic KB, not the configured one
-    questions = [q for e in matcher.kb.entries for q in e.questions["en"]]
-    rng = random.Random(3)
-    # paraphrase-like variety: shuffle words so most messages miss the exact-text cache
-    texts = [
-        " ".join(rng.sample(q.split(), len(q.split())))
-        for q in (rng.choice(questions) for _ in range(messages))
-    ]
+    messages = len(texts)
     run = time.time_ns()
 
     async def send(customer: str, number: int, text: str) -> float:
@@ -216,13 +252,17 @@ def run_bench(
         if settings.database_url.startswith("sqlite"):
             settings = settings.model_copy(deep=True)
             settings.database.url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
-        engine = asyncio.run(_engine_run(settings, matcher, messages, concurrency, progress))
+        texts = bench_messages(matcher, messages)
+        engine = asyncio.run(_engine_run(settings, matcher, texts, concurrency, progress))
+    model = model_alone(encoder, texts, max(1, settings.embedding.workers))
     return {
         "model": encoder.model_id,
         "entries": entries,
         "messages": messages,
         "concurrency": concurrency,
         **engine,
+        **model,  # the same messages through the model alone, in the same run
+        **engine_share(engine, model),
         "search_ms_p50": _percentile(search, 50),
         "index_build_s": round(build_seconds, 2),
         "index_sentences_embedded": embedded,  # 0: every KB sentence came from the cache of an earlier run

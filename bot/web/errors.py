@@ -90,6 +90,9 @@ def errors(*statuses: int, described: Mapping[int, str] | None = None) -> dict[i
     return responses
 
 
+_UNPARSABLE_BODY = "There was an error parsing the body"  # FastAPI's 400 when a body cannot be decoded
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Answer FastAPI's own errors in the API's shapes (see `invalid_request` and `http_error`)."""
     app.add_exception_handler(RequestValidationError, invalid_request)
@@ -107,6 +110,10 @@ async def invalid_request(_: Request, exc: Exception) -> Response:
 async def http_error(request: Request, exc: Exception) -> Response:
     """Under /api/, an unknown path or method also answers in the API's shape ({"detail": {code, message}})."""
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _UNPARSABLE_BODY:
+        # a body that is not even text (invalid UTF-8): answered as any other invalid JSON, a documented 422
+        problem = {"loc": ["body"], "msg": "the body is not valid JSON (UTF-8)", "type": "json_invalid"}
+        return JSONResponse({"detail": [problem]}, status_code=422)
     if request.url.path.startswith("/api/") and isinstance(exc.detail, str):
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
         if code is not None:

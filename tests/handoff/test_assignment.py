@@ -235,3 +235,33 @@ async def test_estimate_comes_from_real_handling_times_and_growth_is_announced(
         "Sorry for the wait. You are number 1 in the queue; about 12 min to go." in channel.sent[-1][1].text
     )
     assert await desk.timers.update_waiting(later + timedelta(hours=1)) == []  # no growth since: nothing new
+
+
+async def test_a_slot_freed_during_a_worker_round_is_given_at_the_moment_it_was_free(bot: SupportBot) -> None:
+    """The worker's round starts at T; a conversation resolved at T+5 s (another process, meanwhile) frees a
+    slot the round then fills: the new assignment starts after the old one ended, never before (it used
+    to carry the round's start, so an agent's history showed more conversations at once than capacity)."""
+    desk = desk_of(bot)
+    start = utcnow()
+    clock = [start]
+    desk.clock = lambda: clock[0]
+    agent = await make_agent(bot.database, "solo", capacity=1, status="online")
+    first = await hand_off(bot, "first")
+    second = await hand_off(bot, "second")
+    assert (await holder(bot, first), await holder(bot, second)) == ("solo", None)
+    flag_sla = desk.timers.flag_sla
+
+    async def resolved_meanwhile(now: datetime) -> None:
+        await flag_sla(now)
+        clock[0] = start + timedelta(seconds=5)
+        await desk.moves.resolve(first, agent.id, "done")
+        clock[0] = start + timedelta(seconds=6)
+
+    desk.timers.flag_sla = resolved_meanwhile  # type: ignore[method-assign]
+    await desk.timers.tick()
+    assert await holder(bot, second) == "solo"
+    async with bot.database.session() as session:
+        ended, started = (
+            await session.execute(select(Assignment.ended_at, Assignment.assigned_at).order_by(Assignment.id))
+        ).all()
+    assert ended.ended_at is not None and started.assigned_at >= ended.ended_at, (ended, started)

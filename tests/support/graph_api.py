@@ -41,6 +41,7 @@ class GraphApiStub:
         self._ids = itertools.count(1)
         self.app = FastAPI()
         self.app.add_api_route("/{version}/{phone_number_id}/messages", self._messages, methods=["POST"])
+        self.app.add_api_route("/{version}/{phone_number_id}", self._phone_number, methods=["GET"])
 
     def reset(self) -> None:
         """Forget every request and canned failure; number wamids from 1 again."""
@@ -60,6 +61,13 @@ class GraphApiStub:
     def reads(self) -> list[str]:
         """Return the wamids we were asked to mark as read."""
         return [r.body["message_id"] for r in self.requests if r.body.get("status") == "read"]
+
+    async def _phone_number(self, version: str, phone_number_id: str, request: Request) -> JSONResponse:
+        """GET /{phone_number_id}: the business number (what `supportbot doctor` reads)."""
+        if request.headers.get("authorization") != f"Bearer {self.access_token}":
+            error = {"message": "Invalid OAuth access token - Cannot parse access token", "code": 190}
+            return JSONResponse({"error": error}, status_code=401)
+        return JSONResponse({"display_phone_number": "+48 500 000 000", "id": phone_number_id})
 
     async def _messages(self, version: str, phone_number_id: str, request: Request) -> JSONResponse:
         body = await request.json()
