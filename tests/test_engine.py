@@ -270,3 +270,12 @@ async def test_nul_characters_are_dropped_not_the_message(bot: SupportBot) -> No
     async with bot.database.session() as session:
         names = (await session.execute(select(Customer.display_name, Customer.username))).all()
     assert ("Anna", "anna") in [tuple(row) for row in names]
+
+
+async def test_a_greeting_with_a_question_gets_the_question_answered(bot: SupportBot) -> None:
+    result = await bot.receive(incoming("privet, gde moi zakaz 12345? uzhe nedelyu zhdu", customer="greeter"))
+    assert result.decision is not None
+    assert result.decision.label == "order_status", result.decision.summary()
+    assert result.decision.reason.endswith("+after_greet")
+    only_hello = await bot.receive(incoming("hello there!", customer="hello"))
+    assert only_hello.decision is not None and only_hello.decision.label == "greet"

@@ -46,7 +46,10 @@ def kb_check(ctx: CommandContext, no_similarity: bool) -> None:
 )
 @pass_context
 def kb_calibrate(ctx: CommandContext, wrong_answer_cost: float | None) -> None:
-    """Pick answer/clarify thresholds by cross-validation over the KB and intents (oos included)."""
+    """Pick thresholds by cross-validation over the KB and intents plus the generic out-of-scope set.
+
+    Degenerate results ("refuse all", "answer all") are replaced by the model's defaults, with a warning.
+    """
     from bot.nlu.matcher import Matcher
 
     settings = ctx.settings
@@ -54,6 +57,16 @@ def kb_calibrate(ctx: CommandContext, wrong_answer_cost: float | None) -> None:
         raise click.UsageError("policy.calibration_file is empty in the config: nowhere to write")
     data = Matcher.load(settings, calibrate=False).calibrate(wrong_answer_cost)
     path = settings.resolve(settings.policy.calibration_file)
+    for warning in data.get("warnings") or []:
+        click.echo(f"warning: {warning}", err=True)
+    expected = data["expected"]
+    oos = expected["oos_recall"]
+    click.echo(
+        f"expected live: answers {expected['answer_rate']:.0%} of covered questions directly, "
+        f"{expected['answer_precision']:.0%} of answers right, "
+        + ("no out-of-scope evidence" if oos is None else f"declines {oos:.0%} of what it has no entry for"),
+        err=True,
+    )
     click.echo(json.dumps({**data, "file": str(path)}, ensure_ascii=False))
 
 
