@@ -26,8 +26,10 @@ def kb_check(ctx: CommandContext, no_similarity: bool) -> None:
     from bot.content.check import check_content, similarity_warnings
 
     report = check_content(ctx.settings)
+    expected = ""
     if not report.problems and not no_similarity:
-        report.warnings.extend(similarity_warnings(ctx.settings))
+        found, expected = similarity_warnings(ctx.settings)
+        report.warnings.extend(found)
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
     for problem in report.problems:
@@ -36,6 +38,8 @@ def kb_check(ctx: CommandContext, no_similarity: bool) -> None:
         click.echo(f"{len(report.problems)} problem(s) found", err=True)
         sys.exit(1)
     click.echo(f"ok: {report.entries} KB entries, {report.intents} intents, {report.examples} examples")
+    if expected:
+        click.echo(f"expected live (calibration on this content): {expected}")
 
 
 @kb.command("calibrate")

@@ -60,11 +60,11 @@ def check_content(settings: Settings) -> ContentReport:
     return report
 
 
-def similarity_warnings(settings: Settings) -> list[str]:
+def similarity_warnings(settings: Settings) -> tuple[list[str], str]:
     """Warn about confusable entries and about what calibration expects (needs the encoder and index).
 
     Runs the calibration a deployment runs (without writing it): entries whose held-out questions land
-    on another entry, a degenerate result replaced by the defaults, and the figures to expect live.
+    on another entry and a degenerate result replaced by the defaults; plus the figures to expect live.
     """
     from bot.nlu.calibration import confusable_entries
     from bot.nlu.matcher import Matcher
@@ -82,5 +82,4 @@ def similarity_warnings(settings: Settings) -> list[str]:
             "merge them or make the questions more distinct"
         )
     warnings += [w for w in found.warnings if w.startswith("calibration:")]
-    warnings.append(f"calibration: expected live: {found.expected.summary()}")
-    return warnings
+    return warnings, found.expected.summary()

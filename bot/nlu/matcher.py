@@ -158,6 +158,8 @@ class Matcher:
         matcher = cls.of_content(settings, kb, intents, encoder, progress)
         if calibrate and settings.policy.auto_calibrate and matcher.calibration_is_stale():
             matcher.calibrate()
+        elif calibrate:
+            thresholds.log_stored_warnings(settings)
         return matcher
 
     @classmethod

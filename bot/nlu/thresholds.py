@@ -201,6 +201,13 @@ def read_calibration(settings: Settings) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def log_stored_warnings(settings: Settings) -> None:
+    """Repeat the calibration file's warnings in the log (a start that did not recalibrate)."""
+    data = read_calibration(settings)
+    for warning in (data or {}).get("warnings") or []:
+        log.warning("%s", warning)
+
+
 def is_stale(matcher: Matcher) -> bool:
     """True when the calibration file is missing or was measured on other content or another model."""
     if matcher.settings.policy.calibration_file is None:
