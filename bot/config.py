@@ -149,7 +149,7 @@ class WhatsAppSettings(BaseModel):
 class WebchatSettings(BaseModel):
     enabled: bool = True
     rate_limit_per_minute: int = Field(default=30, ge=1)  # per visitor; more get 429
-    # per client address (all its visitor ids together); 0 = off (behind a proxy, see README)
+    # per client address (all its visitor ids together); 0 = off (behind a proxy, see docs/operations.md)
     rate_limit_per_address_per_minute: int = Field(default=0, ge=0)
     allowed_origins: list[str] = []  # other sites that embed the widget (CORS); "*" = any; empty = same site
     poll_seconds: float = Field(default=2.0, gt=0)  # a visitor's stream also re-reads the database this often

@@ -7,30 +7,30 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.actions.outcome import ACTION_PAYLOAD, ACTIVE_LOOP, failure_reply
+from bot.actions.outcome import failure_reply
 from bot.actions.runner import ActionRunner
-from bot.actions.turn import ActionRequest, PendingAction, prepare_action, run_actions
+from bot.actions.turn import PendingAction, prepare_action, run_actions
 from bot.config import Settings
-from bot.content.knowledge import KBEntry
 from bot.delivery.outbox import Claimed, lease_end
 from bot.handoff.base import Handoff
 from bot.handoff.context import build_context
 from bot.insights import csat
-from bot.messages import START_PAYLOAD, Button, IncomingMessage, OutgoingReply
+from bot.messages import IncomingMessage, OutgoingReply
 from bot.nlu.batching import UnderstandingBatcher
 from bot.nlu.language import choose_language
 from bot.nlu.matcher import Matcher
 from bot.nlu.policy import Decision
-from bot.phrases import PHRASES, phrase
+from bot.phrases import phrase
 from bot.states import HUMAN_STATES, State
 from bot.storage.database import Database
-from bot.storage.models import Conversation, Customer, Message
+from bot.storage.models import Conversation, Customer, Message, as_utc
 from bot.storage.repositories import ConversationRepository, MessageRepository
+from bot.turn_plan import BOT_PAYLOAD, Plan, TurnPlanner, handoff_reply, typed_action_button
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,6 @@ UNDERSTANDING_TIMED_OUT = "bot_timeout"  # ... or had no decision within policy.
 # the handoff reasons when a custom action failed (actions.on_failure: handoff), or asked for a person
 ACTION_FAILED = "action_failed"
 ACTION_HANDOFF = "action_handoff"
-HUMAN_PAYLOAD = "human"
-BOT_PAYLOAD = "bot"
-ENTRY_PAYLOAD = "entry:"
-FEEDBACK_PAYLOAD = "fb:"
-READABLE_ATTACHMENTS = frozenset({"photo", "document", "voice", "audio", "video", "location", "contact"})
 
 
 @dataclass
@@ -58,19 +53,6 @@ class TurnResult:
     edited: bool = False
     claimed: list[Claimed] = field(default_factory=list)  # replies leased to this process to send now
     pending: PendingAction | None = None  # a custom action to run once the message is committed
-
-
-@dataclass
-class _Plan:
-    replies: list[OutgoingReply] = field(default_factory=list)
-    handoff_reason: str | None = None
-    back_to_bot: bool = False
-    miss: bool = False
-    reset_misses: bool = False
-    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    action: ActionRequest | None = None  # a custom action answers (bot/actions)
-    early_replies: list[OutgoingReply] = field(default_factory=list)  # stored before a handoff (on the card)
-    card: dict[str, Any] | None = None  # extra for the agent's context card
 
 
 class ConversationEngine:
@@ -97,6 +79,7 @@ class ConversationEngine:
         # Does this process send on that channel? Then a turn leases its replies to it at once.
         self._sends_on = sends_on
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._planner = TurnPlanner(settings, matcher, actions)
 
     def _lock_for(self, message: IncomingMessage) -> asyncio.Lock:
         key = (message.channel, message.customer_id)
@@ -113,7 +96,7 @@ class ConversationEngine:
         are stored (in the outbox) in the same transaction as the message, before anything sends them.
         """
         deadline = asyncio.get_running_loop().time() + self.settings.policy.understanding_timeout_seconds
-        message = _typed_action_button(message)
+        message = typed_action_button(message)
         understanding = None if message.edited else self._start_understanding(message)
         try:
             async with self._lock_for(message):
@@ -185,7 +168,7 @@ class ConversationEngine:
                 assert stored is not None
                 await self.handoff.customer_message(session, conversation, stored)
                 return TurnResult(conversation.id, conversation.state)
-            plan = _Plan(handoff_reason=reason)
+            plan = Plan(handoff_reason=reason)
             return await self._carry_out(
                 session, customer, conversation, inbound, message, None, language, None, plan
             )
@@ -200,7 +183,7 @@ class ConversationEngine:
         """Store another bot's turns that are newer than this conversation's last stored message."""
         messages = MessageRepository(session)
         stored = await messages.transcript(conversation.id, limit=1)
-        since = _as_utc(stored[-1].created_at) if stored else None
+        since = as_utc(stored[-1].created_at) if stored else None
         for n, (sender, text, at) in enumerate(history):
             if since is not None and at <= since:
                 continue
@@ -291,7 +274,7 @@ class ConversationEngine:
         """Plan and store the bot's answer to the stored message `inbound` (its id; `summary` its decision)."""
         conversations = ConversationRepository(session)
         if conversation.state in HUMAN_STATES:
-            plan = self._plan_human_state(conversation, message, decision, language)
+            plan = self._planner.human_state(conversation, message, decision, language)
             if not plan.back_to_bot:
                 stored = await session.get(Message, inbound)
                 assert stored is not None
@@ -299,7 +282,7 @@ class ConversationEngine:
                 if plan.handoff_reason is None:
                     return TurnResult(conversation.id, conversation.state, decision)
         else:
-            plan = self._plan_bot_state(conversation, message, decision, language)
+            plan = self._planner.bot_state(conversation, message, decision, language)
         for kind, data in plan.events:
             await conversations.add_event(conversation.id, kind, "customer", data)
         if plan.action is not None:  # the turn ends here: the action runs once the message is committed
@@ -331,7 +314,7 @@ class ConversationEngine:
         decision: Decision | None,
         language: str,
         summary: dict[str, Any] | None,
-        plan: _Plan,
+        plan: Plan,
     ) -> TurnResult:
         """Store the planned replies (and hand off, leave the queue, count misses) for the message `inbound`."""
         conversations = ConversationRepository(session)
@@ -397,7 +380,7 @@ class ConversationEngine:
             if outcome.ran:
                 conversation.slots = outcome.slots or None
             card = outcome.card()
-            plan = _Plan(card={"action": card}, early_replies=outcome.replies)
+            plan = Plan(card={"action": card}, early_replies=outcome.replies)
             if outcome.failure is not None:
                 if self.settings.actions.failure_policy(outcome.failed_action or pending.action) == "reply":
                     plan.replies.append(failure_reply(pending.fallback_answer, pending.language))
@@ -443,134 +426,6 @@ class ConversationEngine:
             if lease:
                 result.claimed.append(Claimed.of(row_id, conversation, customer.external_id, reply))
 
-    def _plan_human_state(
-        self, conversation: Conversation, message: IncomingMessage, decision: Decision | None, language: str
-    ) -> _Plan:
-        plan = _Plan()
-        wants_bot = message.payload == BOT_PAYLOAD or (
-            decision is not None and decision.kind == "respond" and decision.label == "back_to_bot"
-        )
-        if wants_bot and conversation.state == State.WAITING:
-            plan.back_to_bot = True
-            plan.replies.append(OutgoingReply(phrase("back_to_bot", language)))
-        return plan
-
-    def _plan_bot_state(
-        self, conversation: Conversation, message: IncomingMessage, decision: Decision | None, language: str
-    ) -> _Plan:
-        plan = _Plan()
-        matcher = self._matcher()
-        default = self.settings.kb.default_language
-        payload = message.payload or ""
-        if payload == START_PAYLOAD:
-            buttons = [
-                Button(entry.title_in(language, default)[:64], f"{ENTRY_PAYLOAD}{entry.id}")
-                for entry in matcher.kb.top_topics()
-            ]
-            buttons.append(Button(phrase("offer_human", language), HUMAN_PAYLOAD))
-            plan.replies.append(OutgoingReply(phrase("greet", language), tuple(buttons)))
-        elif payload == HUMAN_PAYLOAD:
-            plan.handoff_reason = "human_button"
-        elif payload.startswith(ENTRY_PAYLOAD) and matcher.kb.get(payload[len(ENTRY_PAYLOAD) :]):
-            entry = matcher.kb.get(payload[len(ENTRY_PAYLOAD) :])
-            assert entry is not None
-            self._answer_entry(plan, entry, language)
-            plan.reset_misses = True
-            plan.events.append(("clarification_chosen", {"entry": entry.id}))
-        elif payload.startswith(ACTION_PAYLOAD):  # an action's button: "/name" runs that action
-            plan.action = self._action_named(payload[len(ACTION_PAYLOAD) :].lstrip("/"))
-        elif payload.startswith(FEEDBACK_PAYLOAD):
-            _, vote, entry_id = [*payload.split(":", 2), "", ""][:3]
-            plan.events.append(("answer_feedback", {"vote": vote, "entry": entry_id}))
-            plan.replies.append(OutgoingReply(phrase("feedback_thanks", language)))
-            if vote == "down":
-                plan.replies[-1] = OutgoingReply(
-                    phrase("answer_then_human", language),
-                    (Button(phrase("offer_human", language), HUMAN_PAYLOAD),),
-                )
-        elif decision is None:
-            plan.replies.append(self._no_text_reply(message, language))
-        elif decision.kind == "handoff":
-            plan.handoff_reason = decision.label or decision.reason
-        elif decision.kind in ("fallback", "clarify") and (conversation.slots or {}).get(ACTIVE_LOOP):
-            loop = str((conversation.slots or {})[ACTIVE_LOOP])  # the action asked for what this may be
-            plan.action = ActionRequest(loop, loop)
-        elif decision.kind == "answer" and decision.label and matcher.kb.get(decision.label):
-            entry = matcher.kb.get(decision.label)
-            assert entry is not None
-            self._answer_entry(plan, entry, language)
-            plan.reset_misses = True
-        elif decision.kind == "clarify":
-            buttons = [
-                Button(entry.title_in(language, default)[:64], f"{ENTRY_PAYLOAD}{entry.id}")
-                for entry in (matcher.kb.get(option) for option in decision.options)
-                if entry is not None
-            ]
-            buttons.append(Button(phrase("offer_human", language), HUMAN_PAYLOAD))
-            plan.replies.append(OutgoingReply(phrase("clarify", language), tuple(buttons)))
-            plan.reset_misses = True
-        elif decision.kind == "respond" and decision.label in self._intent_actions():
-            plan.action = ActionRequest(self._intent_actions()[decision.label], decision.label)
-        elif decision.kind == "respond" and decision.label in PHRASES:
-            plan.replies.append(OutgoingReply(phrase(decision.label, language)))
-            plan.reset_misses = True
-        else:
-            key = decision.reason if decision.reason in ("empty", "no_text") else "fallback"
-            offer: tuple[Button, ...] = ()
-            if key == "fallback":
-                offer = (Button(phrase("offer_human", language), HUMAN_PAYLOAD),)
-            plan.replies.append(OutgoingReply(phrase(key, language), offer))
-            plan.miss = key == "fallback"
-        return plan
-
-    def _answer_entry(self, plan: _Plan, entry: KBEntry, language: str) -> None:
-        """Answer with the entry's custom action when it names one and actions run, else with its text."""
-        default = self.settings.kb.default_language
-        if entry.action and (self.actions is not None or not entry.answer):
-            fallback = entry.answer_in(language, default) if entry.answer else None
-            plan.action = ActionRequest(entry.action, entry.id, fallback)
-        else:
-            plan.replies.append(self._answer(entry, language))
-
-    def _intent_actions(self) -> dict[str, str]:
-        """Return the intents answered by a custom action (intents.actions other than respond/handoff)."""
-        return {k: v for k, v in self.settings.intents.actions.items() if v not in ("respond", "handoff")}
-
-    def _action_named(self, name: str) -> ActionRequest:
-        """Return what an action button's "/name" runs: the action of that intent or entry, or that action."""
-        name = name.split("{", 1)[0].strip()
-        entry = self._matcher().kb.get(name)
-        if entry is not None and entry.action:
-            return ActionRequest(entry.action, entry.id)
-        return ActionRequest(self._intent_actions().get(name, name), name)
-
-    def _no_text_reply(self, message: IncomingMessage, language: str) -> OutgoingReply:
-        kinds = [a.kind for a in message.attachments]
-        if kinds and all(kind in READABLE_ATTACHMENTS for kind in kinds):
-            return OutgoingReply(phrase("attachment_received", language, kind=", ".join(kinds)))
-        if kinds:
-            return OutgoingReply(phrase("unsupported", language))
-        if message.payload:  # a button we no longer know (old message): read as a miss, not an error
-            return OutgoingReply(
-                phrase("fallback", language), (Button(phrase("offer_human", language), HUMAN_PAYLOAD),)
-            )
-        return OutgoingReply(phrase("empty", language))
-
-    def _answer(self, entry: KBEntry, language: str) -> OutgoingReply:
-        text = entry.answer_in(language, self.settings.kb.default_language)
-        if entry.handoff:
-            return OutgoingReply(
-                f"{text}\n\n{phrase('answer_then_human', language)}",
-                (Button(phrase("offer_human", language), HUMAN_PAYLOAD),),
-            )
-        return OutgoingReply(
-            text,
-            (
-                Button("👍", f"{FEEDBACK_PAYLOAD}up:{entry.id}"),
-                Button("👎", f"{FEEDBACK_PAYLOAD}down:{entry.id}"),
-            ),
-        )
-
     async def _hand_off(
         self,
         session: Any,
@@ -589,26 +444,4 @@ class ConversationEngine:
         if card:
             context.update(card)
         ticket = await self.handoff.enqueue(session, conversation, context, reason)
-        key = "handoff_after_misses" if reason == "repeated_misses" else "handoff"
-        text = phrase(key, language, position=ticket.position)
-        if key == "handoff_after_misses":
-            text = f"{text} {phrase('handoff', language, position=ticket.position)}"
-        if ticket.notice:  # the estimated wait, or when agents are back
-            text = f"{text} {ticket.notice}"
-        return OutgoingReply(text, (Button(_cancel_title(language), BOT_PAYLOAD),))
-
-
-def _as_utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment  # SQLite hands back naive UTC
-
-
-def _typed_action_button(message: IncomingMessage) -> IncomingMessage:
-    """An action's button whose payload is text (not "/action") reads as if the customer typed it."""
-    payload = message.payload or ""
-    if payload.startswith(ACTION_PAYLOAD) and not payload[len(ACTION_PAYLOAD) :].startswith("/"):
-        return replace(message, text=payload[len(ACTION_PAYLOAD) :], payload=None)
-    return message
-
-
-def _cancel_title(language: str) -> str:
-    return {"ru": "Отмена", "uk": "Скасувати", "pl": "Anuluj"}.get(language, "Cancel")
+        return handoff_reply(ticket, reason, language)

@@ -53,7 +53,7 @@ class Inbox:
     # database outage) come back through Channel.replay.
     spool: WebhookSpool
     # For channels that serve the chat themselves (the web chat): what the customer sees of their chat.
-    # Args: channel, customer id, messages after this id (None: none, just the state). See bot/chat_view.py.
+    # Args: channel, customer id, messages after this id (None: none, just the state). See bot/storage/chat_view.py.
     chat_view: Callable[[str, str, int | None], Awaitable[dict[str, Any]]] | None = None
     # Rate limits shared with the rest of the service (in-process, or across processes via Redis):
     # None: the adapter counts on its own.

@@ -19,27 +19,34 @@ from collections.abc import Awaitable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
-from telegram.constants import ParseMode
-from telegram.error import (
-    BadRequest,
-    ChatMigrated,
-    EndPointNotFound,
-    Forbidden,
-    InvalidToken,
-    RetryAfter,
-    TelegramError,
-)
-from telegram.ext import (
-    Application,
-    BaseHandler,
-    CallbackQueryHandler,
-    ChatMemberHandler,
-    ContextTypes,
-    MessageHandler,
-    filters,
-)
-from telegram.warnings import PTBDeprecationWarning
+try:  # an optional extra, [ptb]: `supportbot run` and its Telegram channel (aiogram) do without it
+    from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+    from telegram.constants import ParseMode
+    from telegram.error import (
+        BadRequest,
+        ChatMigrated,
+        EndPointNotFound,
+        Forbidden,
+        InvalidToken,
+        RetryAfter,
+        TelegramError,
+    )
+    from telegram.ext import (
+        Application,
+        BaseHandler,
+        CallbackQueryHandler,
+        ChatMemberHandler,
+        ContextTypes,
+        MessageHandler,
+        filters,
+    )
+    from telegram.warnings import PTBDeprecationWarning
+except ImportError as exc:
+    if not (exc.name or "").startswith("telegram"):
+        raise
+    raise ImportError(
+        "bot.adapters.telegram_ptb needs python-telegram-bot: pip install 'supportbot[ptb]'", name=exc.name
+    ) from exc
 
 from bot.adapters.telegram_base import ChatUnavailable, Keyboard, TelegramChannelBase
 from bot.adapters.webhook import RETRY_DELAYS

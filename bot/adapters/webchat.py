@@ -8,7 +8,7 @@ The visitor id is chosen by the browser (a random string of 16-64 letters, digit
 localStorage) and is the only key to the chat, so it must not be guessable; it travels in the
 X-Visitor-Id header, never in a URL (the older /api/v1/webchat/{visitor_id}/... routes remain, deprecated).
 Messages are rate-limited per visitor (and optionally per client address) by the service's limiter, which
-Redis makes shared across processes (bot/ratelimit.py). Replies the outbox hands to
+Redis makes shared across processes (bot/web/ratelimit.py). Replies the outbox hands to
 `send` wake the visitor's stream; the stream itself reads from the stored messages (`Inbox.chat_view`), so
 a reply sent while no stream was connected is replayed with `?since=` (or the `Last-Event-ID` the browser's
 EventSource sends when it reconnects), and streams in other processes pick it up within `poll_seconds`.

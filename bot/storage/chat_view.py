@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.handoff.agents import iso
 from bot.handoff.queue import queue_position
@@ -43,25 +44,7 @@ async def chat_view(
         if customer is None:
             return view
         conversation_ids = select(Conversation.id).where(Conversation.customer_id == customer.id)
-        current = (
-            (
-                await session.execute(
-                    select(Conversation)
-                    .where(Conversation.customer_id == customer.id)
-                    .order_by(Conversation.id.desc())
-                    .limit(1)
-                )
-            )
-            .scalars()
-            .first()
-        )
-        if current is not None:
-            view["state"] = current.state
-            if current.state == State.WAITING and current.assigned_agent_id is None:
-                view["queue_position"] = await queue_position(session, current)
-            if current.state == State.WITH_AGENT and current.assigned_agent_id is not None:
-                agent = await session.get(Agent, current.assigned_agent_id)
-                view["agent"] = agent.name if agent is not None else None
+        view.update(await _standing(session, customer))
         view["last_id"] = int(
             (
                 await session.execute(
@@ -70,45 +53,76 @@ async def chat_view(
             ).scalar_one()
             or 0
         )
-        if after is None:
-            return view
-        rows = (
-            (
-                await session.execute(
-                    select(Message)
-                    .where(
-                        Message.conversation_id.in_(conversation_ids),
-                        Message.id > after,
-                        Message.status != "failed",
-                    )
-                    .order_by(Message.id)
-                    .limit(limit)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        names: dict[int, str] = {}
-        agent_ids = {row.agent_id for row in rows if row.agent_id}
-        if agent_ids:
-            names = {
-                agent.id: agent.name
-                for agent in (await session.execute(select(Agent).where(Agent.id.in_(agent_ids)))).scalars()
-            }
-        view["messages"] = [
-            {
-                "id": row.id,
-                "direction": row.direction,
-                "sender": row.sender,
-                "agent": names.get(row.agent_id) if row.agent_id else None,
-                "text": row.text,
-                "buttons": [
-                    {"title": str(b.get("title", "")), "payload": str(b.get("payload", ""))}
-                    for b in row.buttons or []
-                ],
-                "attachments": [a.get("kind") for a in row.attachments or []],
-                "at": iso(row.created_at),
-            }
-            for row in rows
-        ]
+        if after is not None:
+            view["messages"] = await _messages(session, conversation_ids, after, limit)
     return view
+
+
+async def _standing(session: AsyncSession, customer: Customer) -> dict[str, Any]:
+    """Where the customer's latest conversation stands: its state, queue position and agent."""
+    current = (
+        (
+            await session.execute(
+                select(Conversation)
+                .where(Conversation.customer_id == customer.id)
+                .order_by(Conversation.id.desc())
+                .limit(1)
+            )
+        )
+        .scalars()
+        .first()
+    )
+    if current is None:
+        return {}
+    standing: dict[str, Any] = {"state": current.state}
+    if current.state == State.WAITING and current.assigned_agent_id is None:
+        standing["queue_position"] = await queue_position(session, current)
+    if current.state == State.WITH_AGENT and current.assigned_agent_id is not None:
+        agent = await session.get(Agent, current.assigned_agent_id)
+        standing["agent"] = agent.name if agent is not None else None
+    return standing
+
+
+async def _messages(
+    session: AsyncSession, conversation_ids: Select[Any], after: int, limit: int
+) -> list[dict[str, Any]]:
+    """The customer's messages after id `after`, both directions, oldest first; failed ones left out."""
+    rows = (
+        (
+            await session.execute(
+                select(Message)
+                .where(
+                    Message.conversation_id.in_(conversation_ids),
+                    Message.id > after,
+                    Message.status != "failed",
+                )
+                .order_by(Message.id)
+                .limit(limit)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    names: dict[int, str] = {}
+    agent_ids = {row.agent_id for row in rows if row.agent_id}
+    if agent_ids:
+        names = {
+            agent.id: agent.name
+            for agent in (await session.execute(select(Agent).where(Agent.id.in_(agent_ids)))).scalars()
+        }
+    return [
+        {
+            "id": row.id,
+            "direction": row.direction,
+            "sender": row.sender,
+            "agent": names.get(row.agent_id) if row.agent_id else None,
+            "text": row.text,
+            "buttons": [
+                {"title": str(b.get("title", "")), "payload": str(b.get("payload", ""))}
+                for b in row.buttons or []
+            ],
+            "attachments": [a.get("kind") for a in row.attachments or []],
+            "at": iso(row.created_at),
+        }
+        for row in rows
+    ]

@@ -83,7 +83,7 @@ async def healthz(bot: BotDep) -> JSONResponse:
         async with bot.database.session() as session:
             await session.execute(text("SELECT 1"))
         checks["database"] = "ok"
-        # webhook bodies acknowledged but not processed yet, and those given up (see README)
+        # webhook bodies acknowledged but not processed yet, and those given up (docs/operations.md)
         counts = await bot.spool.counts()
         checks["spool"] = {"waiting": counts.waiting, "failed": counts.failed}
     except Exception as exc:
