@@ -90,7 +90,9 @@ def test_run_serves_healthz(tmp_path: Path, index_cache: Path) -> None:
         assert body["status"] == "ok" and body["database"] == "ok" and body["kb_entries"] >= 40
         calibration = body["calibration"]  # calibrated at start: what to expect live
         assert calibration["state"] == "calibrated", calibration
-        assert calibration["expected"]["answer_precision"] > 0.8 and calibration["expected"]["oos_recall"] > 0.5
+        assert (
+            calibration["expected"]["answer_precision"] > 0.8 and calibration["expected"]["oos_recall"] > 0.5
+        )
     finally:
         process.terminate()
         process.wait(timeout=30)
