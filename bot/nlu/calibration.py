@@ -225,9 +225,7 @@ def generic_share_for(editor_oos_examples: int) -> float:
     """How much of the out-of-scope weight the bundled generic set gets beside the editor's examples.
 
     The editor's own examples describe this business's near misses best: the generic set takes all of it
-    when the editor wrote none, and none from a hundred examples on. (A floor of 10% for the generic set
-    cost the development sets' full KB 0.03 and 0.017 of out-of-scope recall: its messages are easier to
-    refuse than the near misses an editor writes, so they made the search answer more.)
+    when the editor wrote none, and none from a hundred examples on.
     """
     return max(0.0, 1.0 - editor_oos_examples / 100)
 

@@ -48,16 +48,17 @@ def test_the_bundled_generic_set_covers_four_languages() -> None:
     assert all(count >= 100 for count in counts.values()), counts
 
 
-def test_answers_are_indexed_as_evidence_never_as_questions() -> None:
-    kb = KnowledgeBase(
-        [KBEntry("refund", {"en": ["How do I get a refund?"]}, {"en": "Refunds take 5 days."})]
-    )
+def test_answers_are_evidence_for_thin_entries_never_questions() -> None:
+    thin = KBEntry("refund", {"en": ["How do I get a refund?"]}, {"en": "Refunds take 5 days."})
+    kb = KnowledgeBase([thin])
     items = index_items(kb, IntentSet())
     assert [(i.text, i.evidence) for i in items] == [
         ("How do I get a refund?", False),
         ("Refunds take 5 days.", True),
     ]
     assert [i.evidence for i in index_items(kb, IntentSet(), answers=False)] == [False]
+    rich = KBEntry("e", {"en": ["a?", "b?"], "ru": ["в?"]}, {"en": "an answer"})
+    assert not any(i.evidence for i in index_items(KnowledgeBase([rich]), IntentSet()))
 
 
 def test_shape_warnings_name_thin_entries_and_missing_out_of_scope_examples() -> None:
