@@ -267,8 +267,13 @@ def search_thresholds(
     scored = [r for r in records if r.candidates]
     if not scored:
         return base, 0.0
-    f = _features(scored, intent_actions)
     weights = record_weights(scored, oos_share, generic_share)
+    if not weights.any():
+        return base, 0.0
+    # records that weigh nothing must not move the grid either (its levels are quantiles of the scores)
+    scored = [r for r, w in zip(scored, weights, strict=True) if w > 0]
+    weights = weights[weights > 0]
+    f = _features(scored, intent_actions)
     s1 = f["s1"]
     sims = f["sim1"]
     # answer and clarify thresholds both from the score quantiles (clarify <= answer), so the
