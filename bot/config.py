@@ -118,6 +118,10 @@ class PolicySettings(BaseModel):
     # share of questions the KB does not cover that the bot should expect (rarer oos examples weigh more).
     wrong_answer_cost: float = Field(default=2.0, gt=0)
     oos_share: float = Field(default=0.2, ge=0.0, le=0.9)
+    # calibration also weighs the bundled generic out-of-scope set (bot/nlu/out_of_scope/), beside intents/
+    default_oos: bool = True
+    # entries' answers are indexed as evidence for them (an entry with one question stays learnable)
+    answer_evidence: bool = True
 
 
 class ServerSettings(BaseModel):

@@ -50,6 +50,7 @@ def test_kb_check_passes_on_demo_content() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("ok:")
+    assert "expected live (calibration on this content): answers" in done.stdout
 
 
 def test_missing_config_is_a_clear_error(tmp_path: Path) -> None:
@@ -87,6 +88,11 @@ def test_run_serves_healthz(tmp_path: Path, index_cache: Path) -> None:
             time.sleep(0.3)
         body = response.json()
         assert body["status"] == "ok" and body["database"] == "ok" and body["kb_entries"] >= 40
+        calibration = body["calibration"]  # calibrated at start: what to expect live
+        assert calibration["state"] == "calibrated", calibration
+        assert (
+            calibration["expected"]["answer_precision"] > 0.8 and calibration["expected"]["oos_recall"] > 0.5
+        )
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -270,3 +270,27 @@ async def test_nul_characters_are_dropped_not_the_message(bot: SupportBot) -> No
     async with bot.database.session() as session:
         names = (await session.execute(select(Customer.display_name, Customer.username))).all()
     assert ("Anna", "anna") in [tuple(row) for row in names]
+
+
+async def test_a_greeting_with_a_question_gets_the_question_answered(bot: SupportBot) -> None:
+    result = await bot.receive(incoming("privet, gde moi zakaz 12345? uzhe nedelyu zhdu", customer="greeter"))
+    assert result.decision is not None
+    assert result.decision.label == "order_status", result.decision.summary()
+    only_hello = await bot.receive(incoming("hello there!", customer="hello"))
+    assert only_hello.decision is not None and only_hello.decision.label == "greet"
+
+
+async def test_small_talk_around_a_question_is_looked_past(bot: SupportBot) -> None:
+    from bot.nlu.policy import Decision
+
+    matcher = bot.matcher()
+    greeted = Decision("respond", "greet", 0.9, "intent")
+    for text, entry in (
+        ("Hi there! How long does delivery take?", "delivery_time"),
+        ("Dzień dobry, jak długo trwa dostawa?", "delivery_time"),
+        ("Спасибо! А как отменить заказ?", "order_cancel"),
+    ):
+        decision = matcher._beyond_small_talk(text, greeted)
+        assert decision.label == entry, (text, decision.summary())
+        assert decision.reason.endswith("+after_greet")
+    assert matcher._beyond_small_talk("hello hello hello", greeted) is greeted

@@ -26,8 +26,10 @@ def kb_check(ctx: CommandContext, no_similarity: bool) -> None:
     from bot.content.check import check_content, similarity_warnings
 
     report = check_content(ctx.settings)
+    expected = ""
     if not report.problems and not no_similarity:
-        report.warnings.extend(similarity_warnings(ctx.settings))
+        found, expected = similarity_warnings(ctx.settings)
+        report.warnings.extend(found)
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
     for problem in report.problems:
@@ -36,6 +38,8 @@ def kb_check(ctx: CommandContext, no_similarity: bool) -> None:
         click.echo(f"{len(report.problems)} problem(s) found", err=True)
         sys.exit(1)
     click.echo(f"ok: {report.entries} KB entries, {report.intents} intents, {report.examples} examples")
+    if expected:
+        click.echo(f"expected live (calibration on this content): {expected}")
 
 
 @kb.command("calibrate")
@@ -46,7 +50,10 @@ def kb_check(ctx: CommandContext, no_similarity: bool) -> None:
 )
 @pass_context
 def kb_calibrate(ctx: CommandContext, wrong_answer_cost: float | None) -> None:
-    """Pick answer/clarify thresholds by cross-validation over the KB and intents (oos included)."""
+    """Pick thresholds by cross-validation over the KB and intents plus the generic out-of-scope set.
+
+    Degenerate results ("refuse all", "answer all") are replaced by the model's defaults, with a warning.
+    """
     from bot.nlu.matcher import Matcher
 
     settings = ctx.settings
@@ -54,6 +61,16 @@ def kb_calibrate(ctx: CommandContext, wrong_answer_cost: float | None) -> None:
         raise click.UsageError("policy.calibration_file is empty in the config: nowhere to write")
     data = Matcher.load(settings, calibrate=False).calibrate(wrong_answer_cost)
     path = settings.resolve(settings.policy.calibration_file)
+    for warning in data.get("warnings") or []:
+        click.echo(f"warning: {warning}", err=True)
+    expected = data["expected"]
+    oos = expected["oos_recall"]
+    click.echo(
+        f"expected live: answers {expected['answer_rate']:.0%} of covered questions directly, "
+        f"{expected['answer_precision']:.0%} of answers right, "
+        + ("no out-of-scope evidence" if oos is None else f"declines {oos:.0%} of what it has no entry for"),
+        err=True,
+    )
     click.echo(json.dumps({**data, "file": str(path)}, ensure_ascii=False))
 
 

@@ -33,6 +33,17 @@ from bot.cli.context import CommandContext, pass_context
     help="Share of out-of-scope traffic the thresholds are calibrated for (rarer oos examples are weighted up; "
     "default: policy.oos_share, 0.2).",
 )
+@click.option(
+    "--shots",
+    type=click.IntRange(min=1),
+    help="Keep K questions per entry: a seeded sample of K training examples per intent (--train/--clinc; "
+    "then no validation split is used: an editor has none), or the configured KB's first K questions.",
+)
+@click.option("--seed", default=0, show_default=True, help="Seed of the --shots sample.")
+@click.option("--no-oos-train", is_flag=True, help="Drop the out-of-scope training examples (intent oos).")
+@click.option(
+    "--no-default-oos", is_flag=True, help="Leave the bundled generic out-of-scope set out of calibration."
+)
 @pass_context
 def eval_command(
     ctx: CommandContext,
@@ -43,6 +54,10 @@ def eval_command(
     oos_label: str,
     wrong_answer_cost: float | None,
     oos_share: float | None,
+    shots: int | None,
+    seed: int,
+    no_oos_train: bool,
+    no_default_oos: bool,
 ) -> None:
     """Score the intent layer on labelled messages; the last stdout line is one JSON object.
 
@@ -50,7 +65,7 @@ def eval_command(
     cross-validation over the training data, never from the test file; with --val the head's L2 and
     the lexical signal are chosen on it as well.
     """
-    from bot.quality.evaluation import evaluate, load_clinc, load_csv
+    from bot.quality.evaluation import Shape, evaluate, load_clinc, load_csv
 
     if clinc is not None:
         train_rows, val_rows, test_rows = load_clinc(clinc)
@@ -60,8 +75,14 @@ def eval_command(
         val_rows = load_csv(val, oos_label) if val else []
     else:
         raise click.UsageError("give --test FILE (with optional --train/--val) or --clinc FILE")
+    if shots is not None and train_rows:
+        val_rows = []  # an editor with K questions an entry has no labelled validation set either
+    settings = ctx.settings
+    if no_default_oos:
+        settings = settings.model_copy(deep=True)
+        settings.policy.default_oos = False
     result = evaluate(
-        ctx.settings,
+        settings,
         test_rows,
         train_rows or None,
         val_rows or None,
@@ -69,6 +90,7 @@ def eval_command(
         if wrong_answer_cost is None
         else wrong_answer_cost,
         oos_share=ctx.settings.policy.oos_share if oos_share is None else oos_share,
+        shape=Shape(shots, seed, not no_oos_train),
     )
     click.echo(json.dumps(result, ensure_ascii=False))
 

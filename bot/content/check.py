@@ -53,19 +53,27 @@ def check_content(settings: Settings) -> ContentReport:
     action_problems, action_warnings = check_actions(settings, kb, intents)
     report.problems.extend(action_problems)
     report.warnings.extend(action_warnings)
+    if not report.problems:
+        from bot.nlu.thresholds import shape_warnings
+
+        report.warnings.extend(shape_warnings(kb, intents, settings.policy.default_oos))
     return report
 
 
-def similarity_warnings(settings: Settings) -> list[str]:
-    """Warn about KB entries whose questions the model confuses (needs the encoder and index)."""
-    from bot.nlu.calibration import confusable_entries, cross_validate
-    from bot.nlu.matcher import Matcher
+def similarity_warnings(settings: Settings) -> tuple[list[str], str]:
+    """Warn about confusable entries and about what calibration expects (needs the encoder and index).
 
-    matcher = Matcher.load(settings, progress=False, calibrate=False)  # confusions need no thresholds
+    Runs the calibration a deployment runs (without writing it): entries whose held-out questions land
+    on another entry and a degenerate result replaced by the defaults; plus the figures to expect live.
+    """
+    from bot.nlu.calibration import confusable_entries
+    from bot.nlu.matcher import Matcher
+    from bot.nlu.thresholds import measure
+
+    matcher = Matcher.load(settings, progress=False, calibrate=False)
+    found = measure(matcher)
     warnings = []
-    for confusion in confusable_entries(
-        cross_validate(matcher.index, use_head=matcher.head is not None, lexical=matcher.lexical)
-    ):
+    for confusion in confusable_entries([r for r in found.records if r.source != "generic"]):
         first = matcher.kb.get(confusion.first)
         where = first.source if first else ""
         warnings.append(
@@ -73,4 +81,5 @@ def similarity_warnings(settings: Settings) -> list[str]:
             f"{confusion.confused} of {confusion.total} of its questions are closer to {confusion.second!r}; "
             "merge them or make the questions more distinct"
         )
-    return warnings
+    warnings += [w for w in found.warnings if w.startswith("calibration:")]
+    return warnings, found.expected.summary()

@@ -27,6 +27,7 @@ class Record:
     gold: str
     candidates: list[Candidate]
     lang: str | None = None
+    source: str = "kb"  # kb: a KB question; intent: an intent example (the editor's oos too); generic
 
 
 def is_correct(decision: Decision, gold: str) -> bool:
@@ -134,6 +135,7 @@ def _one_split(
         ]
     )
     fold_of = (np.random.default_rng(seed).permutation(len(groups)) % folds)[group_of]
+    fold_of[[i for i, it in enumerate(items) if it.evidence]] = -1  # answers are always known
     classes = sorted({(item.kind, item.label) for item in items})
     class_ids = {key: i for i, key in enumerate(classes)}
     targets = np.array([class_ids[(item.kind, item.label)] for item in items])
@@ -146,12 +148,12 @@ def _one_split(
         if use_head:
             train = np.flatnonzero(fold_of != fold)
             head = SoftmaxHead.fit(index.vectors[train], classes, targets[train])
-        scored = [int(i) for i in held if not items[i].variant]
+        scored = [int(i) for i in held if not items[i].variant and not items[i].evidence]
         rows = np.array(scored, dtype=np.int64)
         similar = lexical.row_similarities(rows) if lexical is not None and use_head else None
         ranked = score_vectors(index.vectors[scored], index, head, exclude=held, lexical=similar)
         for i, candidates in zip(scored, ranked, strict=True):
-            records.append(Record(items[i].label, candidates, items[i].lang))
+            records.append(Record(items[i].label, candidates, items[i].lang, items[i].kind))
     return records
 
 
@@ -219,26 +221,59 @@ def _vectorised_utility(
     return float(u.mean())
 
 
+def generic_share_for(editor_oos_examples: int) -> float:
+    """How much of the out-of-scope weight the bundled generic set gets beside the editor's examples.
+
+    The editor's own examples describe this business's near misses best: the generic set takes all of it
+    when the editor wrote none, and none from a hundred examples on.
+    """
+    return max(0.0, 1.0 - editor_oos_examples / 100)
+
+
+def record_weights(
+    records: Sequence[Record], oos_share: float = 0.2, generic_share: float | None = None
+) -> np.ndarray:
+    """Weigh records so out-of-scope ones make up `oos_share` of the traffic.
+
+    A KB's own questions hold few out-of-scope examples, but customers ask plenty the KB does not cover.
+    Out-of-scope weight is split between the editor's examples and the generic set (`generic_share` of it
+    to the generic set); a group that is empty leaves its share to the other.
+    """
+    weights = np.ones(len(records))
+    gold_oos = np.array([r.gold == OOS_INTENT for r in records], dtype=bool)
+    generic = np.array([r.source == "generic" for r in records], dtype=bool)
+    n_in = int((~gold_oos).sum())
+    if not gold_oos.any() or n_in == 0 or oos_share <= 0:
+        return weights
+    total = oos_share / (1 - oos_share) * n_in
+    editor = gold_oos & ~generic
+    groups = [(editor, 1.0 - (generic_share or 0.0)), (generic & gold_oos, generic_share or 0.0)]
+    if not editor.any() or not (generic & gold_oos).any():
+        groups = [(gold_oos, 1.0)]
+    for mask, share in groups:
+        weights[mask] = total * share / mask.sum()
+    return weights
+
+
 def search_thresholds(
     records: Sequence[Record],
     intent_actions: Mapping[str, str],
     base: Thresholds,
     wrong_answer_cost: float = 2.0,
     oos_share: float = 0.2,
+    generic_share: float | None = None,
 ) -> tuple[Thresholds, float]:
-    """Grid-search the thresholds that maximise mean utility on `records`.
-
-    Out-of-scope examples are weighted to make up at least `oos_share` of the traffic: a KB's own
-    questions hold few of them, but real customers ask plenty of things the KB does not cover.
-    """
+    """Grid-search the thresholds that maximise mean utility on `records`, weighted by record_weights."""
     scored = [r for r in records if r.candidates]
     if not scored:
         return base, 0.0
+    weights = record_weights(scored, oos_share, generic_share)
+    if not weights.any():
+        return base, 0.0
+    # records that weigh nothing must not move the grid either (its levels are quantiles of the scores)
+    scored = [r for r, w in zip(scored, weights, strict=True) if w > 0]
+    weights = weights[weights > 0]
     f = _features(scored, intent_actions)
-    weights = np.ones(len(scored))
-    oos_count = int(f["gold_oos"].sum())
-    if 0 < oos_count and oos_count / len(scored) < oos_share:
-        weights[f["gold_oos"]] = oos_share * (len(scored) - oos_count) / ((1 - oos_share) * oos_count)
     s1 = f["s1"]
     sims = f["sim1"]
     # answer and clarify thresholds both from the score quantiles (clarify <= answer), so the
@@ -263,6 +298,67 @@ def search_thresholds(
                     if score > best_score + 1e-9:
                         best, best_score = t, score
     return best, best_score
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What thresholds do on held-out records: the figures an editor should expect live."""
+
+    answer_rate: float  # questions the KB covers that get a direct answer
+    in_scope_accuracy: float  # ... that get the right answer (or the right entry among options)
+    answer_precision: float  # direct answers that are right (out-of-scope traffic weighted in)
+    oos_recall: float | None  # out-of-scope messages declined (None: no out-of-scope evidence)
+    utility: float
+
+    def summary(self) -> str:
+        oos = "no out-of-scope evidence" if self.oos_recall is None else f"declines {self.oos_recall:.0%} of "
+        oos += "" if self.oos_recall is None else "messages it has no entry for"
+        return (
+            f"answers {self.answer_rate:.0%} of the questions the KB covers directly, "
+            f"{self.answer_precision:.0%} of its answers right; {oos}"
+        )
+
+
+def expected_figures(
+    records: Sequence[Record],
+    intent_actions: Mapping[str, str],
+    thresholds: Thresholds,
+    wrong_answer_cost: float = 2.0,
+    oos_share: float = 0.2,
+    generic_share: float | None = None,
+) -> Expected:
+    """Replay the live policy with `thresholds` over held-out records and summarise it."""
+    from bot.nlu.policy import decide
+
+    scored = [r for r in records if r.candidates]
+    weights = record_weights(scored, oos_share, generic_share)
+    answered = right = in_scope = answered_in = correct_in = oos = declined = 0.0
+    total_utility = 0.0
+    for record, weight in zip(scored, weights, strict=True):
+        decision = decide(record.candidates, thresholds, dict(intent_actions))
+        total_utility += weight * utility(decision, record.gold, wrong_answer_cost)
+        is_answer = decision.kind in ("answer", "respond")
+        if record.gold == OOS_INTENT:
+            oos += weight
+            declined += weight * (decision.kind in ("fallback", "handoff"))
+            answered += weight * is_answer
+        else:
+            in_scope += weight
+            answered_in += weight * is_answer
+            correct_in += weight * is_correct(decision, record.gold)
+            answered += weight * is_answer
+            right += weight * (is_answer and decision.label == record.gold)
+
+    def share(part: float, whole: float) -> float:
+        return round(float(part / whole), 4) if whole else 0.0
+
+    return Expected(
+        answer_rate=share(answered_in, in_scope),
+        in_scope_accuracy=share(correct_in, in_scope),
+        answer_precision=share(right, answered),
+        oos_recall=share(declined, oos) if oos else None,
+        utility=round(float(total_utility / weights.sum()), 4) if len(weights) else 0.0,
+    )
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,9 @@ class IndexItem:
     text: str
     lang: str | None = None
     variant: bool = False  # generated from a written sentence (e.g. without diacritics), not written
+    # an entry's answer, indexed as evidence for the entry: never held out in cross-validation and
+    # never scored as a question (an entry with one question still has it when that one is held out)
+    evidence: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ class Candidate:
 def cache_key(encoder: Encoder, items: Sequence[IndexItem]) -> str:
     digest = hashlib.sha256(f"{encoder.model_id}\0{encoder.dim}".encode())
     for item in items:
-        digest.update(f"\0{item.kind}\0{item.label}\0{item.lang}\0{item.text}".encode())
+        digest.update(f"\0{item.kind}\0{item.label}\0{item.lang}\0{item.evidence}\0{item.text}".encode())
     return digest.hexdigest()[:24]
 
 

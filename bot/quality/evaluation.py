@@ -8,7 +8,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +19,17 @@ from bot.config import Settings
 from bot.content.intents import OOS_INTENT, Intent, IntentSet
 from bot.content.knowledge import KBEntry, KnowledgeBase
 from bot.errors import ContentError
-from bot.nlu.calibration import Record, cross_validate, is_correct, search_thresholds
+from bot.nlu.calibration import Record, is_correct, search_thresholds
 from bot.nlu.classifier import DEFAULT_L2, L2_CHOICES
-from bot.nlu.encoders import Encoder, Thresholds, configured_encoder, default_thresholds
+from bot.nlu.encoders import Encoder, Thresholds, configured_encoder
 from bot.nlu.human_request import is_human_request
-from bot.nlu.index import SemanticIndex, cache_key
+from bot.nlu.index import cache_key
 from bot.nlu.language import detect_language
-from bot.nlu.matcher import Matcher, index_items, train_head
+from bot.nlu.matcher import Matcher, load_content, train_head
 from bot.nlu.normalize import has_words
 from bot.nlu.policy import Decision
 from bot.nlu.threads import limit_blas_threads
+from bot.nlu.thresholds import measure
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,61 @@ def load_clinc(path: Path) -> tuple[list[Example], list[Example], list[Example]]
     return split("train", "oos_train"), split("val", "oos_val"), split("test", "oos_test")
 
 
+@dataclass(frozen=True)
+class Shape:
+    """The knowledge-base shape to evaluate in: what an editor would have written.
+
+    `shots`: keep this many questions per entry (a seeded sample of training examples per intent; for
+    the configured KB its first questions); `oos_train`: keep the out-of-scope training examples.
+    Whether the bundled generic out-of-scope set takes part is `policy.default_oos`.
+    """
+
+    shots: int | None = None
+    seed: int = 0
+    oos_train: bool = True
+
+    def sample(self, train: Sequence[Example]) -> list[Example]:
+        """The training examples this shape keeps (seeded, per intent, order kept)."""
+        kept = [e for e in train if self.oos_train or e.intent != OOS_INTENT]
+        if self.shots is None:
+            return kept
+        rng = np.random.default_rng(self.seed)
+        by_intent: dict[str, list[int]] = defaultdict(list)
+        for i, example in enumerate(kept):
+            if example.intent != OOS_INTENT:
+                by_intent[example.intent].append(i)
+        chosen = {
+            int(i)
+            for rows in by_intent.values()
+            for i in rng.choice(rows, min(self.shots, len(rows)), replace=False)
+        }
+        return [e for i, e in enumerate(kept) if e.intent == OOS_INTENT or i in chosen]
+
+    def reduce(self, kb: KnowledgeBase, intents: IntentSet) -> tuple[KnowledgeBase, IntentSet]:
+        """The configured content cut to this shape: first `shots` questions per entry, oos kept or not."""
+        if self.shots is not None:
+            entries = []
+            for entry in kb.entries:
+                left, questions = self.shots, {}
+                for lang, written in entry.questions.items():
+                    if left > 0 and written:
+                        questions[lang] = written[:left]
+                        left -= len(questions[lang])
+                entries.append(replace(entry, questions=questions))
+            kb = KnowledgeBase(entries=entries)
+        if not self.oos_train:
+            intents = IntentSet([i for i in intents.intents if i.name != OOS_INTENT])
+        return kb, intents
+
+    def summary(self, default_oos: bool) -> dict[str, Any]:
+        return {
+            "shots": self.shots,
+            "seed": self.seed,
+            "oos_train": self.oos_train,
+            "default_oos": default_oos,
+        }
+
+
 def matcher_from_examples(
     settings: Settings, encoder: Encoder, train: Sequence[Example], progress: bool
 ) -> Matcher:
@@ -86,16 +142,12 @@ def matcher_from_examples(
         grouped[example.intent][lang].append(example.text)
     kb = KnowledgeBase(
         entries=[
-            KBEntry(intent, {k: list(v) for k, v in questions.items()}, {"en": intent}, source="train")
+            KBEntry(intent, {k: list(v) for k, v in questions.items()}, {}, source="train")
             for intent, questions in grouped.items()
         ]
     )
     intents = IntentSet([Intent(OOS_INTENT, tuple(dict.fromkeys(oos)))] if oos else [])
-    cache = settings.resolve(settings.embedding.cache_dir)
-    items = index_items(kb, intents)
-    index = SemanticIndex.build(encoder, items, cache, progress=progress)
-    head = train_head(index, cache, cache_key(encoder, items)) if settings.policy.classifier else None
-    return Matcher(settings, encoder, kb, intents, index, default_thresholds(encoder, head is not None), head)
+    return Matcher.of_content(settings, kb, intents, encoder, progress)
 
 
 def _records(
@@ -232,14 +284,28 @@ def evaluate(
     progress: bool = True,
     wrong_answer_cost: float = 2.0,
     oos_share: float = 0.2,
+    shape: Shape | None = None,
 ) -> dict[str, Any]:
-    """Build the intent layer from `train` (or the configured KB), calibrate, and score `test`.
+    """Build the intent layer from `train` (or the configured KB) in `shape`, calibrate, and score `test`.
 
-    With `val` (and the classifier head on) the head's L2 and the lexical signal are chosen on it too.
+    Without `val` the thresholds come from the same calibration a deployment runs (cross-validation over
+    the training content plus, with policy.default_oos, the bundled generic out-of-scope set). With `val`
+    (and the classifier head on) the head's L2 and the lexical signal are chosen on it too.
     BLAS runs single-threaded throughout, as in the service (its products are small; threads only spin).
     """
     with limit_blas_threads():
-        return _evaluate(settings, test, train, val, progress, wrong_answer_cost, oos_share)
+        return _evaluate(settings, test, train, val, progress, wrong_answer_cost, oos_share, shape or Shape())
+
+
+def build_matcher(
+    settings: Settings, train: Sequence[Example] | None, shape: Shape, progress: bool
+) -> Matcher:
+    """The intent layer an editor with content of this shape would run."""
+    encoder = configured_encoder(settings.embedding)
+    if train:
+        return matcher_from_examples(settings, encoder, shape.sample(train), progress)
+    kb, intents = shape.reduce(*load_content(settings))
+    return Matcher.of_content(settings, kb, intents, encoder, progress)
 
 
 def _evaluate(
@@ -250,33 +316,36 @@ def _evaluate(
     progress: bool,
     wrong_answer_cost: float,
     oos_share: float,
+    shape: Shape,
 ) -> dict[str, Any]:
-    encoder = configured_encoder(settings.embedding)
-    if train:
-        matcher = matcher_from_examples(settings, encoder, train, progress)
-    else:
-        matcher = Matcher.load(settings, encoder, progress, calibrate=False)  # thresholds are picked below
+    matcher = build_matcher(settings, train, shape, progress)
     tuning: Tuning | None = None
+    calibration: dict[str, Any] | None = None
     if val and matcher.head is not None:
         tuning = tune_on_validation(matcher, val, wrong_answer_cost, oos_share, progress)
         source = "val"
+    elif val:
+        val_records, _ = _records(matcher, val, "scoring val", progress)
+        source = "val"
+        matcher.thresholds, _ = search_thresholds(
+            val_records, dict(settings.intents.actions), matcher.thresholds, wrong_answer_cost, oos_share
+        )
     else:
-        if val:
-            val_records, _ = _records(matcher, val, "scoring val", progress)
-            source = "val"
-        else:
-            val_records = cross_validate(
-                matcher.index, use_head=matcher.head is not None, lexical=matcher.lexical
-            )
-            source = "train cross-validation" if val_records else "defaults"
-        if val_records:
-            matcher.thresholds, _ = search_thresholds(
-                val_records, dict(settings.intents.actions), matcher.thresholds, wrong_answer_cost, oos_share
-            )
+        found = measure(matcher, wrong_answer_cost, oos_share)
+        matcher.thresholds = found.thresholds
+        source = "calibration (defaults: degenerate)" if found.fallback else "calibration"
+        calibration = {
+            "expected": asdict(found.expected),
+            "fallback": found.fallback,
+            "warnings": found.warnings,
+            "measured_on": found.measured_on,
+        }
     records, latencies = _records(matcher, test, "scoring test", progress)
     result = report(matcher, test, records, latencies)
     result["thresholds_from"] = source
     result["oos_share"] = oos_share
     result["head_l2"] = (tuning.l2 if tuning else DEFAULT_L2) if matcher.head is not None else None
     result["lexical"] = matcher.lexical is not None
+    result["shape"] = shape.summary(settings.policy.default_oos)
+    result["calibration"] = calibration
     return result

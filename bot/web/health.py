@@ -10,6 +10,8 @@ from pydantic import Field
 from sqlalchemy import text
 
 from bot import __version__
+from bot.config import Settings
+from bot.nlu.thresholds import read_calibration
 from bot.web.body import Body
 from bot.web.deps import BotDep
 
@@ -36,6 +38,30 @@ class ContentHealth(Body):
     error: str | None = Field(description="Why the last reload failed: file:line and the problem")
 
 
+class ExpectedFigures(Body):
+    answer_rate: float = Field(description="Share of the questions the KB covers that get a direct answer")
+    in_scope_accuracy: float = Field(description="... that get the right answer or the right options")
+    answer_precision: float = Field(description="Share of direct answers that are right")
+    oos_recall: float | None = Field(
+        default=None, description="Share of messages without an entry that are declined (null: no evidence)"
+    )
+    utility: float
+
+
+class CalibrationHealth(Body):
+    state: str = Field(
+        description='"calibrated", "defaults" (the calibration found degenerate thresholds; see fallback) '
+        'or "none" (no calibration file: the model\'s defaults)'
+    )
+    fallback: str | None = Field(default=None, description="Why the defaults are used")
+    expected: ExpectedFigures | None = Field(
+        default=None, description="What calibration expects live, measured on held-out content"
+    )
+    warnings: list[str] = Field(
+        default_factory=list, description="What to add to the content, in plain words"
+    )
+
+
 class Health(Body):
     """What each check found; a check that could not run leaves its fields out."""
 
@@ -55,6 +81,9 @@ class Health(Body):
     telegram_desk: dict[str, Any] | None = Field(
         default=None,
         description="The Telegram agent desk: its status (ok, the bot removed, topics deleted), posts pending or failed (reported, never failed on)",
+    )
+    calibration: CalibrationHealth | None = Field(
+        default=None, description="The thresholds' calibration (reported, never failed on)"
     )
     status: str = Field(description='"ok", or "degraded" (with 503)')
 
@@ -103,5 +132,20 @@ async def healthz(bot: BotDep) -> JSONResponse:
             checks["telegram_desk"] = await bot.desk.health()
         except Exception as exc:
             checks["telegram_desk"] = {"status": f"error: {type(exc).__name__}"}
+    checks["calibration"] = calibration_health(bot.settings)
     checks["status"] = "ok" if healthy else "degraded"
     return JSONResponse(checks, status_code=200 if healthy else 503)
+
+
+def calibration_health(settings: Settings) -> dict[str, object]:
+    """What the calibration file says: state, expected answer rate and precision, warnings."""
+    data = read_calibration(settings)
+    if data is None:
+        return {"state": "none", "warnings": []}
+    expected = data.get("expected") if isinstance(data.get("expected"), dict) else None
+    return {
+        "state": "defaults" if data.get("fallback") else "calibrated",
+        "fallback": data.get("fallback"),
+        "expected": expected,
+        "warnings": [str(w) for w in data.get("warnings") or []],
+    }

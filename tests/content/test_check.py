@@ -112,3 +112,17 @@ def test_demo_kb_has_four_languages_and_four_variants(make_settings: Callable[..
         for lang in ("en", "ru", "pl", "uk"):
             assert len(entry.questions.get(lang, [])) >= 4, (entry.id, lang)
             assert entry.answer.get(lang), (entry.id, lang)
+
+
+def test_a_thin_kb_without_out_of_scope_examples_is_told_what_to_add(tmp_path: Path) -> None:
+    entries = "".join(
+        f'- id: e{i}\n  questions: {{en: ["question {i}"], ru: ["вопрос {i}"]}}\n'
+        f'  answer: {{en: "answer {i}", ru: "ответ {i}"}}\n'
+        for i in range(4)
+    )
+    config = write_content(tmp_path, {"a.yaml": entries}, {})
+    result = CliRunner().invoke(cli, ["--config", str(config), "kb", "check", "--no-similarity"])
+    assert result.exit_code == 0, result.output
+    assert "4 of 4 KB entries have fewer than 3 questions (e0, e1, e2, e3)" in result.output
+    assert "add two or three other ways customers ask to each" in result.output
+    assert "0 out-of-scope examples in intents/" in result.output

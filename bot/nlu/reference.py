@@ -1,0 +1,98 @@
+"""The bundled generic out-of-scope set: what no support bot should answer, in en, ru, pl and uk.
+
+Calibration scores these messages with the KB's own model and weighs them as out-of-scope traffic, so a
+KB without editor-written out-of-scope examples still has something to weigh against answering.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bot.content.intents import OOS_INTENT, load_intents
+from bot.nlu.calibration import Record
+from bot.nlu.index import SentenceCache
+from bot.nlu.normalize import has_words
+
+if TYPE_CHECKING:
+    from bot.nlu.matcher import Matcher
+
+REFERENCE_DIR = Path(__file__).parent / "out_of_scope"
+# A generic message this close (cosine) to one of the KB's own questions is something the KB covers
+# (a phone shop does answer "recommend me a good phone"): it is left out of calibration.
+KB_CLAIM = 0.92
+
+
+@dataclass(frozen=True)
+class ReferenceMessage:
+    text: str
+    lang: str
+
+
+@cache
+def generic_out_of_scope() -> tuple[ReferenceMessage, ...]:
+    """Every bundled out-of-scope message, with its language (the file name)."""
+    found: list[ReferenceMessage] = []
+    for path in sorted(REFERENCE_DIR.glob("*.yml")):
+        intents = load_intents(path)
+        for intent in intents.intents:
+            if intent.name == OOS_INTENT:
+                found += [ReferenceMessage(text, path.stem) for text in intent.examples]
+    return tuple(found)
+
+
+def fingerprint() -> str:
+    """Hash of the bundled set (a calibration made with another set is stale)."""
+    digest = hashlib.sha256()
+    for message in generic_out_of_scope():
+        digest.update(f"{message.lang}\0{message.text}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def embed_cached(matcher: Matcher, texts: Sequence[str]) -> np.ndarray:
+    """Embed texts through the model's on-disk sentence cache (the set is embedded once per model)."""
+    if not texts:
+        return np.zeros((0, matcher.encoder.dim), dtype=np.float32)
+    cache_dir = matcher.settings.resolve(matcher.settings.embedding.cache_dir)
+    sentence_cache = SentenceCache(cache_dir, matcher.encoder)
+    missing = [t for t in dict.fromkeys(texts) if t not in sentence_cache]
+    fresh: dict[str, np.ndarray] = {}
+    for start in range(0, len(missing), 32):
+        batch = missing[start : start + 32]
+        fresh.update(zip(batch, matcher.encoder.encode(batch), strict=True))
+    if fresh:
+        sentence_cache.add(fresh)
+    return np.vstack([fresh[t] if t in fresh else sentence_cache[t] for t in texts]).astype(np.float32)
+
+
+def reference_records(matcher: Matcher, messages: Iterable[ReferenceMessage] | None = None) -> list[Record]:
+    """Score the generic out-of-scope messages with `matcher` as live messages (gold: out of scope).
+
+    Messages the KB itself claims (closer than KB_CLAIM to one of its questions) are left out.
+    """
+    messages = list(generic_out_of_scope() if messages is None else messages)
+    prepared = []
+    for message in messages:
+        cleaned = matcher.clean(message.text)
+        if not has_words(cleaned):
+            continue
+        readings = matcher.readings(cleaned)
+        prepared.append((message, readings, matcher.message_parts(cleaned, readings)))
+    vectors = embed_cached(matcher, [part for _, _, parts in prepared for part in parts])
+    questions = np.array([not item.evidence and item.kind == "kb" for item in matcher.index.items])
+    kb_vectors = matcher.index.vectors[questions]
+    records: list[Record] = []
+    start = 0
+    for message, readings, parts in prepared:
+        rows = vectors[start : start + len(parts)]
+        start += len(parts)
+        if len(kb_vectors) and float((kb_vectors @ rows.T).max()) >= KB_CLAIM:
+            continue
+        records.append(Record(OOS_INTENT, matcher.rank(rows, readings), message.lang, source="generic"))
+    return records
