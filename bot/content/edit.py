@@ -314,10 +314,16 @@ def _same(a: str, b: str) -> bool:
     return tidy(a).casefold() == tidy(b).casefold()
 
 
+# What YAML can hold (its printable set): control characters and lone surrogates cannot be written.
+_UNWRITABLE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 def _checked_text(text: str) -> str:
     text = tidy(text)
     if not text:
         raise ContentError(["the text is empty"])
+    if (bad := _UNWRITABLE.search(text)) is not None:
+        raise ContentError([f"the text holds a control character ({ord(bad.group()):#06x}): remove it"])
     if len(text) > MAX_TEXT:
         raise ContentError([f"the text is longer than {MAX_TEXT} characters: a question is shorter"])
     return text

@@ -266,8 +266,11 @@ def _render_language(kind: str, lang: str, value: Any, column: int, current: Nod
 
 def _plain_or_quoted(text: str) -> str:
     """Plain when YAML reads it back as this very text (delivery, gift-card), else double-quoted."""
-    if _PLAIN_TAG.match(text) and yaml.safe_load(text) == text:
-        return text
+    try:
+        if _PLAIN_TAG.match(text) and yaml.safe_load(text) == text:
+            return text
+    except yaml.YAMLError:  # e.g. a control character: PyYAML's emitter escapes it when quoting
+        pass
     return _quoted(text)
 
 

@@ -38,7 +38,10 @@ def load_yaml(path: Path) -> Any:
     """Parse `path`; raise ContentError naming file:line:column on a syntax error, a file over
     MAX_FILE_BYTES, nesting too deep to read, or anything else the parser fails on."""
     text = read_content_file(path)
-    loader = _LineLoader(text)
+    try:
+        loader = _LineLoader(text)  # reads the whole text: a control character fails here already
+    except yaml.YAMLError as exc:
+        raise ContentError([f"{path}: YAML error: {exc}"]) from exc
     try:
         return loader.get_single_data()
     except yaml.MarkedYAMLError as exc:

@@ -102,7 +102,8 @@ def test_eval_without_validation_calibrates_on_the_training_data(make_settings, 
     result = evaluate(
         make_settings(), load_csv(files["test"], "oos"), load_csv(files["train"], "oos"), progress=False
     )
-    assert result["thresholds_from"] == "train cross-validation"
+    assert result["thresholds_from"] == "calibration"  # the calibration a deployment runs
+    assert result["calibration"] is not None and result["calibration"]["fallback"] is None
     assert result["lexical"] is True
 
 
