@@ -147,35 +147,7 @@ class SemanticIndex:
         cls, encoder: Encoder, items: Sequence[IndexItem], cache_dir: Path | None, progress: bool = True
     ) -> SemanticIndex:
         """Embed the items, reusing every sentence this model embedded before (an edit re-embeds only it)."""
-        cache = SentenceCache(cache_dir, encoder) if cache_dir is not None else None
-        texts = [item.text for item in items]
-        missing = list(dict.fromkeys(t for t in texts if cache is None or t not in cache))
-        fresh: dict[str, np.ndarray] = {}
-        bar = tqdm(
-            total=len(missing),
-            desc=f"embedding {len(missing)} new sentences",
-            unit="s",
-            file=sys.stderr,
-            disable=not progress or not missing,
-        )
-        if missing and not progress:  # a reload: the log shows how far it got
-            log.info("embedding %d new sentences", len(missing))
-        for number, start in enumerate(range(0, len(missing), _BATCH), 1):
-            batch = missing[start : start + _BATCH]
-            fresh.update(zip(batch, encoder.encode(batch), strict=True))
-            bar.update(len(batch))
-            if not progress and number % 20 == 0:
-                log.info("embedded %d of %d new sentences", start + len(batch), len(missing))
-        bar.close()
-        if cache is not None and fresh:
-            cache.add(fresh)
-        rows = (
-            [fresh[t] if t in fresh else cache[t] for t in texts]
-            if cache is not None
-            else [fresh[t] for t in texts]
-        )
-        vectors = np.vstack(rows).astype(np.float32) if rows else np.zeros((0, encoder.dim), dtype=np.float32)
-        return cls(items, vectors)
+        return cls(items, embed_with_cache(encoder, [item.text for item in items], cache_dir, progress))
 
     def search(self, queries: np.ndarray, per_query: int = 64) -> list[Candidate]:
         """Return one candidate per label (its best score over all queries), best first."""
@@ -195,6 +167,35 @@ class SemanticIndex:
                         item.label, item.kind, float(score), item.text, item.lang, float(score)
                     )
         return sorted(best.values(), key=lambda c: c.score, reverse=True)
+
+
+def embed_with_cache(
+    encoder: Encoder, texts: Sequence[str], cache_dir: Path | None, progress: bool = False
+) -> np.ndarray:
+    """Embed `texts` (rows in order), reusing every sentence this model embedded before in `cache_dir`."""
+    cache = SentenceCache(cache_dir, encoder) if cache_dir is not None else None
+    missing = list(dict.fromkeys(t for t in texts if cache is None or t not in cache))
+    fresh: dict[str, np.ndarray] = {}
+    bar = tqdm(
+        total=len(missing),
+        desc=f"embedding {len(missing)} new sentences",
+        unit="s",
+        file=sys.stderr,
+        disable=not progress or not missing,
+    )
+    for start in range(0, len(missing), _BATCH):
+        batch = missing[start : start + _BATCH]
+        fresh.update(zip(batch, encoder.encode(batch), strict=True))
+        bar.update(len(batch))
+    bar.close()
+    if cache is not None and fresh:
+        cache.add(fresh)
+    rows = (
+        [fresh[t] if t in fresh else cache[t] for t in texts]
+        if cache is not None
+        else [fresh[t] for t in texts]
+    )
+    return np.vstack(rows).astype(np.float32) if rows else np.zeros((0, encoder.dim), dtype=np.float32)
 
 
 class SentenceCache:

@@ -7,7 +7,7 @@ KB without editor-written out-of-scope examples still has something to weigh aga
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -17,7 +17,7 @@ import numpy as np
 
 from bot.content.intents import OOS_INTENT, load_intents
 from bot.nlu.calibration import Record
-from bot.nlu.index import SentenceCache
+from bot.nlu.index import embed_with_cache
 from bot.nlu.normalize import has_words
 
 if TYPE_CHECKING:
@@ -55,22 +55,6 @@ def fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def embed_cached(matcher: Matcher, texts: Sequence[str]) -> np.ndarray:
-    """Embed texts through the model's on-disk sentence cache (the set is embedded once per model)."""
-    if not texts:
-        return np.zeros((0, matcher.encoder.dim), dtype=np.float32)
-    cache_dir = matcher.settings.resolve(matcher.settings.embedding.cache_dir)
-    sentence_cache = SentenceCache(cache_dir, matcher.encoder)
-    missing = [t for t in dict.fromkeys(texts) if t not in sentence_cache]
-    fresh: dict[str, np.ndarray] = {}
-    for start in range(0, len(missing), 32):
-        batch = missing[start : start + 32]
-        fresh.update(zip(batch, matcher.encoder.encode(batch), strict=True))
-    if fresh:
-        sentence_cache.add(fresh)
-    return np.vstack([fresh[t] if t in fresh else sentence_cache[t] for t in texts]).astype(np.float32)
-
-
 def reference_records(matcher: Matcher, messages: Iterable[ReferenceMessage] | None = None) -> list[Record]:
     """Score the generic out-of-scope messages with `matcher` as live messages (gold: out of scope).
 
@@ -84,7 +68,9 @@ def reference_records(matcher: Matcher, messages: Iterable[ReferenceMessage] | N
             continue
         readings = matcher.readings(cleaned)
         prepared.append((message, readings, matcher.message_parts(cleaned, readings)))
-    vectors = embed_cached(matcher, [part for _, _, parts in prepared for part in parts])
+    cache_dir = matcher.settings.resolve(matcher.settings.embedding.cache_dir)
+    texts = [part for _, _, parts in prepared for part in parts]
+    vectors = embed_with_cache(matcher.encoder, texts, cache_dir)  # once per model, then from the cache
     questions = np.array([not item.evidence and item.kind == "kb" for item in matcher.index.items])
     kb_vectors = matcher.index.vectors[questions]
     records: list[Record] = []

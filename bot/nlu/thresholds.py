@@ -94,9 +94,9 @@ def measure(
     actions = dict(matcher.settings.intents.actions)
     base = default_thresholds(matcher.encoder, matcher.head is not None)
     records = cross_validate(matcher.index, use_head=matcher.head is not None, lexical=matcher.lexical)
-    generic = reference.reference_records(matcher) if policy.default_oos and records else []
-    editor = editor_oos_examples(matcher.intents)
-    g = generic_share_for(editor)
+    g = generic_share_for(editor_oos_examples(matcher.intents))
+    # scored only when they weigh something: 100+ editor examples leave them out of the search anyway
+    generic = reference.reference_records(matcher) if policy.default_oos and records and g > 0 else []
     pooled = records + generic
     found, _ = search_thresholds(pooled, actions, base, cost, share, g)
     expected = expected_figures(pooled, actions, found, cost, share, g)
