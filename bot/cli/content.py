@@ -52,7 +52,9 @@ def kb_check(ctx: CommandContext, no_similarity: bool) -> None:
 def kb_calibrate(ctx: CommandContext, wrong_answer_cost: float | None) -> None:
     """Pick thresholds by cross-validation over the KB and intents plus the generic out-of-scope set.
 
-    Degenerate results ("refuse all", "answer all") are replaced by the model's defaults, with a warning.
+    Degenerate results ("refuse all", "answer all") are replaced by the model's defaults, with a warning;
+    a KB of mostly thin entries (one or two questions each) gets thresholds anchored on the out-of-scope
+    sets instead of searched ones (docs/quality.md).
     """
     from bot.nlu.matcher import Matcher
 
@@ -67,7 +69,8 @@ def kb_calibrate(ctx: CommandContext, wrong_answer_cost: float | None) -> None:
     oos = expected["oos_recall"]
     click.echo(
         f"expected live: answers {expected['answer_rate']:.0%} of covered questions directly, "
-        f"{expected['answer_precision']:.0%} of answers right, "
+        f"{expected['answer_precision']:.0%} of answers right, right entry answered or offered for "
+        f"{expected['in_scope_accuracy']:.0%}, "
         + ("no out-of-scope evidence" if oos is None else f"declines {oos:.0%} of what it has no entry for"),
         err=True,
     )

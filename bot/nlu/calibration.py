@@ -197,6 +197,7 @@ def _vectorised_utility(
 ) -> float:
     """Mean utility of policy.decide over all records for thresholds `t`, without a Python loop."""
     fallback = f["oos_top"] | (f["s1"] < t.clarify) | (f["sim1"] < t.min_similarity)
+    fallback |= f["intent_top"] & (f["s1"] < t.intent_gate)
     intent = ~fallback & f["intent_top"]
     kb = ~fallback & ~f["intent_top"]
     n_close = 1 + (f["kb2"] >= f["s1"] - t.margin) + (f["kb3"] >= f["s1"] - t.margin)
@@ -315,7 +316,8 @@ class Expected:
         oos += "" if self.oos_recall is None else "messages it has no entry for"
         return (
             f"answers {self.answer_rate:.0%} of the questions the KB covers directly, "
-            f"{self.answer_precision:.0%} of its answers right; {oos}"
+            f"{self.answer_precision:.0%} of its answers right, the right entry answered or offered for "
+            f"{self.in_scope_accuracy:.0%}; {oos}"
         )
 
 

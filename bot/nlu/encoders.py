@@ -28,6 +28,11 @@ class Thresholds:
     clarify: float  # below this the bot admits it does not know
     margin: float  # entries closer than this to the top are offered as a choice
     min_similarity: float = 0.0  # cosine the best matching sentence must reach (out-of-scope gate)
+    intent: float | None = None  # score a conversational intent needs to be acted on (None: clarify's)
+
+    @property
+    def intent_gate(self) -> float:
+        return self.clarify if self.intent is None else self.intent
 
 
 class Encoder(Protocol):

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from bot.config import Settings
-from bot.content.intents import IntentSet, load_intents
+from bot.content.intents import OOS_INTENT, IntentSet, load_intents
 from bot.content.knowledge import KnowledgeBase, load_knowledge_base
 from bot.errors import ContentError
 from bot.nlu import thresholds
@@ -70,7 +70,7 @@ def split_clauses(text: str) -> list[str]:
 
 def index_items(kb: KnowledgeBase, intents: IntentSet, answers: bool = True) -> list[IndexItem]:
     """List every sentence the index holds: KB questions, their answers as evidence, and all intent
-    examples (oos included).
+    examples (oos included, unless most entries are thin).
 
     The answers make an entry with one or two written questions learnable: cross-validation holds such a
     question out, and without its answer the entry would vanish from the model (every record then looks
@@ -88,7 +88,10 @@ def index_items(kb: KnowledgeBase, intents: IntentSet, answers: bool = True) -> 
             for lang, answer in entry.answer.items():
                 if answer.strip():
                     items.append(IndexItem(entry.id, "kb", evidence_text(answer), lang, evidence=True))
+    thin = thresholds.is_thin(kb)
     for intent in intents.intents:
+        if thin and intent.name == OOS_INTENT:
+            continue  # out-weighs one-question entries; it sets the gate instead (thresholds._measure_thin)
         for example in intent.examples:
             items.append(IndexItem(intent.name, "intent", example, detect_language(example)[0]))
     return items

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from bot.content.intents import OOS_INTENT
@@ -66,6 +66,13 @@ def decide(candidates: list[Candidate], thresholds: Thresholds, intent_actions: 
     if top.score < thresholds.clarify or top.similarity < thresholds.min_similarity:
         return Decision("fallback", None, top.score, "low_confidence", candidates=top_list)
     if top.kind == "intent":
+        if top.score < thresholds.intent_gate:
+            # a weak small-talk guess must not hide a KB entry: with a gate of its own (thin knowledge
+            # bases, bot/nlu/thresholds.py), the KB candidates decide instead
+            entries = [c for c in candidates if c.kind == "kb"]
+            if thresholds.intent is None or not entries:
+                return Decision("fallback", None, top.score, "low_confidence", candidates=top_list)
+            return replace(decide(entries, thresholds, intent_actions), candidates=top_list)
         kind: DecisionKind = "handoff" if intent_actions.get(top.label, "respond") == "handoff" else "respond"
         return Decision(kind, top.label, top.score, "intent", candidates=top_list)
     kb = [c for c in candidates if c.kind == "kb"][:MAX_OPTIONS]

@@ -55,8 +55,11 @@ def fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def reference_records(matcher: Matcher, messages: Iterable[ReferenceMessage] | None = None) -> list[Record]:
-    """Score the generic out-of-scope messages with `matcher` as live messages (gold: out of scope).
+def reference_records(
+    matcher: Matcher, messages: Iterable[ReferenceMessage] | None = None, source: str = "generic"
+) -> list[Record]:
+    """Score the generic out-of-scope messages (or `messages`) with `matcher` as live messages (gold: out
+    of scope; `source` names where they come from).
 
     Messages the KB itself claims (closer than KB_CLAIM to one of its questions) are left out.
     """
@@ -80,5 +83,5 @@ def reference_records(matcher: Matcher, messages: Iterable[ReferenceMessage] | N
         start += len(parts)
         if len(kb_vectors) and float((kb_vectors @ rows.T).max()) >= KB_CLAIM:
             continue
-        records.append(Record(OOS_INTENT, matcher.rank(rows, readings), message.lang, source="generic"))
+        records.append(Record(OOS_INTENT, matcher.rank(rows, readings), message.lang or None, source=source))
     return records

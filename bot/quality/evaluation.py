@@ -206,6 +206,7 @@ def report(
             "clarify": round(matcher.thresholds.clarify, 4),
             "margin": round(matcher.thresholds.margin, 4),
             "min_similarity": round(matcher.thresholds.min_similarity, 4),
+            "intent": None if matcher.thresholds.intent is None else round(matcher.thresholds.intent, 4),
         },
         "classifier": matcher.head is not None,
         "counts": {"in_scope": len(in_scope), "oos": len(oos), "intents": len(matcher.kb.entries)},
@@ -333,12 +334,16 @@ def _evaluate(
     else:
         found = measure(matcher, wrong_answer_cost, oos_share)
         matcher.thresholds = found.thresholds
-        source = "calibration (defaults: degenerate)" if found.fallback else "calibration"
+        source = {
+            "defaults": "calibration (defaults: degenerate)",
+            "anchored": "calibration (anchored: thin KB)",
+        }.get(found.state, "calibration")
         calibration = {
             "expected": asdict(found.expected),
             "fallback": found.fallback,
             "warnings": found.warnings,
             "measured_on": found.measured_on,
+            "state": found.state,
         }
     records, latencies = _records(matcher, test, "scoring test", progress)
     result = report(matcher, test, records, latencies)

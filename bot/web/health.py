@@ -50,8 +50,9 @@ class ExpectedFigures(Body):
 
 class CalibrationHealth(Body):
     state: str = Field(
-        description='"calibrated", "defaults" (the calibration found degenerate thresholds; see fallback) '
-        'or "none" (no calibration file: the model\'s defaults)'
+        description='"calibrated", "anchored" (most KB entries are thin: thresholds anchored on the '
+        'out-of-scope sets; see warnings), "defaults" (the calibration found degenerate thresholds; see '
+        'fallback) or "none" (no calibration file: the model\'s defaults)'
     )
     fallback: str | None = Field(default=None, description="Why the defaults are used")
     expected: ExpectedFigures | None = Field(
@@ -144,7 +145,7 @@ def calibration_health(settings: Settings) -> dict[str, object]:
         return {"state": "none", "warnings": []}
     expected = data.get("expected") if isinstance(data.get("expected"), dict) else None
     return {
-        "state": "defaults" if data.get("fallback") else "calibrated",
+        "state": str(data.get("state") or ("defaults" if data.get("fallback") else "calibrated")),
         "fallback": data.get("fallback"),
         "expected": expected,
         "warnings": [str(w) for w in data.get("warnings") or []],

@@ -58,3 +58,13 @@ def test_summary_reports_answer_for_canned_intent_replies() -> None:
     decision = decide([intent("greet", 0.95)], T, ACTIONS)
     assert decision.summary()["decision"] == "answer"
     assert decision.summary()["label"] == "greet"
+
+
+def test_a_weak_intent_under_its_own_gate_leaves_the_decision_to_the_kb() -> None:
+    gated = Thresholds(answer=0.5, clarify=0.0, margin=0.2, intent=0.5)
+    decision = decide([intent("greet", 0.3), kb("order_status", 0.25), kb("x", 0.1)], gated, ACTIONS)
+    assert (decision.kind, decision.label) == ("clarify", "order_status")
+    assert "order_status" in decision.options
+    assert decide([intent("greet", 0.6), kb("order_status", 0.25)], gated, ACTIONS).kind == "respond"
+    # without a gate of its own an intent under the clarify threshold is a fallback, as before
+    assert decide([intent("greet", 0.83), kb("order_status", 0.82)], T, ACTIONS).kind == "fallback"
