@@ -122,6 +122,8 @@ class PolicySettings(BaseModel):
     default_oos: bool = True
     # entries' answers are indexed as evidence for them (an entry with one question stays learnable)
     answer_evidence: bool = True
+    # a KB of mostly thin entries: declines messages less like the KB than this share of the out-of-scope sets
+    anchor_quantile: float = Field(default=0.45, gt=0.0, lt=1.0)
 
 
 class ServerSettings(BaseModel):

@@ -19,7 +19,7 @@ from bot.config import Settings
 from bot.content.intents import OOS_INTENT, Intent, IntentSet
 from bot.content.knowledge import KBEntry, KnowledgeBase
 from bot.errors import ContentError
-from bot.nlu.calibration import Record, is_correct, search_thresholds
+from bot.nlu.calibration import Record, is_correct, record_weights, search_thresholds, utility
 from bot.nlu.classifier import DEFAULT_L2, L2_CHOICES
 from bot.nlu.encoders import Encoder, Thresholds, configured_encoder
 from bot.nlu.human_request import is_human_request
@@ -163,9 +163,18 @@ def _records(
 
 
 def report(
-    matcher: Matcher, examples: Sequence[Example], records: Sequence[Record], latencies: Sequence[float]
+    matcher: Matcher,
+    examples: Sequence[Example],
+    records: Sequence[Record],
+    latencies: Sequence[float],
+    wrong_answer_cost: float = 2.0,
+    oos_share: float = 0.2,
 ) -> dict[str, Any]:
-    """Compute the metrics of the live policy (rules included) on scored examples."""
+    """Compute the metrics of the live policy (rules included) on scored examples.
+
+    `utility` is what calibration maximises (bot/nlu/calibration.py), with out-of-scope examples weighed
+    to `oos_share` of the traffic: one figure to compare operating points by.
+    """
     decisions: list[Decision] = []
     for example, record in zip(examples, records, strict=True):
         if not example.text.strip():
@@ -187,7 +196,11 @@ def report(
     def share(values: Sequence[bool]) -> float | None:
         return round(float(np.mean(values)), 4) if values else None
 
+    gold = [Record(e.intent, []) for e in examples]
+    weights = record_weights(gold, oos_share)
+    utilities = [utility(d, e.intent, wrong_answer_cost) for e, d in zip(examples, decisions, strict=True)]
     return {
+        "utility": round(float(np.dot(weights, utilities) / weights.sum()), 4) if examples else None,
         "in_scope_accuracy": share([is_correct(d, e.intent) for e, _, d in in_scope]),
         "oos_recall": share([d.kind in ("fallback", "handoff") for _, d in oos]),
         "oos_precision": share([e.intent == OOS_INTENT for e, _ in rejected]),
@@ -346,7 +359,7 @@ def _evaluate(
             "state": found.state,
         }
     records, latencies = _records(matcher, test, "scoring test", progress)
-    result = report(matcher, test, records, latencies)
+    result = report(matcher, test, records, latencies, wrong_answer_cost, oos_share)
     result["thresholds_from"] = source
     result["oos_share"] = oos_share
     result["head_l2"] = (tuning.l2 if tuning else DEFAULT_L2) if matcher.head is not None else None
