@@ -149,3 +149,30 @@ def test_without_any_out_of_scope_evidence_the_defaults_are_used_and_said(demo_o
     found = measure(matcher)
     assert found.fallback is not None and "no out-of-scope evidence" in found.fallback
     assert any(w.startswith("calibration:") and "default thresholds" in w for w in found.warnings)
+
+
+def test_the_anchored_calibration_is_written_reloaded_and_reported(
+    demo_one_question: Matcher, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from bot.nlu.thresholds import load_thresholds
+    from bot.web.health import calibration_health
+
+    settings = demo_one_question.settings.model_copy(deep=True)
+    settings.policy.calibration_file = tmp_path / "calibration.yaml"
+    matcher = Matcher(
+        settings,
+        demo_one_question.encoder,
+        demo_one_question.kb,
+        demo_one_question.intents,
+        demo_one_question.index,
+        demo_one_question.thresholds,
+        demo_one_question.head,
+    )
+    data = matcher.calibrate()
+    assert data["state"] == "anchored" and data["intent"] == 0.5
+    reloaded = load_thresholds(settings, matcher.encoder)  # what a restart uses: the intent gate survives
+    assert reloaded.intent == 0.5
+    assert reloaded.min_similarity == pytest.approx(matcher.thresholds.min_similarity, abs=1e-4)
+    health = calibration_health(settings)
+    assert health["state"] == "anchored" and any("anchored" in w for w in health["warnings"])  # type: ignore[union-attr]
+    assert not matcher.calibration_is_stale()

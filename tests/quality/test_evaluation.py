@@ -105,6 +105,7 @@ def test_eval_without_validation_calibrates_on_the_training_data(make_settings, 
     assert result["thresholds_from"] == "calibration"  # the calibration a deployment runs
     assert result["calibration"] is not None and result["calibration"]["fallback"] is None
     assert result["lexical"] is True
+    assert -2.0 <= result["utility"] <= 1.0  # what calibration maximises, on the test set
 
 
 def test_csv_problems_name_the_file_and_line(tmp_path: Path) -> None:
