@@ -195,31 +195,60 @@ def _features(records: Sequence[Record], intent_actions: Mapping[str, str]) -> d
 def _vectorised_utility(
     f: dict[str, np.ndarray], t: Thresholds, wrong: float, weights: np.ndarray | None = None
 ) -> float:
-    """Mean utility of policy.decide over all records for thresholds `t`, without a Python loop."""
-    fallback = f["oos_top"] | (f["s1"] < t.clarify) | (f["sim1"] < t.min_similarity)
-    fallback |= f["intent_top"] & (f["s1"] < t.intent_gate)
-    intent = ~fallback & f["intent_top"]
-    kb = ~fallback & ~f["intent_top"]
-    n_close = 1 + (f["kb2"] >= f["s1"] - t.margin) + (f["kb3"] >= f["s1"] - t.margin)
-    multi = kb & (n_close >= 2)
-    answer = kb & ~multi & (f["s1"] >= t.answer)
-    single = kb & ~multi & ~answer
-    gold_oos, rank = f["gold_oos"], f["gold_rank"]
-    u = np.zeros(len(fallback))
-    u[fallback & gold_oos] = 1.0
+    """Mean utility of policy.decide over all records for thresholds `t`, without a Python loop.
+
+    Searched thresholds have no intent gate of their own (only anchored ones do, and those are not
+    searched), so the policy's fall-through from a weak intent to the KB candidates is not replayed here.
+    """
+    if t.intent is not None:
+        raise ValueError("thresholds with an intent gate of their own are not searched")
+    grid = _utility_grid(
+        f, t.answer, t.clarify, np.array([t.margin]), np.array([t.min_similarity]), wrong, weights
+    )
+    return float(grid[0, 0])
+
+
+def _utility_grid(
+    f: dict[str, np.ndarray],
+    answer: float,
+    clarify: float,
+    margins: np.ndarray,
+    min_sims: np.ndarray,
+    wrong: float,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """Mean utility for one answer and clarify threshold and every margin x min_similarity (rows x columns).
+
+    Each record's decision is one of five exclusive kinds; its utility per kind is fixed (or depends on the
+    margin alone), so the grid is a sum of masked per-record utilities: the same values a loop over
+    `policy.decide` gives (tests/nlu/test_calibration.py), for the whole grid in a few array operations.
+    """
+    s1, gold_oos, rank = f["s1"], f["gold_oos"], f["gold_rank"]
+    u_fallback = np.where(gold_oos, 1.0, 0.0)
     # intents: handoff actions count as a correct refusal for out-of-scope gold
-    u[intent & gold_oos & f["handoff_top"]] = 1.0
-    u[intent & gold_oos & ~f["handoff_top"]] = -wrong
-    u[intent & ~gold_oos] = np.where(f["top_gold"][intent & ~gold_oos], 1.0, -wrong)
-    u[answer & gold_oos] = -wrong
-    u[answer & ~gold_oos] = np.where(f["top_gold"][answer & ~gold_oos], 1.0, -wrong)
-    in_multi = (rank >= 0) & (rank < n_close)
-    in_single = (rank == 0) | ((rank == 1) & (f["kb2"] >= t.clarify))
-    u[multi] = np.where(gold_oos[multi], -0.3, np.where(in_multi[multi], 0.6, -0.3))
-    u[single] = np.where(gold_oos[single], -0.3, np.where(in_single[single], 0.6, -0.3))
+    u_intent = np.where(
+        gold_oos, np.where(f["handoff_top"], 1.0, -wrong), np.where(f["top_gold"], 1.0, -wrong)
+    )
+    u_answer = np.where(gold_oos, -wrong, np.where(f["top_gold"], 1.0, -wrong))
+    in_single = (rank == 0) | ((rank == 1) & (f["kb2"] >= clarify))
+    u_single = np.where(gold_oos, -0.3, np.where(in_single, 0.6, -0.3))
+    n_close = 1 + (f["kb2"] >= s1 - margins[:, None]) + (f["kb3"] >= s1 - margins[:, None])  # margins x n
+    u_multi = np.where(gold_oos, -0.3, np.where((rank >= 0) & (rank < n_close), 0.6, -0.3))
+    close = n_close >= 2
+    fallback = (f["oos_top"] | (s1 < clarify)) | (f["sim1"] < min_sims[:, None])  # min_sims x n
+    intent = ~fallback & f["intent_top"]
+    kb = (~fallback & ~f["intent_top"])[None, :, :]
+    multi = kb & close[:, None, :]
+    sure = s1 >= answer
+    u = (
+        (fallback * u_fallback + intent * u_intent)[None, :, :]
+        + multi * u_multi[:, None, :]
+        + (kb & ~close[:, None, :] & sure) * u_answer
+        + (kb & ~close[:, None, :] & ~sure) * u_single
+    )
     if weights is not None:
-        return float((u * weights).sum() / weights.sum())
-    return float(u.mean())
+        return (u * weights).sum(axis=-1) / weights.sum()
+    return u.mean(axis=-1)
 
 
 def generic_share_for(editor_oos_examples: int) -> float:
@@ -292,12 +321,17 @@ def search_thresholds(
     best, best_score = base, -np.inf
     for answer in levels:
         for clarify in levels[levels <= answer][::-1][:16]:
-            for margin in margins:
-                for min_sim in min_sims:
-                    t = Thresholds(float(answer), float(clarify), float(margin), float(min_sim))
-                    score = _vectorised_utility(f, t, wrong_answer_cost, weights)
-                    if score > best_score + 1e-9:
-                        best, best_score = t, score
+            grid = _utility_grid(
+                f, float(answer), float(clarify), margins, min_sims, wrong_answer_cost, weights
+            )
+            if grid.max() <= best_score + 1e-9:
+                continue
+            for (m, s), score in np.ndenumerate(
+                grid
+            ):  # in the order a loop over margins, then min_sims, takes
+                if score > best_score + 1e-9:
+                    t = Thresholds(float(answer), float(clarify), float(margins[m]), float(min_sims[s]))
+                    best, best_score = t, float(score)
     return best, best_score
 
 
