@@ -67,13 +67,22 @@ def kb_calibrate(ctx: CommandContext, wrong_answer_cost: float | None) -> None:
         click.echo(f"warning: {warning}", err=True)
     expected = data["expected"]
     oos = expected["oos_recall"]
-    click.echo(
-        f"expected live: answers {expected['answer_rate']:.0%} of covered questions directly, "
-        f"{expected['answer_precision']:.0%} of answers right, right entry answered or offered for "
-        f"{expected['in_scope_accuracy']:.0%}, "
-        + ("no out-of-scope evidence" if oos is None else f"declines {oos:.0%} of what it has no entry for"),
-        err=True,
-    )
+    if data.get("state") == "anchored":
+        click.echo(
+            "expected live: not measurable on entries this thin (thresholds anchored, see above)", err=True
+        )
+    else:
+        click.echo(
+            f"expected live: answers {expected['answer_rate']:.0%} of covered questions directly, "
+            f"{expected['answer_precision']:.0%} of answers right, right entry answered or offered for "
+            f"{expected['in_scope_accuracy']:.0%}, "
+            + (
+                "no out-of-scope evidence"
+                if oos is None
+                else f"declines {oos:.0%} of what it has no entry for"
+            ),
+            err=True,
+        )
     click.echo(json.dumps({**data, "file": str(path)}, ensure_ascii=False))
 
 

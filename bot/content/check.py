@@ -78,8 +78,14 @@ def similarity_warnings(settings: Settings) -> tuple[list[str], str]:
         where = first.source if first else ""
         warnings.append(
             f"{where}: entry {confusion.first!r} is hard to tell from {confusion.second!r}: "
-            f"{confusion.confused} of {confusion.total} of its questions are closer to {confusion.second!r}; "
+            f"{confusion.confused / confusion.total:.0%} of its questions, each held out, are closer to "
+            f"{confusion.second!r}; "
             "merge them or make the questions more distinct"
         )
     warnings += [w for w in found.warnings if w.startswith("calibration:")]
+    if found.state == "anchored":
+        return (
+            warnings,
+            "not measurable: most entries are too thin to measure on (thresholds anchored, see above)",
+        )
     return warnings, found.expected.summary()
