@@ -34,8 +34,10 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy bot
 
+# two workers: much of the suite waits on subprocesses, servers and sockets (PYTEST_WORKERS=0: one process)
+PYTEST_WORKERS ?= 2
 pytest: install-dev
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
