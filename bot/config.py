@@ -110,7 +110,7 @@ class PolicySettings(BaseModel):
     lexical: bool = True  # mix a character n-gram TF-IDF signal into the score (needs the head)
     calibration_file: Path | None = Path("var/calibration.yaml")
     auto_calibrate: bool = True  # recalibrate at start and reload when kb/ or intents/ changed
-    max_misses: int = 2  # misses in a row before the bot hands off by itself
+    max_misses: int = 2  # misses (fallbacks, offers nobody chose) in a row before the bot hands off
     max_message_chars: int = 4000  # longer messages are stored whole but only this much is read by the bot
     # a message the intent layer has not decided on within this time goes to a person (reason bot_timeout)
     understanding_timeout_seconds: float = Field(default=20.0, gt=0)

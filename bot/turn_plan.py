@@ -120,7 +120,9 @@ class TurnPlanner:
             ]
             buttons.append(Button(phrase("offer_human", language), HUMAN_PAYLOAD))
             plan.replies.append(OutgoingReply(phrase("clarify", language), tuple(buttons)))
-            plan.reset_misses = True
+            # an offer resolves nothing until an option is chosen: offers and fallbacks in a row hand off
+            # (policy.max_misses), so a customer who keeps getting offers is never stuck with the bot
+            plan.miss = True
         elif decision.kind == "respond" and decision.label in self._intent_actions():
             plan.action = ActionRequest(self._intent_actions()[decision.label], decision.label)
         elif decision.kind == "respond" and decision.label in PHRASES:

@@ -97,6 +97,23 @@ async def test_two_misses_in_a_row_hand_off(bot: SupportBot) -> None:
     assert second.state == State.WAITING
 
 
+async def test_offers_nobody_chooses_count_as_misses_and_hand_off(bot: SupportBot) -> None:
+    student = "Is there a student discount?"  # the demo KB is unsure: promo_code or loyalty_club
+    first = await bot.receive(incoming(student))
+    assert first.decision is not None and first.decision.kind == "clarify"
+    offered = [b.payload for b in first.replies[0][1].buttons]
+    assert "human" in offered and len(offered) >= 2
+    # choosing an option answers it and starts the count again
+    chosen = await bot.receive(incoming(payload=offered[0]))
+    assert chosen.state == State.BOT and chosen.replies
+    again = await bot.receive(incoming(student))
+    assert again.decision is not None and again.decision.kind == "clarify"
+    # typing on instead of choosing: a second offer in a row is a person, not another round
+    stuck = await bot.receive(incoming(student + " for university students"))
+    assert stuck.decision is not None and stuck.decision.kind == "handoff"
+    assert stuck.decision.reason == "repeated_misses" and stuck.state == State.WAITING
+
+
 async def test_waiting_customer_messages_go_to_the_agent_not_the_bot(bot: SupportBot) -> None:
     await bot.receive(incoming("оператор"))
     result = await bot.receive(incoming("How can I pay?"))

@@ -99,7 +99,7 @@ class Conversation(Base):
     chat_id: Mapped[str] = mapped_column(NulFree(128))
     state: Mapped[str] = mapped_column(NulFree(16), default="bot", index=True)
     language: Mapped[str | None] = mapped_column(NulFree(16))
-    bot_misses: Mapped[int] = mapped_column(Integer, default=0)  # fallbacks in a row
+    bot_misses: Mapped[int] = mapped_column(Integer, default=0)  # fallbacks and unchosen offers in a row
     assigned_agent_id: Mapped[int | None] = mapped_column(Integer, index=True)
     waiting_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
