@@ -51,7 +51,7 @@ def with_draft(matcher: Matcher, draft: EntryFields) -> Matcher:
         entries.append(entry)
     kb = KnowledgeBase(entries=entries)
     settings = matcher.settings
-    items = index_items(kb, matcher.intents)
+    items = index_items(kb, matcher.intents, settings.policy.answer_evidence, matcher.head is not None)
     cache_dir = settings.resolve(settings.embedding.cache_dir)
     index = SemanticIndex.build(matcher.encoder, items, cache_dir, progress=False)
     head = train_head(index, None, "") if matcher.head is not None else None

@@ -68,9 +68,12 @@ def split_clauses(text: str) -> list[str]:
     return clauses
 
 
-def index_items(kb: KnowledgeBase, intents: IntentSet, answers: bool = True) -> list[IndexItem]:
+def index_items(
+    kb: KnowledgeBase, intents: IntentSet, answers: bool = True, classifier: bool = True
+) -> list[IndexItem]:
     """List every sentence the index holds: KB questions, their answers as evidence, and all intent
-    examples (oos included, unless most entries are thin).
+    examples (oos included, unless most entries are thin and the classifier head is on: calibration is
+    anchored then, bot/nlu/thresholds.py).
 
     The answers make an entry with one or two written questions learnable: cross-validation holds such a
     question out, and without its answer the entry would vanish from the model (every record then looks
@@ -88,9 +91,9 @@ def index_items(kb: KnowledgeBase, intents: IntentSet, answers: bool = True) -> 
             for lang, answer in entry.answer.items():
                 if answer.strip():
                     items.append(IndexItem(entry.id, "kb", evidence_text(answer), lang, evidence=True))
-    thin = thresholds.is_thin(kb)
+    anchored = classifier and thresholds.is_thin(kb)
     for intent in intents.intents:
-        if thin and intent.name == OOS_INTENT:
+        if anchored and intent.name == OOS_INTENT:
             continue  # out-weighs one-question entries; it sets the gate instead (thresholds._measure_thin)
         for example in intent.examples:
             items.append(IndexItem(intent.name, "intent", example, detect_language(example)[0]))
@@ -213,7 +216,7 @@ class Matcher:
         """Build the index (and head) over given content, with the stored or default thresholds."""
         encoder = encoder or configured_encoder(settings.embedding)
         cache_dir: Path = settings.resolve(settings.embedding.cache_dir)
-        items = index_items(kb, intents, settings.policy.answer_evidence)
+        items = index_items(kb, intents, settings.policy.answer_evidence, settings.policy.classifier)
         index = SemanticIndex.build(encoder, items, cache_dir, progress=progress)
         head = train_head(index, cache_dir, cache_key(encoder, items)) if settings.policy.classifier else None
         return cls(settings, encoder, kb, intents, index, load_thresholds(settings, encoder), head)

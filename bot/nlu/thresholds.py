@@ -37,7 +37,8 @@ FEW_OOS = 20  # fewer editor-written out-of-scope examples than this: a warning
 # Thresholds that would answer fewer covered questions, or decline fewer out-of-scope messages, than
 # this share are degenerate ("refuse all" / "answer all"): the model's defaults are used instead.
 DEGENERATE = 0.15
-# A KB where this share of entries is thin is calibrated by anchoring (see `anchored`), not by search:
+# A KB where this share of entries is thin is calibrated by anchoring (`_measure_thin`; it needs the
+# classifier head, whose blended score the rules read), not by search:
 # cross-validation holds out an entry's only question, and tidy questions held out against the answers
 # score far higher than customers' messages (demo KB, one question an entry: the search expected an answer
 # rate of 0.33, live it was 0.01).
@@ -114,7 +115,7 @@ def measure(
     share = policy.oos_share if oos_share is None else oos_share
     actions = dict(matcher.settings.intents.actions)
     base = default_thresholds(matcher.encoder, matcher.head is not None)
-    if is_thin(matcher.kb):
+    if matcher.head is not None and is_thin(matcher.kb):
         return _measure_thin(matcher, base, cost, share)
     records = cross_validate(matcher.index, use_head=matcher.head is not None, lexical=matcher.lexical)
     g = generic_share_for(editor_oos_examples(matcher.intents))

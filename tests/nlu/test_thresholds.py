@@ -132,6 +132,9 @@ def test_a_thin_kb_keeps_the_editors_out_of_scope_examples_out_of_the_model() ->
     intents = IntentSet([Intent(OOS_INTENT, ("what is the weather",)), Intent("greet", ("hello",))])
     assert {i.label for i in index_items(thin, intents) if i.kind == "intent"} == {"greet"}
     assert {i.label for i in index_items(full, intents) if i.kind == "intent"} == {"greet", OOS_INTENT}
+    # without the classifier head nothing is anchored (the rules read its blended score): oos stays a class
+    without_head = index_items(thin, intents, classifier=False)
+    assert {i.label for i in without_head if i.kind == "intent"} == {"greet", OOS_INTENT}
 
 
 def test_without_any_out_of_scope_evidence_the_defaults_are_used_and_said(demo_one_question: Matcher) -> None:
