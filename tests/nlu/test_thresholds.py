@@ -96,6 +96,22 @@ def demo_one_question(request: pytest.FixtureRequest, encoder, index_cache) -> M
     return Matcher.of_content(settings, kb, intents, encoder, progress=False)
 
 
+def _with_policy(matcher: Matcher, **policy: object) -> Matcher:
+    """The same content, index and head under a copy of the settings with these policy values."""
+    settings = matcher.settings.model_copy(deep=True)
+    for key, value in policy.items():
+        setattr(settings.policy, key, value)
+    return Matcher(
+        settings,
+        matcher.encoder,
+        matcher.kb,
+        matcher.intents,
+        matcher.index,
+        matcher.thresholds,
+        matcher.head,
+    )
+
+
 def test_one_question_per_entry_anchors_the_thresholds_and_offers_the_closest_entries(
     demo_one_question: Matcher,
 ) -> None:
@@ -138,17 +154,7 @@ def test_a_thin_kb_keeps_the_editors_out_of_scope_examples_out_of_the_model() ->
 
 
 def test_without_any_out_of_scope_evidence_the_defaults_are_used_and_said(demo_one_question: Matcher) -> None:
-    settings = demo_one_question.settings.model_copy(deep=True)
-    settings.policy.default_oos = False
-    matcher = Matcher(
-        settings,
-        demo_one_question.encoder,
-        demo_one_question.kb,
-        demo_one_question.intents,
-        demo_one_question.index,
-        demo_one_question.thresholds,
-        demo_one_question.head,
-    )
+    matcher = _with_policy(demo_one_question, default_oos=False)
     found = measure(matcher)
     assert found.fallback is not None and "no out-of-scope evidence" in found.fallback
     assert any(w.startswith("calibration:") and "default thresholds" in w for w in found.warnings)
@@ -160,17 +166,8 @@ def test_the_anchored_calibration_is_written_reloaded_and_reported(
     from bot.nlu.thresholds import load_thresholds
     from bot.web.health import calibration_health
 
-    settings = demo_one_question.settings.model_copy(deep=True)
-    settings.policy.calibration_file = tmp_path / "calibration.yaml"
-    matcher = Matcher(
-        settings,
-        demo_one_question.encoder,
-        demo_one_question.kb,
-        demo_one_question.intents,
-        demo_one_question.index,
-        demo_one_question.thresholds,
-        demo_one_question.head,
-    )
+    matcher = _with_policy(demo_one_question, calibration_file=tmp_path / "calibration.yaml")
+    settings = matcher.settings
     data = matcher.calibrate()
     assert data["state"] == "anchored" and data["intent"] == 0.5
     reloaded = load_thresholds(settings, matcher.encoder)  # what a restart uses: the intent gate survives
