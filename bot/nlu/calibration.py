@@ -192,22 +192,6 @@ def _features(records: Sequence[Record], intent_actions: Mapping[str, str]) -> d
     return f
 
 
-def _vectorised_utility(
-    f: dict[str, np.ndarray], t: Thresholds, wrong: float, weights: np.ndarray | None = None
-) -> float:
-    """Mean utility of policy.decide over all records for thresholds `t`, without a Python loop.
-
-    Searched thresholds have no intent gate of their own (only anchored ones do, and those are not
-    searched), so the policy's fall-through from a weak intent to the KB candidates is not replayed here.
-    """
-    if t.intent is not None:
-        raise ValueError("thresholds with an intent gate of their own are not searched")
-    grid = _utility_grid(
-        f, t.answer, t.clarify, np.array([t.margin]), np.array([t.min_similarity]), wrong, weights
-    )
-    return float(grid[0, 0])
-
-
 def _utility_grid(
     f: dict[str, np.ndarray],
     answer: float,
@@ -222,6 +206,8 @@ def _utility_grid(
     Each record's decision is one of five exclusive kinds; its utility per kind is fixed (or depends on the
     margin alone), so the grid is a sum of masked per-record utilities: the same values a loop over
     `policy.decide` gives (tests/nlu/test_calibration.py), for the whole grid in a few array operations.
+    Searched thresholds have no intent gate of their own (only anchored ones do, and those are not
+    searched), so the policy's fall-through from a weak intent to the KB candidates is not replayed here.
     """
     s1, gold_oos, rank = f["s1"], f["gold_oos"], f["gold_rank"]
     u_fallback = np.where(gold_oos, 1.0, 0.0)

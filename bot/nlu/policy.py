@@ -55,7 +55,7 @@ class Decision:
 def decide(candidates: list[Candidate], thresholds: Thresholds, intent_actions: dict[str, str]) -> Decision:
     """Turn ranked candidates (best first) into a decision.
 
-    Kept in step with calibration._vectorised_utility, which replays this logic over many thresholds
+    Kept in step with calibration._utility_grid, which replays this logic over many thresholds
     (all but the intent gate of anchored thresholds, which are never searched).
     """
     if not candidates:

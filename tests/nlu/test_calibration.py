@@ -5,12 +5,13 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bot.nlu.calibration import (
     Record,
     _features,
-    _vectorised_utility,
+    _utility_grid,
     confusable_entries,
     search_thresholds,
     utility,
@@ -47,7 +48,10 @@ def test_vectorised_utility_matches_the_live_policy(seed: int) -> None:
         answer = rng.random()
         t = Thresholds(answer, answer - rng.random() * 0.3, rng.random() * 0.2, rng.uniform(0.6, 0.95))
         expected = sum(utility(decide(r.candidates, t, ACTIONS), r.gold, 2.0) for r in records) / len(records)
-        assert _vectorised_utility(features, t, 2.0) == pytest.approx(expected)
+        grid = _utility_grid(
+            features, t.answer, t.clarify, np.array([t.margin]), np.array([t.min_similarity]), 2.0
+        )
+        assert float(grid[0, 0]) == pytest.approx(expected)
 
 
 def test_search_finds_thresholds_that_separate_in_and_out_of_scope() -> None:
