@@ -57,6 +57,7 @@ def kb_calibrate(ctx: CommandContext, wrong_answer_cost: float | None) -> None:
     sets instead of searched ones (docs/quality.md).
     """
     from bot.nlu.matcher import Matcher
+    from bot.nlu.thresholds import ANCHORED_EXPECTED
 
     settings = ctx.settings
     if settings.policy.calibration_file is None:
@@ -68,9 +69,7 @@ def kb_calibrate(ctx: CommandContext, wrong_answer_cost: float | None) -> None:
     expected = data["expected"]
     oos = expected["oos_recall"]
     if data.get("state") == "anchored":
-        click.echo(
-            "expected live: not measurable on entries this thin (thresholds anchored, see above)", err=True
-        )
+        click.echo(f"expected live: {ANCHORED_EXPECTED}", err=True)
     else:
         click.echo(
             f"expected live: answers {expected['answer_rate']:.0%} of covered questions directly, "

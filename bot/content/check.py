@@ -68,7 +68,7 @@ def similarity_warnings(settings: Settings) -> tuple[list[str], str]:
     """
     from bot.nlu.calibration import confusable_entries
     from bot.nlu.matcher import Matcher
-    from bot.nlu.thresholds import measure
+    from bot.nlu.thresholds import ANCHORED_EXPECTED, measure
 
     matcher = Matcher.load(settings, progress=False, calibrate=False)
     found = measure(matcher)
@@ -86,6 +86,6 @@ def similarity_warnings(settings: Settings) -> tuple[list[str], str]:
     if found.state == "anchored":
         return (
             warnings,
-            "not measurable: most entries are too thin to measure on (thresholds anchored, see above)",
+            ANCHORED_EXPECTED,
         )
     return warnings, found.expected.summary()

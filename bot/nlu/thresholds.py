@@ -51,6 +51,8 @@ ANCHOR_SHARE = 0.5
 # the label a majority of the probability; otherwise offer the entries within ANCHOR_MARGIN of the top.
 ANCHOR_MAJORITY = 0.5
 ANCHOR_MARGIN = 0.2
+# what `kb check` and `kb calibrate` say instead of expected figures on an anchored KB
+ANCHORED_EXPECTED = "not measurable: most entries are too thin to measure on (thresholds anchored, see above)"
 
 
 @dataclass
